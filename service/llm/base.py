@@ -1,0 +1,104 @@
+"""The LLM backend protocol: one async chat completion, typed errors that say whether a retry helps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    system: str
+    user: str
+    model: str | None = None  # None: the backend's configured model
+    temperature: float = 0.2
+    max_tokens: int = 2048
+    timeout: float = 60.0
+    # Structured view of the request (kind, category, input) for backends that answer from it
+    # without a model, i.e. dryrun. Real backends ignore it.
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    estimated: bool = False  # True when the server reported no usage and we counted ourselves
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    text: str
+    usage: Usage
+    model: str
+    latency_ms: float
+    backend: str
+
+
+class LLMError(Exception):
+    """Base of backend errors. `retryable` says whether calling again can help."""
+
+    retryable: bool = False
+    code: str = "llm_error"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class RateLimited(LLMError):
+    retryable = True
+    code = "llm_rate_limited"
+
+
+class Overloaded(LLMError):
+    """5xx or an explicit overload answer."""
+
+    retryable = True
+    code = "llm_unavailable"
+
+
+class LLMTimeout(LLMError):
+    retryable = True
+    code = "llm_timeout"
+
+
+class LLMConnectionError(LLMError):
+    retryable = True
+    code = "llm_connection_error"
+
+
+class AuthenticationFailed(LLMError):
+    code = "llm_auth_failed"
+
+
+class BadRequest(LLMError):
+    code = "llm_bad_request"
+
+
+class ContentRejected(LLMError):
+    code = "llm_content_rejected"
+
+
+@runtime_checkable
+class LLMBackend(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Open clients (HTTP sessions, tokens). Fails fast on unusable configuration."""
+
+    async def close(self) -> None:
+        """Release clients."""
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """One chat completion; raises LLMError subclasses."""
+
+    async def health(self) -> dict[str, Any]:
+        """Reachability without spending tokens: {"ok": bool, "detail": str, ...}. Never secrets."""
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count for servers that report no usage: ~4 characters per token, at least 1."""
+    return max(1, (len(text) + 3) // 4)
