@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(2048, ge=1)
     llm_retry_base_seconds: float = Field(0.5, ge=0)
     llm_retry_max_seconds: float = Field(30.0, ge=0)
+    # Calls per request and backend (first try included); then the request fails with the last error.
+    llm_max_attempts: int = Field(4, ge=1, le=20)
+    # After the primary fails retryably on all attempts, send calls to the fallback for this long.
+    llm_fallback_cooldown_seconds: float = Field(30.0, ge=0)
     # Budgets per backend and worker process; 0 disables the limit.
     llm_requests_per_minute: int = Field(0, ge=0)
     llm_tokens_per_minute: int = Field(0, ge=0)
