@@ -1,0 +1,44 @@
+"""Dependencies shared by routes. The clients themselves live on app.state, made in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.config import Settings
+from service.messaging.kafka import RequestPublisher
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.sessions  # type: ignore[no-any-return]
+
+
+def get_publisher(request: Request) -> RequestPublisher:
+    return request.app.state.publisher  # type: ignore[no-any-return]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # The request owns this session and is the only one that commits it.
+    async with request.app.state.sessions() as session:
+        yield session
+        if session.in_transaction():
+            await session.commit()
+
+
+def get_owner_id(request: Request) -> str | None:
+    """The caller's identity. None until API keys exist: then every request is visible."""
+    return getattr(request.state, "owner_id", None)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+PublisherDep = Annotated[RequestPublisher, Depends(get_publisher)]
+OwnerDep = Annotated[str | None, Depends(get_owner_id)]

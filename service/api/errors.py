@@ -1,0 +1,57 @@
+"""The one place errors become HTTP responses: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from loguru import logger
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import AppError
+
+
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details}}, status_code=status, headers=headers
+    )
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors():
+        # Drop the leading "body" and the union tag pydantic adds for discriminated unions.
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+        if len(loc) > 1 and loc[0] in ("spreadsheet", "process_analysis"):
+            loc = loc[1:]
+        message = str(error.get("msg", "invalid"))
+        details.append({"loc": ".".join(loc) or "body", "msg": message.removeprefix("Value error, ")})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        if exc.status_code >= 500:
+            logger.error("{}: {}", exc.code, exc.message)
+        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        first = details[0] if details else {"loc": "body", "msg": "invalid"}
+        return error_response(422, "validation_error", f"{first['loc']}: {first['msg']}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        logger.opt(exception=exc).error("unhandled error")
+        return error_response(500, "internal_error", "An internal error occurred.")

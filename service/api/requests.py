@@ -1,0 +1,116 @@
+"""Versioned request routes: thin — validate, resolve dependencies, call one service function."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Body, Query, Response
+
+from service.api.deps import OwnerDep, PublisherDep, SessionDep, SessionsDep, SettingsDep
+from service.db.models import AnalysisRequest
+from service.schemas.requests import (
+    ErrorInfo,
+    Links,
+    RequestInput,
+    RequestResultOut,
+    RequestStatusOut,
+    SubmitResponse,
+    UsageInfo,
+)
+from service.services import requests as service
+
+router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
+
+_EXAMPLES = {
+    "spreadsheet": {
+        "summary": "Spreadsheet range with a question",
+        "value": {"kind": "spreadsheet", "query_text": "Проанализируй данные продаж и найди тренды",
+                  "input_range": "A1:D3", "category": "analysis",
+                  "input_data": [["Товар", "Январь", "Февраль", "Март"], ["Товар A", 100, 120, 110],
+                                 ["Товар B", 80, 90, 95]]},
+    },
+    "process_analysis": {
+        "summary": "Business process to analyse",
+        "value": {"kind": "process_analysis", "title": "Invoice approval",
+                  "description": "Invoices arrive by email, are typed into Excel by hand and approved "
+                                 "by two managers over email.", "company_size": "50-200"},
+    },
+}
+
+
+def links(request_id: uuid.UUID) -> Links:
+    base = f"/api/v1/requests/{request_id}"
+    return Links(status=base, result=f"{base}/result")
+
+
+def status_out(row: AnalysisRequest) -> RequestStatusOut:
+    return RequestStatusOut(
+        id=row.id, kind=row.kind, status=row.status, category=row.category, attempts=row.attempts,
+        created_at=row.created_at, updated_at=row.updated_at, started_at=row.started_at,
+        finished_at=row.finished_at,
+        error=ErrorInfo(code=row.error_code, message=row.error_message or "") if row.error_code else None,
+        links=links(row.id),
+    )
+
+
+def usage_out(row: AnalysisRequest) -> UsageInfo:
+    return UsageInfo(
+        prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens,
+        total_tokens=row.total_tokens, estimated=row.tokens_estimated, llm_calls=row.llm_calls,
+        llm_latency_ms=row.llm_latency_ms, backend=row.llm_backend, model=row.llm_model,
+    )
+
+
+def processing_seconds(row: AnalysisRequest) -> float | None:
+    if row.started_at and row.finished_at:
+        return round((row.finished_at - row.started_at).total_seconds(), 3)
+    return None
+
+
+@router.post("", status_code=202, response_model=SubmitResponse, summary="Submit an analysis request")
+async def submit_request(
+    response: Response,
+    sessions: SessionsDep,
+    publisher: PublisherDep,
+    settings: SettingsDep,
+    owner_id: OwnerDep,
+    payload: RequestInput = Body(openapi_examples=_EXAMPLES),
+) -> SubmitResponse:
+    submitted = await service.submit(sessions, publisher, settings, payload, owner_id)
+    if not submitted.created:
+        response.status_code = 200  # an earlier submit with this idempotency key
+    response.headers["Location"] = links(submitted.id).status
+    return SubmitResponse(id=submitted.id, kind=submitted.kind, status=submitted.status,
+                          created_at=submitted.created_at, links=links(submitted.id))
+
+
+@router.get("/{request_id}", response_model=RequestStatusOut, summary="Status of a request")
+async def get_status(
+    request_id: uuid.UUID,
+    session: SessionDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    owner_id: OwnerDep,
+    wait: float = Query(0, ge=0, description="Long-poll: wait up to this many seconds for a final status."),
+) -> RequestStatusOut:
+    if wait > 0:
+        row = await service.wait_for_final(sessions, request_id, owner_id,
+                                           min(wait, settings.long_poll_max_seconds))
+    else:
+        row = await service.get_request(session, request_id, owner_id)
+    return status_out(row)
+
+
+@router.get("/{request_id}/result", response_model=RequestResultOut, summary="Result of a completed request",
+            responses={409: {"description": "Not completed (yet): the current status is in details"}})
+async def get_result(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> RequestResultOut:
+    row = service.require_completed(await service.get_request(session, request_id, owner_id))
+    return RequestResultOut(
+        id=row.id, kind=row.kind, status=row.status, category=row.category, result=row.result,
+        template_version=row.template_version, usage=usage_out(row), processing_time=processing_seconds(row),
+    )
+
+
+@router.post("/{request_id}/cancel", response_model=RequestStatusOut, summary="Cancel a queued or running request")
+async def cancel_request(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> RequestStatusOut:
+    return status_out(await service.cancel(session, request_id, owner_id))

@@ -1,0 +1,55 @@
+"""The FastAPI application factory. Clients are opened in the lifespan and closed after it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api import compat, health, requests
+from service.api.errors import install_error_handlers
+from service.config import Settings, get_settings
+from service.db.session import create_engine, create_session_factory
+from service.logging import configure_logging
+from service.messaging.kafka import RequestPublisher, ensure_topics
+
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        publisher = RequestPublisher(settings)
+        await ensure_topics(settings)
+        await publisher.start()
+        app.state.settings = settings
+        app.state.sessions = create_session_factory(engine)
+        app.state.publisher = publisher
+        try:
+            yield
+        finally:
+            await publisher.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="GigaOffice AI Service",
+        version=VERSION,
+        description="Asynchronous AI analysis of spreadsheet ranges and business processes. "
+        "Submit a request, then poll (or long-poll) its status and fetch its result.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (requests, health, compat):
+        app.include_router(module.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for uvicorn's factory mode (one per API worker process)."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -1,0 +1,112 @@
+"""ORM models. The schema changes only through Alembic migrations (alembic/versions)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere (SQLite).
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite returns naive values otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONType, datetime: UTCDateTime}
+
+
+class RequestStatus:
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    ACTIVE = (QUEUED, PROCESSING)
+    FINAL = (COMPLETED, FAILED, CANCELLED, EXPIRED)
+
+
+class RequestKind:
+    SPREADSHEET = "spreadsheet"
+    PROCESS_ANALYSIS = "process_analysis"
+
+    ALL = (SPREADSHEET, PROCESS_ANALYSIS)
+
+
+class AnalysisRequest(Base):
+    """One analysis request: its input, its lifecycle and, once final, its result or error."""
+
+    __tablename__ = "requests"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(64))
+    # The input: spreadsheet (query/range/data) or process analysis (title/description).
+    query_text: Mapped[str | None] = mapped_column(Text)
+    input_range: Mapped[str | None] = mapped_column(String(32))
+    input_data: Mapped[Any | None] = mapped_column(JSONType)
+    title: Mapped[str | None] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[Any | None] = mapped_column(JSONType)  # company size, industry, language, ...
+    # The outcome.
+    result: Mapped[Any | None] = mapped_column(JSONType)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # Accounting of LLM calls made for this request.
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_latency_ms: Mapped[float | None] = mapped_column(Float)
+    llm_backend: Mapped[str | None] = mapped_column(String(32))
+    llm_model: Mapped[str | None] = mapped_column(String(128))
+    template_version: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Room for ownership, batches, priority lanes and idempotent submits.
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    # Lifecycle timestamps.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A processing row whose lease ran out belongs to a worker that vanished.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_requests_status_updated", "status", "updated_at"),
+        Index("ix_requests_owner_created", "owner_id", "created_at"),
+        Index("ix_requests_batch", "batch_id"),
+        Index("ix_requests_owner_idempotency", "owner_id", "idempotency_key", unique=True),
+    )

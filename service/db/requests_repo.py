@@ -1,0 +1,228 @@
+"""All SQL about analysis requests. Callers own the session and decide when to commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.models import AnalysisRequest, RequestStatus, utcnow
+
+_T = AnalysisRequest
+
+
+@dataclass(frozen=True, slots=True)
+class LLMAccounting:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    estimated: bool = False
+    calls: int = 0
+    latency_ms: float | None = None
+    backend: str | None = None
+    model: str | None = None
+
+    def as_values(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "tokens_estimated": self.estimated,
+            "llm_calls": self.calls,
+            "llm_latency_ms": self.latency_ms,
+            "llm_backend": self.backend,
+            "llm_model": self.model,
+        }
+
+
+async def insert_request(session: AsyncSession, values: dict[str, Any]) -> None:
+    now = utcnow()
+    await session.execute(
+        insert(_T).values(status=RequestStatus.QUEUED, created_at=now, updated_at=now, attempts=0, **values)
+    )
+
+
+async def get_request(session: AsyncSession, request_id: uuid.UUID) -> AnalysisRequest | None:
+    return await session.get(_T, request_id)
+
+
+async def find_by_idempotency_key(
+    session: AsyncSession, owner_id: str | None, key: str
+) -> AnalysisRequest | None:
+    owner_clause = _T.owner_id.is_(None) if owner_id is None else _T.owner_id == owner_id
+    stmt = select(_T).where(owner_clause, _T.idempotency_key == key)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def claim(session: AsyncSession, request_id: uuid.UUID, lease_seconds: int) -> AnalysisRequest | None:
+    """queued → processing, atomically. None when the row is not queued (someone else has it)."""
+    now = utcnow()
+    stmt = (
+        update(_T)
+        .where(_T.id == request_id, _T.status == RequestStatus.QUEUED)
+        .values(
+            status=RequestStatus.PROCESSING,
+            started_at=now,
+            updated_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=_T.attempts + 1,
+        )
+        .returning(_T)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _finish_processing(session: AsyncSession, request_id: uuid.UUID, values: dict[str, Any]) -> bool:
+    # Only a row still `processing` is finished: a request cancelled meanwhile stays cancelled.
+    now = utcnow()
+    stmt = (
+        update(_T)
+        .where(_T.id == request_id, _T.status == RequestStatus.PROCESSING)
+        .values(updated_at=now, finished_at=now, lease_expires_at=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+
+
+async def complete(
+    session: AsyncSession,
+    request_id: uuid.UUID,
+    *,
+    result: Any,
+    category: str | None,
+    accounting: LLMAccounting,
+    template_version: int | None = None,
+) -> bool:
+    values: dict[str, Any] = {"status": RequestStatus.COMPLETED, "result": result, **accounting.as_values()}
+    if category:
+        values["category"] = category
+    if template_version is not None:
+        values["template_version"] = template_version
+    return await _finish_processing(session, request_id, values)
+
+
+async def fail(
+    session: AsyncSession,
+    request_id: uuid.UUID,
+    *,
+    code: str,
+    message: str,
+    accounting: LLMAccounting | None = None,
+) -> bool:
+    values: dict[str, Any] = {"status": RequestStatus.FAILED, "error_code": code, "error_message": message}
+    if accounting is not None:
+        values.update(accounting.as_values())
+    return await _finish_processing(session, request_id, values)
+
+
+async def release(session: AsyncSession, request_id: uuid.UUID) -> bool:
+    """processing → queued, for work interrupted by shutdown so that redelivery can claim it again."""
+    stmt = (
+        update(_T)
+        .where(_T.id == request_id, _T.status == RequestStatus.PROCESSING)
+        .values(status=RequestStatus.QUEUED, updated_at=utcnow(), lease_expires_at=None, started_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+
+
+async def fail_unpublished(session: AsyncSession, request_id: uuid.UUID, message: str) -> None:
+    """A queued request whose message the broker refused: it will never be processed."""
+    now = utcnow()
+    await session.execute(
+        update(_T)
+        .where(_T.id == request_id, _T.status == RequestStatus.QUEUED)
+        .values(
+            status=RequestStatus.FAILED,
+            error_code="broker_unavailable",
+            error_message=message,
+            updated_at=now,
+            finished_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def cancel(session: AsyncSession, request_id: uuid.UUID) -> bool:
+    now = utcnow()
+    stmt = (
+        update(_T)
+        .where(_T.id == request_id, _T.status.in_(RequestStatus.ACTIVE))
+        .values(status=RequestStatus.CANCELLED, updated_at=now, finished_at=now, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+
+
+# --- sweeping: requests the broker or a worker lost -------------------------------------------------
+
+
+async def expire_overdue(session: AsyncSession, created_before: datetime) -> int:
+    now = utcnow()
+    stmt = (
+        update(_T)
+        .where(_T.status.in_(RequestStatus.ACTIVE), _T.created_at < created_before)
+        .values(
+            status=RequestStatus.EXPIRED,
+            error_code="expired",
+            error_message="The request was not finished within its time to live.",
+            updated_at=now,
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+async def fail_exhausted_leases(session: AsyncSession, max_attempts: int) -> int:
+    """Abandoned processing rows that already used every attempt end as failed."""
+    now = utcnow()
+    stmt = (
+        update(_T)
+        .where(
+            _T.status == RequestStatus.PROCESSING,
+            _T.lease_expires_at < now,
+            _T.attempts >= max_attempts,
+        )
+        .values(
+            status=RequestStatus.FAILED,
+            error_code="worker_lost",
+            error_message="Processing was interrupted too many times.",
+            updated_at=now,
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+async def take_back_for_requeue(
+    session: AsyncSession, *, stale_before: datetime, limit: int
+) -> Sequence[tuple[uuid.UUID, str, int]]:
+    """Rows to publish again: queued and untouched since `stale_before`, or processing with an
+    expired lease. They are reset to queued with a fresh `updated_at`, so the next sweep skips them."""
+    now = utcnow()
+    lost = or_(
+        (_T.status == RequestStatus.QUEUED) & (_T.updated_at < stale_before),
+        (_T.status == RequestStatus.PROCESSING) & (_T.lease_expires_at < now),
+    )
+    candidates = select(_T.id).where(lost).order_by(_T.updated_at).limit(limit)
+    ids = list((await session.execute(candidates)).scalars())
+    if not ids:
+        return []
+    stmt = (
+        update(_T)
+        .where(_T.id.in_(ids), lost)
+        .values(status=RequestStatus.QUEUED, updated_at=now, lease_expires_at=None)
+        .returning(_T.id, _T.kind, _T.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    return [(row[0], row[1], row[2]) for row in (await session.execute(stmt)).all()]

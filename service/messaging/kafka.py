@@ -1,0 +1,92 @@
+"""Kafka plumbing shared by the API and the workers: the producer, topic creation, connection args."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from loguru import logger
+
+from service.config import Settings
+from service.errors import ConfigurationError, ServiceUnavailable
+from service.schemas.envelope import RequestEnvelope
+
+
+def bootstrap_servers(settings: Settings) -> str:
+    if not settings.kafka_bootstrap_servers:
+        raise ConfigurationError(
+            "KAFKA_BOOTSTRAP_SERVERS is empty: point it at a broker, or use `python -m service up`, "
+            "which starts an embedded one"
+        )
+    return settings.kafka_bootstrap_servers
+
+
+def client_args(settings: Settings, role: str) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "client_id": f"{settings.kafka_client_id}-{role}",
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+    }
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the request and dead-letter topics if missing (idempotent, safe to race)."""
+    admin = AIOKafkaAdminClient(**client_args(settings, "admin"))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+            for name in (settings.kafka_topic_requests, settings.kafka_topic_dead_letter)
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+                logger.info("created topics {}", [topic.name for topic in wanted])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+class RequestPublisher:
+    """The API's (and the sweeper's) producer. Every send waits for the broker's acknowledgement."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        # No idempotent/transactional producer: Tansu lacks InitProducerId, and exactly-once
+        # effects come from the database claim instead.
+        self._producer = AIOKafkaProducer(
+            **client_args(settings, "producer"),
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=1,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def close(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, envelope: RequestEnvelope) -> None:
+        try:
+            await self._producer.send_and_wait(
+                self._settings.kafka_topic_requests, envelope.to_bytes(), key=envelope.key
+            )
+        except KafkaError as exc:
+            raise ServiceUnavailable(
+                "The request queue is unavailable; the request was not accepted. Please retry.",
+                code="queue_unavailable",
+            ) from exc
+
+    async def partitions(self) -> set[int]:
+        """Partitions of the request topic, from the broker's metadata: a cheap reachability probe."""
+        return set(await self._producer.partitions_for(self._settings.kafka_topic_requests))
+
+    async def publish_raw(self, topic: str, value: bytes | None, key: bytes | None,
+                          headers: list[tuple[str, bytes]]) -> None:
+        await self._producer.send_and_wait(topic, value, key=key, headers=headers)

@@ -1,0 +1,35 @@
+"""The Kafka message: a versioned pointer to a request row plus what the worker needs to route it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+
+class RequestEnvelope(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    request_id: uuid.UUID
+    kind: Literal["spreadsheet", "process_analysis"]
+    attempt: int = 1  # publication number: 1 at submit, +1 for each re-publication by the sweeper
+    trace_id: str
+    created_at: datetime
+    published_at: datetime
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> RequestEnvelope:
+        return cls.model_validate_json(raw or b"")
+
+    @property
+    def key(self) -> bytes:
+        return str(self.request_id).encode()

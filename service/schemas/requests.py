@@ -1,0 +1,163 @@
+"""API models of analysis requests. Structural checks live here; configurable limits in services."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+Cell = str | int | float | bool | None
+NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+_CELL_RE = re.compile(r"^\$?([A-Za-z]{1,3})\$?([1-9][0-9]{0,6})$")
+
+
+def column_number(letters: str) -> int:
+    number = 0
+    for char in letters.upper():
+        number = number * 26 + (ord(char) - 64)
+    return number
+
+
+def column_letters(number: int) -> str:
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def parse_range(value: str) -> tuple[int, int, int, int]:
+    """'A1:D10' (either corner first, or a single cell) → (first_col, first_row, last_col, last_row)."""
+    parts = value.strip().split(":")
+    if len(parts) not in (1, 2):
+        raise ValueError("must look like A1:D10 or A1")
+    corners = []
+    for part in parts:
+        match = _CELL_RE.match(part.strip())
+        if not match:
+            raise ValueError(f"'{part.strip()}' is not a cell address like A1 (columns A..XFD, rows from 1)")
+        corners.append((column_number(match.group(1)), int(match.group(2))))
+    (col_a, row_a), (col_b, row_b) = corners[0], corners[-1]
+    if max(col_a, col_b) > 16384:
+        raise ValueError("column beyond XFD, the last spreadsheet column")
+    return min(col_a, col_b), min(row_a, row_b), max(col_a, col_b), max(row_a, row_b)
+
+
+def normalise_range(value: str) -> str:
+    first_col, first_row, last_col, last_row = parse_range(value)
+    start = f"{column_letters(first_col)}{first_row}"
+    end = f"{column_letters(last_col)}{last_row}"
+    return start if start == end else f"{start}:{end}"
+
+
+class SpreadsheetInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["spreadsheet"] = "spreadsheet"
+    query_text: NonBlank = Field(description="What to do with the range, in the user's words.")
+    input_range: str | None = Field(None, description="Address of the input range, e.g. A1:D10.")
+    input_data: list[list[Cell]] | None = Field(None, description="Rows of cell values (str/number/bool/null).")
+    output_range: str | None = Field(None, description="Where the plugin intends to write the answer.")
+    category: str | None = Field(None, description="Category name or alias; omitted = classified.")
+    idempotency_key: str | None = Field(None, max_length=128)
+
+    @field_validator("input_range", "output_range")
+    @classmethod
+    def _valid_range(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else normalise_range(value)
+
+    @field_validator("input_data")
+    @classmethod
+    def _rectangular(cls, rows: list[list[Cell]] | None) -> list[list[Cell]] | None:
+        if not rows:
+            return rows
+        width = len(rows[0])
+        for index, row in enumerate(rows):
+            if len(row) != width:
+                raise ValueError(f"rows must all have the same length: row {index} has {len(row)} cells, "
+                                 f"row 0 has {width}")
+        return rows
+
+    @model_validator(mode="after")
+    def _data_fits_range(self) -> SpreadsheetInput:
+        if self.input_range and self.input_data:
+            first_col, first_row, last_col, last_row = parse_range(self.input_range)
+            rows, cols = len(self.input_data), len(self.input_data[0])
+            if rows > last_row - first_row + 1 or cols > last_col - first_col + 1:
+                raise ValueError(
+                    f"input_data has {rows}x{cols} cells, more than the range {self.input_range} holds"
+                )
+        return self
+
+
+class ProcessAnalysisInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["process_analysis"]
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    description: NonBlank = Field(description="The business process, as its owner describes it.")
+    company_size: str | None = Field(None, max_length=64)
+    industry: str | None = Field(None, max_length=128)
+    language: Literal["ru", "en"] | None = None
+    idempotency_key: str | None = Field(None, max_length=128)
+
+
+RequestInput = Annotated[SpreadsheetInput | ProcessAnalysisInput, Field(discriminator="kind")]
+
+
+class Links(BaseModel):
+    status: str
+    result: str
+
+
+class SubmitResponse(BaseModel):
+    id: uuid.UUID
+    kind: str
+    status: str
+    created_at: datetime
+    links: Links
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class UsageInfo(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    estimated: bool
+    llm_calls: int
+    llm_latency_ms: float | None
+    backend: str | None
+    model: str | None
+
+
+class RequestStatusOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    status: str
+    category: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: ErrorInfo | None
+    links: Links
+
+
+class RequestResultOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    status: str
+    category: str | None
+    result: Any
+    template_version: int | None
+    usage: UsageInfo
+    processing_time: float | None = Field(description="Seconds from start of processing to the answer.")

@@ -1,0 +1,125 @@
+"""Turns a claimed request into a validated answer: prompt → LLM → parse → (one repair) → outcome.
+
+Pure of Kafka and of transactions: the worker's handler owns those. Database reads this step needs
+(templates) go through the session factory it is given, in short transactions of their own, so no
+connection is held while the model thinks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.config import Settings
+from service.db.models import AnalysisRequest, RequestKind
+from service.db.requests_repo import LLMAccounting
+from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
+from service.pipeline import categories
+from service.pipeline.answer import AnswerInvalid, build_repair_request, parse_answer
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the handler stores: a result, or an error code and message; accounting either way."""
+
+    accounting: LLMAccounting
+    category: str | None = None
+    result: Any = None
+    template_version: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code is None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPrompt:
+    chat: ChatRequest
+    category: str
+    template_version: int | None
+
+
+def request_context(row: AnalysisRequest, category: str) -> dict[str, Any]:
+    """The structured input every backend may see (dryrun answers from it)."""
+    if row.kind == RequestKind.PROCESS_ANALYSIS:
+        return {"kind": row.kind, "category": category, "title": row.title, "description": row.description,
+                **(row.options or {})}
+    return {"kind": row.kind, "category": category, "query_text": row.query_text,
+            "input_range": row.input_range, "input_data": row.input_data}
+
+
+class Processor:
+    def __init__(
+        self, settings: Settings, backend: LLMBackend, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._sessions = sessions
+
+    async def prepare(self, row: AnalysisRequest) -> PreparedPrompt:
+        category = row.category or (
+            categories.PROCESS_CATEGORY if row.kind == RequestKind.PROCESS_ANALYSIS
+            else categories.SPREADSHEET_ANALYSIS
+        )
+        context = request_context(row, category)
+        user = orjson.dumps({k: v for k, v in context.items() if k not in ("kind", "category")}).decode()
+        chat = ChatRequest(
+            system=f"You are a spreadsheet and business-process assistant. Task category: {category}. "
+            "Answer with one JSON object only.",
+            user=user,
+            temperature=self._settings.llm_temperature,
+            max_tokens=self._settings.llm_max_tokens,
+            timeout=self._settings.llm_timeout_seconds,
+            context=context,
+        )
+        return PreparedPrompt(chat=chat, category=category, template_version=None)
+
+    async def process(self, row: AnalysisRequest) -> Outcome:
+        prepared = await self.prepare(row)
+        responses: list[ChatResponse] = []
+        try:
+            response = await self._backend.chat(prepared.chat)
+            responses.append(response)
+            try:
+                result = parse_answer(prepared.category, response.text)
+            except AnswerInvalid as first_error:
+                # One repair round: models usually fix a format slip when told exactly what is wrong.
+                repair = build_repair_request(prepared.chat, response.text, first_error)
+                response = await self._backend.chat(repair)
+                responses.append(response)
+                result = parse_answer(prepared.category, response.text)
+        except AnswerInvalid as exc:
+            return Outcome(
+                accounting=_account(responses), category=prepared.category,
+                error_code=exc.code, error_message=f"The model's answer was invalid: {exc.message}",
+            )
+        except LLMError as exc:
+            return Outcome(
+                accounting=_account(responses), category=prepared.category,
+                error_code=exc.code, error_message=exc.message,
+            )
+        return Outcome(
+            accounting=_account(responses), category=prepared.category, result=result,
+            template_version=prepared.template_version,
+        )
+
+
+def _account(responses: list[ChatResponse]) -> LLMAccounting:
+    if not responses:
+        return LLMAccounting()
+    last = responses[-1]
+    return LLMAccounting(
+        prompt_tokens=sum(r.usage.prompt_tokens for r in responses),
+        completion_tokens=sum(r.usage.completion_tokens for r in responses),
+        total_tokens=sum(r.usage.total_tokens for r in responses),
+        estimated=any(r.usage.estimated for r in responses),
+        calls=len(responses),
+        latency_ms=sum(r.latency_ms for r in responses),
+        backend=last.backend,
+        model=last.model,
+    )

@@ -1,0 +1,179 @@
+"""Request use-cases behind the routes: submit, read status and result, cancel, long-poll."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.config import Settings
+from service.db import requests_repo as repo
+from service.db.models import AnalysisRequest, RequestKind, RequestStatus, utcnow
+from service.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from service.messaging.kafka import RequestPublisher
+from service.pipeline.categories import ACTIVE_CATEGORIES, PROCESS_CATEGORY, SPREADSHEET_CATEGORIES
+from service.pipeline.categories import resolve_category as resolve_category_name
+from service.schemas.envelope import RequestEnvelope
+from service.schemas.requests import ProcessAnalysisInput, SpreadsheetInput
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    id: uuid.UUID
+    kind: str
+    status: str
+    created_at: datetime
+    created: bool  # False: an earlier submit with the same idempotency key is returned
+
+
+def check_limits(payload: SpreadsheetInput | ProcessAnalysisInput, settings: Settings) -> None:
+    """The configurable size limits; structural checks already happened in the schema."""
+    problems: list[dict[str, Any]] = []
+    if isinstance(payload, SpreadsheetInput):
+        if len(payload.query_text) > settings.max_query_chars:
+            problems.append({"loc": "query_text",
+                             "msg": f"at most {settings.max_query_chars} characters, got {len(payload.query_text)}"})
+        rows = payload.input_data or []
+        cells = sum(len(row) for row in rows)
+        if cells > settings.max_input_cells:
+            problems.append({"loc": "input_data", "msg": f"at most {settings.max_input_cells} cells, got {cells}"})
+        total_chars = 0
+        for r, row in enumerate(rows):
+            for c, cell in enumerate(row):
+                if isinstance(cell, str):
+                    total_chars += len(cell)
+                    if len(cell) > settings.max_cell_chars:
+                        problems.append({"loc": f"input_data.{r}.{c}",
+                                         "msg": f"a cell holds at most {settings.max_cell_chars} characters"})
+        if total_chars > settings.max_input_chars:
+            problems.append({"loc": "input_data",
+                             "msg": f"at most {settings.max_input_chars} characters in all, got {total_chars}"})
+    elif len(payload.description) > settings.max_description_chars:
+        problems.append({"loc": "description",
+                         "msg": f"at most {settings.max_description_chars} characters, got {len(payload.description)}"})
+    if problems:
+        raise ValidationFailed("The request exceeds a size limit.", details=problems[:20])
+
+
+def resolve_category(payload: SpreadsheetInput | ProcessAnalysisInput) -> str | None:
+    if isinstance(payload, ProcessAnalysisInput):
+        return PROCESS_CATEGORY
+    if payload.category is None or not payload.category.strip():
+        return None  # the worker classifies it
+    name = resolve_category_name(payload.category)
+    if name not in SPREADSHEET_CATEGORIES:
+        valid = [c for c in ACTIVE_CATEGORIES if c in SPREADSHEET_CATEGORIES]
+        raise ValidationFailed(
+            f"Unknown spreadsheet category '{payload.category}'.",
+            details=[{"loc": "category", "msg": f"use one of {valid} or the aliases analysis, "
+                      "transformation, search, generation; omit it to classify automatically"}],
+        )
+    return name
+
+
+def _row_values(payload: SpreadsheetInput | ProcessAnalysisInput, category: str | None) -> dict[str, Any]:
+    if isinstance(payload, SpreadsheetInput):
+        return {"kind": RequestKind.SPREADSHEET, "category": category, "query_text": payload.query_text,
+                "input_range": payload.input_range, "input_data": payload.input_data,
+                "options": {"output_range": payload.output_range} if payload.output_range else None}
+    options = {k: v for k, v in (("company_size", payload.company_size), ("industry", payload.industry),
+                                 ("language", payload.language)) if v}
+    return {"kind": RequestKind.PROCESS_ANALYSIS, "category": category, "title": payload.title,
+            "description": payload.description, "options": options or None}
+
+
+async def submit(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: RequestPublisher,
+    settings: Settings,
+    payload: SpreadsheetInput | ProcessAnalysisInput,
+    owner_id: str | None = None,
+) -> Submitted:
+    """Store, then publish and wait for the broker's ack.
+
+    The row is committed before publishing so a worker never receives a pointer to nothing; if the
+    broker refuses, the row is failed at once (503 to the caller), never left queued.
+    """
+    check_limits(payload, settings)
+    category = resolve_category(payload)
+    request_id = uuid.uuid4()
+    now = utcnow()
+    values = {"id": request_id, "owner_id": owner_id, "trace_id": request_id.hex,
+              "idempotency_key": payload.idempotency_key, **_row_values(payload, category)}
+    async with sessions() as session:
+        try:
+            await repo.insert_request(session, values)
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            if payload.idempotency_key is None:
+                raise
+            existing = await repo.find_by_idempotency_key(session, owner_id, payload.idempotency_key)
+            if existing is None:
+                raise
+            return Submitted(existing.id, existing.kind, existing.status, existing.created_at, created=False)
+    envelope = RequestEnvelope(request_id=request_id, kind=values["kind"], trace_id=request_id.hex,
+                               created_at=now, published_at=utcnow())
+    try:
+        await publisher.publish(envelope)
+    except ServiceUnavailable as exc:
+        logger.error("publish of request {} failed; marking it failed", request_id)
+        async with sessions() as session:
+            await repo.fail_unpublished(session, request_id, exc.message)
+            await session.commit()
+        raise
+    return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
+
+
+async def get_request(session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None) -> AnalysisRequest:
+    row = await repo.get_request(session, request_id)
+    # Someone else's request is reported exactly like a missing one: ids are not an oracle.
+    if row is None or (owner_id is not None and row.owner_id != owner_id):
+        raise NotFound(f"No request with id {request_id}.")
+    return row
+
+
+async def wait_for_final(
+    sessions: async_sessionmaker[AsyncSession], request_id: uuid.UUID, owner_id: str | None, wait: float
+) -> AnalysisRequest:
+    """Long-poll: re-read the row with growing pauses until it is final or `wait` seconds pass."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    pause = 0.05
+    while True:
+        async with sessions() as session:
+            row = await get_request(session, request_id, owner_id)
+        remaining = deadline - loop.time()
+        if row.status in RequestStatus.FINAL or remaining <= 0:
+            return row
+        await asyncio.sleep(min(pause, remaining))
+        pause = min(pause * 1.5, 1.0)
+
+
+def require_completed(row: AnalysisRequest) -> AnalysisRequest:
+    if row.status == RequestStatus.COMPLETED:
+        return row
+    details: dict[str, Any] = {"status": row.status}
+    if row.error_code:
+        details["error"] = {"code": row.error_code, "message": row.error_message}
+    if row.status in RequestStatus.ACTIVE:
+        raise Conflict(f"The request is {row.status}; its result is not ready yet.",
+                       code="result_not_ready", details=details)
+    raise Conflict(f"The request ended as {row.status}; it has no result.", code="no_result",
+                   details=details)
+
+
+async def cancel(session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None) -> AnalysisRequest:
+    row = await get_request(session, request_id, owner_id)
+    if row.status not in RequestStatus.ACTIVE:
+        raise Conflict(f"The request is already {row.status}.", code="not_cancellable",
+                       details={"status": row.status})
+    await repo.cancel(session, request_id)
+    await session.refresh(row)
+    return row

@@ -1,0 +1,74 @@
+"""The request handler: one Kafka record → one unit of work on one request row."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import ConsumerRecord
+from loguru import logger
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.config import Settings
+from service.db import requests_repo as repo
+from service.schemas.envelope import RequestEnvelope
+from service.services.processing import Outcome, Processor
+from workers.runner import PoisonMessage
+
+
+class RequestHandler:
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], processor: Processor
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._processor = processor
+
+    async def __call__(self, record: ConsumerRecord) -> None:
+        try:
+            envelope = RequestEnvelope.from_bytes(record.value)
+        except ValidationError as exc:
+            raise PoisonMessage(f"not a valid request envelope: {exc.errors(include_url=False)[:3]}") from exc
+
+        # The claim is the exactly-once gate: only one delivery ever moves a row out of `queued`.
+        async with self._sessions() as session:
+            row = await repo.claim(session, envelope.request_id, self._settings.worker_lease_seconds)
+            await session.commit()
+        if row is None:
+            logger.debug("request {} is not queued (duplicate delivery or cancelled); skipped",
+                         envelope.request_id)
+            return
+
+        try:
+            outcome = await self._processor.process(row)
+        except asyncio.CancelledError:
+            # Shutdown mid-flight: hand the row back so the re-delivered record can claim it again.
+            await asyncio.shield(self._release(envelope))
+            raise
+        except Exception as exc:
+            logger.exception("processing request {} failed unexpectedly", envelope.request_id)
+            outcome = Outcome(accounting=repo.LLMAccounting(), error_code="internal_error",
+                              error_message=f"Processing failed unexpectedly ({type(exc).__name__}).")
+        await self._store(envelope, outcome)
+
+    async def _store(self, envelope: RequestEnvelope, outcome: Outcome) -> None:
+        async with self._sessions() as session:
+            if outcome.ok:
+                await repo.complete(
+                    session, envelope.request_id, result=outcome.result, category=outcome.category,
+                    accounting=outcome.accounting, template_version=outcome.template_version,
+                )
+            else:
+                await repo.fail(
+                    session, envelope.request_id, code=outcome.error_code or "failed",
+                    message=outcome.error_message or "", accounting=outcome.accounting,
+                )
+            await session.commit()
+        logger.info("request {} {} ({} tokens)", envelope.request_id,
+                    "completed" if outcome.ok else f"failed: {outcome.error_code}",
+                    outcome.accounting.total_tokens)
+
+    async def _release(self, envelope: RequestEnvelope) -> None:
+        async with self._sessions() as session:
+            await repo.release(session, envelope.request_id)
+            await session.commit()

@@ -1,0 +1,85 @@
+"""Worker process assembly: opens clients, runs the consumer runner and the sweeper, closes all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from loguru import logger
+
+from service.config import Settings
+from service.db.session import create_engine, create_session_factory
+from service.llm.base import LLMBackend
+from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
+from service.services.processing import Processor
+from workers.handlers import RequestHandler
+from workers.runner import ConsumerRunner
+from workers.sweeper import Sweeper
+
+
+class Worker:
+    """One consumer-group member. `run()` returns after `stop()` once in-flight work is settled."""
+
+    def __init__(self, settings: Settings, backend: LLMBackend | None = None) -> None:
+        self.settings = settings
+        self._backend = backend
+        self._stopping = asyncio.Event()
+        self._runner: ConsumerRunner | None = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            self._runner.stop()
+
+    async def run(self) -> None:
+        settings = self.settings
+        if self._backend is None:
+            from service.llm.registry import build_backend
+
+            self._backend = build_backend(settings)
+        backend = self._backend
+        engine = create_engine(settings)
+        sessions = create_session_factory(engine)
+        publisher = RequestPublisher(settings)
+        consumer = AIOKafkaConsumer(
+            **client_args(settings, "worker"),
+            group_id=settings.kafka_consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.worker_concurrency,
+        )
+        await ensure_topics(settings)
+        await backend.start()
+        await publisher.start()
+
+        async def dead_letter(record: ConsumerRecord, reason: str, detail: str) -> None:
+            headers = [("dlq-reason", reason.encode()), ("dlq-detail", detail[:1000].encode()),
+                       ("dlq-source", f"{record.topic}:{record.partition}@{record.offset}".encode())]
+            await publisher.publish_raw(settings.kafka_topic_dead_letter, record.value, record.key, headers)
+
+        handler = RequestHandler(settings, sessions, Processor(settings, backend, sessions))
+        self._runner = ConsumerRunner(
+            consumer, [settings.kafka_topic_requests], handler, dead_letter,
+            concurrency=settings.worker_concurrency,
+            commit_interval=settings.worker_commit_interval_ms / 1000,
+            shutdown_grace=settings.worker_shutdown_grace_seconds,
+        )
+        sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
+        await consumer.start()
+        logger.info("worker consuming {} as group {} (concurrency {}, backend {})",
+                    settings.kafka_topic_requests, settings.kafka_consumer_group,
+                    settings.worker_concurrency, backend.name)
+        try:
+            if self._stopping.is_set():
+                self._runner.stop()
+            await self._runner.run()
+        finally:
+            self._stopping.set()
+            with contextlib.suppress(Exception):
+                await sweeper
+            await consumer.stop()
+            await publisher.close()
+            await backend.close()
+            await engine.dispose()
+            logger.info("worker stopped")

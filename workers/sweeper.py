@@ -1,0 +1,65 @@
+"""Finds requests nobody will finish otherwise and gives each one a way to a final state.
+
+- queued rows untouched for REQUEUE_AFTER_SECONDS (the broker lost the message, or the API died
+  between commit and publish) and processing rows whose lease ran out (their worker vanished) are
+  published again; the database claim keeps a duplicate from calling the LLM twice;
+- abandoned rows that used every attempt end as failed;
+- rows older than REQUEST_TTL_SECONDS end as expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.config import Settings
+from service.db import requests_repo as repo
+from service.db.models import utcnow
+from service.messaging.kafka import RequestPublisher
+from service.schemas.envelope import RequestEnvelope
+
+_BATCH = 500
+
+
+class Sweeper:
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], publisher: RequestPublisher
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._publisher = publisher
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self.sweep_once()
+            except Exception:
+                logger.exception("sweep failed; trying again next interval")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self._settings.sweep_interval_seconds)
+
+    async def sweep_once(self) -> int:
+        now = utcnow()
+        async with self._sessions() as session:
+            expired = await repo.expire_overdue(
+                session, now - timedelta(seconds=self._settings.request_ttl_seconds)
+            )
+            failed = await repo.fail_exhausted_leases(session, self._settings.worker_max_attempts)
+            lost = await repo.take_back_for_requeue(
+                session, stale_before=now - timedelta(seconds=self._settings.requeue_after_seconds),
+                limit=_BATCH,
+            )
+            await session.commit()
+        for request_id, kind, attempts in lost:
+            await self._publisher.publish(
+                RequestEnvelope(request_id=request_id, kind=kind, attempt=attempts + 1,  # type: ignore[arg-type]
+                                trace_id=request_id.hex, created_at=now, published_at=utcnow())
+            )
+        if expired or failed or lost:
+            logger.info("sweep: {} expired, {} failed after lost workers, {} re-published",
+                        expired, failed, len(lost))
+        return len(lost)
