@@ -27,16 +27,22 @@ def extract_json(text: str) -> Any:
     if not isinstance(text, str) or not text.strip():
         raise JSONNotFound("the answer is empty")
     cleaned = text.translate(_INVISIBLE).strip()
+    try:
+        # The fast path, and the only one that sees a double-encoded answer ("{\"a\": 1}").
+        return _unwrap_string(json.loads(cleaned))
+    except ValueError:
+        pass
     candidates = [body for _, body in _FENCE.findall(cleaned)] + [cleaned]
     last_error = "no JSON object or array found in the answer"
     for candidate in candidates:
-        for span in _balanced_spans(candidate):
+        spans, cut_off = _balanced_spans(candidate)
+        for span in spans:
             try:
                 return _unwrap_string(_loads_lenient(span))
             except ValueError as exc:
                 last_error = f"the JSON is malformed ({exc})"
-    if _looks_truncated(cleaned):
-        last_error = "the JSON is cut off before its end (unbalanced brackets)"
+        if cut_off:
+            last_error = "the JSON is cut off before its end (unbalanced brackets; answer too long?)"
     raise JSONNotFound(last_error)
 
 
@@ -60,10 +66,15 @@ def _unwrap_string(value: Any) -> Any:
     return value
 
 
-def _balanced_spans(text: str) -> list[str]:
-    """Every top-level {...} or [...] span, objects first, each bracket-balanced outside strings."""
+def _balanced_spans(text: str) -> tuple[list[str], bool]:
+    """Every top-level {...} or [...] span, objects first, and whether a bracket never closes.
+
+    Scanning stops at the first bracket that never closes: whatever follows is inside it, so a
+    nested fragment of a cut-off answer (e.g. its first row) must not pass for the whole answer.
+    """
     spans: list[tuple[int, str]] = []
     start = 0
+    cut_off = False
     while True:
         positions = [p for p in (text.find("{", start), text.find("[", start)) if p >= 0]
         if not positions:
@@ -71,12 +82,12 @@ def _balanced_spans(text: str) -> list[str]:
         begin = min(positions)
         end = _matching_end(text, begin)
         if end is None:
-            start = begin + 1
-            continue
+            cut_off = True
+            break
         spans.append((0 if text[begin] == "{" else 1, text[begin : end + 1]))
         start = end + 1
     spans.sort(key=lambda item: item[0])  # stable: keeps document order within each kind
-    return [span for _, span in spans]
+    return [span for _, span in spans], cut_off
 
 
 def _matching_end(text: str, begin: int) -> int | None:
@@ -173,9 +184,3 @@ def _read_string(span: str, begin: int) -> tuple[str, int]:
             chars.append(char)
         index += 1
     return '"' + "".join(chars) + '"', index + 1
-
-
-def _looks_truncated(text: str) -> bool:
-    opening = text.count("{") + text.count("[")
-    closing = text.count("}") + text.count("]")
-    return opening > closing

@@ -87,6 +87,10 @@ def _line(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _head(letters: list[str]) -> list[str]:
+    return [_line(["#", *letters]), "|" + "---|" * (len(letters) + 1)]
+
+
 def render_table(
     input_range: str | None, data: list[list[Any]] | None, *, token_budget: int, language: str = "ru"
 ) -> RenderedTable:
@@ -109,10 +113,10 @@ def render_table(
     cols = n_cols
     while (
         cols > 1
-        and estimate_tokens(_line(["", *letters[:cols]]) + _line(["", *cells[0][:cols]])) > budget // 2
+        and estimate_tokens("\n".join([*_head(letters[:cols]), _line(["", *cells[0][:cols]])])) > budget // 2
     ):
         cols -= 1
-    lines = [_line(["#", *letters[:cols]]), _line(["---"] * (cols + 1))]
+    lines = _head(letters[:cols])
     used = estimate_tokens("\n".join(lines))
     shown = 0
     for offset, row in enumerate(cells):
