@@ -58,9 +58,7 @@ def upgrade() -> None:
     op.create_index("ix_requests_status_updated", "requests", ["status", "updated_at"])
     op.create_index("ix_requests_owner_created", "requests", ["owner_id", "created_at"])
     op.create_index("ix_requests_batch", "requests", ["batch_id"])
-    op.create_index(
-        "ix_requests_owner_idempotency", "requests", ["owner_id", "idempotency_key"], unique=True
-    )
+    op.create_index("ix_requests_idempotency", "requests", ["idempotency_key"], unique=True)
 
 
 def downgrade() -> None:

@@ -108,5 +108,6 @@ class AnalysisRequest(Base):
         Index("ix_requests_status_updated", "status", "updated_at"),
         Index("ix_requests_owner_created", "owner_id", "created_at"),
         Index("ix_requests_batch", "batch_id"),
-        Index("ix_requests_owner_idempotency", "owner_id", "idempotency_key", unique=True),
+        # Scoped to the owner in its value ("owner:key"), so anonymous callers are deduplicated too.
+        Index("ix_requests_idempotency", "idempotency_key", unique=True),
     )

@@ -51,11 +51,13 @@ async def get_request(session: AsyncSession, request_id: uuid.UUID) -> AnalysisR
     return await session.get(_T, request_id)
 
 
-async def find_by_idempotency_key(
-    session: AsyncSession, owner_id: str | None, key: str
-) -> AnalysisRequest | None:
-    owner_clause = _T.owner_id.is_(None) if owner_id is None else _T.owner_id == owner_id
-    stmt = select(_T).where(owner_clause, _T.idempotency_key == key)
+def scoped_idempotency_key(owner_id: str | None, key: str) -> str:
+    """Keys are unique per owner: the stored value carries the owner."""
+    return f"{owner_id or '-'}:{key}"
+
+
+async def find_by_idempotency_key(session: AsyncSession, scoped_key: str) -> AnalysisRequest | None:
+    stmt = select(_T).where(_T.idempotency_key == scoped_key)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 

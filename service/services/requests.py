@@ -104,17 +104,18 @@ async def submit(
     category = resolve_category(payload)
     request_id = uuid.uuid4()
     now = utcnow()
+    scoped_key = repo.scoped_idempotency_key(owner_id, payload.idempotency_key) if payload.idempotency_key else None
     values = {"id": request_id, "owner_id": owner_id, "trace_id": request_id.hex,
-              "idempotency_key": payload.idempotency_key, **_row_values(payload, category)}
+              "idempotency_key": scoped_key, **_row_values(payload, category)}
     async with sessions() as session:
         try:
             await repo.insert_request(session, values)
             await session.commit()
         except IntegrityError:
             await session.rollback()
-            if payload.idempotency_key is None:
+            if scoped_key is None:
                 raise
-            existing = await repo.find_by_idempotency_key(session, owner_id, payload.idempotency_key)
+            existing = await repo.find_by_idempotency_key(session, scoped_key)
             if existing is None:
                 raise
             return Submitted(existing.id, existing.kind, existing.status, existing.created_at, created=False)

@@ -1,0 +1,167 @@
+"""Test helpers around the real service: settings, a running API + worker, and observable backends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.app import create_app
+from service.config import Settings
+from service.db.session import create_engine, create_session_factory
+from service.llm.base import ChatRequest, ChatResponse, LLMBackend
+from service.llm.dryrun import DryrunBackend
+from workers.main import Worker
+
+SEED_EXAMPLE = {
+    "query_text": "Проанализируй данные продаж и найди тренды",
+    "input_range": "A1:D10",
+    "category": "analysis",
+    "input_data": [
+        ["Товар", "Январь", "Февраль", "Март"],
+        ["Товар A", 100, 120, 110],
+        ["Товар B", 80, 90, 95],
+    ],
+}
+
+PROCESS_EXAMPLE = {
+    "kind": "process_analysis",
+    "title": "Invoice approval",
+    "description": "Invoices arrive by email, an accountant types them into Excel manually, "
+    "then two managers approve each one by email. About 300 invoices a month.",
+    "company_size": "50-200",
+}
+
+
+def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> Settings:
+    """Settings isolated per test: own topics and consumer group on the shared broker."""
+    suffix = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": bootstrap,
+        "kafka_topic_requests": f"test.requests.{suffix}",
+        "kafka_topic_dead_letter": f"test.requests.dlq.{suffix}",
+        "kafka_consumer_group": f"test-group-{suffix}",
+        "kafka_topic_partitions": 3,
+        "llm_backend": "dryrun",
+        "worker_concurrency": 32,
+        "worker_commit_interval_ms": 100,
+        "sweep_interval_seconds": 3600,
+        "worker_shutdown_grace_seconds": 5,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+class CountingBackend:
+    """Wraps a real backend and records calls and the peak number running at once."""
+
+    def __init__(self, inner: LLMBackend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls: list[ChatRequest] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def health(self) -> dict[str, Any]:
+        return await self.inner.health()
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        self.calls.append(request)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self.inner.chat(request)
+        finally:
+            self.in_flight -= 1
+
+
+@dataclass
+class RunningService:
+    settings: Settings
+    client: httpx.AsyncClient
+    sessions: async_sessionmaker[AsyncSession]
+    backend: CountingBackend
+    worker: Worker | None
+    worker_task: asyncio.Task[None] | None
+
+    async def submit(self, body: dict[str, Any], path: str = "/api/v1/requests") -> httpx.Response:
+        return await self.client.post(path, json=body)
+
+    async def wait_final(self, request_id: str, timeout: float = 30) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            response = await self.client.get(f"/api/v1/requests/{request_id}")
+            body: dict[str, Any] = response.json()
+            if body.get("status") in ("completed", "failed", "cancelled", "expired"):
+                return body
+            if loop.time() > deadline:
+                raise AssertionError(f"request {request_id} still {body.get('status')} after {timeout}s")
+            await asyncio.sleep(0.05)
+
+    async def stop_worker(self) -> None:
+        if self.worker and self.worker_task:
+            self.worker.stop()
+            await self.worker_task
+            self.worker = self.worker_task = None
+
+
+@asynccontextmanager
+async def running_service(
+    settings: Settings, *, with_worker: bool = True, backend: LLMBackend | None = None
+) -> AsyncIterator[RunningService]:
+    app = create_app(settings)
+    counting = CountingBackend(backend or DryrunBackend(settings))
+    engine = create_engine(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            worker = Worker(settings, backend=counting) if with_worker else None
+            task = asyncio.create_task(worker.run()) if worker else None
+            service = RunningService(settings, client, create_session_factory(engine), counting, worker, task)
+            try:
+                yield service
+            finally:
+                await service.stop_worker()
+                await engine.dispose()
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Any]:
+    """Everything on `topic` from the start, until `expected` records arrived or time ran out."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=f"reader-{uuid.uuid4().hex[:6]}")
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(records) < expected and loop.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=300)
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def produce_raw(bootstrap: str, topic: str, value: bytes, key: bytes | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
