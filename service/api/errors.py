@@ -24,8 +24,9 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     details = []
     for error in exc.errors():
         # Drop the leading "body" and the union tag pydantic adds for discriminated unions.
-        loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
-        if len(loc) > 1 and loc[0] in ("spreadsheet", "process_analysis"):
+        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        # Drop the union tag and validator names pydantic puts in front of the field path.
+        while loc and (loc[0] in ("spreadsheet", "process_analysis") or "[" in loc[0]):
             loc = loc[1:]
         message = str(error.get("msg", "invalid"))
         details.append({"loc": ".".join(loc) or "body", "msg": message.removeprefix("Value error, ")})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
@@ -74,7 +75,7 @@ async def submit_request(
     publisher: PublisherDep,
     settings: SettingsDep,
     owner_id: OwnerDep,
-    payload: RequestInput = Body(openapi_examples=_EXAMPLES),
+    payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
 ) -> SubmitResponse:
     submitted = await service.submit(sessions, publisher, settings, payload, owner_id)
     if not submitted.created:
