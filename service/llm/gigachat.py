@@ -1,0 +1,233 @@
+"""GigaChat backend, cloud (OAuth token from credentials) and mTLS (client certificate), on the async SDK.
+
+The `gigachat` SDK already does what we need: async httpx calls, OAuth token exchange with refresh
+before expiry (and one re-auth on a 401), and typed errors carrying the HTTP status and headers, so
+Retry-After is readable. We give it one SSLContext we build and validate ourselves, so a missing
+file, a wrong key password or a key that does not match its certificate stops start-up with a clear
+message instead of failing on the first request. SDK retries stay off: the resilience layer owns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from gigachat import GigaChatAsyncClient
+from gigachat import exceptions as sdk
+from gigachat.models import Chat, Messages, MessagesRole
+from loguru import logger
+
+from service.config import Settings
+from service.errors import ConfigurationError
+from service.llm.base import (
+    AuthenticationFailed,
+    BadRequest,
+    ChatRequest,
+    ChatResponse,
+    ContentRejected,
+    LLMConnectionError,
+    LLMError,
+    LLMTimeout,
+    Overloaded,
+    RateLimited,
+)
+from service.llm.support import (
+    Redactor,
+    elapsed_ms,
+    parse_retry_after,
+    require_readable_file,
+    snippet,
+    tls_failure,
+    usage_or_estimate,
+)
+
+Mode = Literal["cloud", "mtls"]
+HEALTH_TIMEOUT_SECONDS = 5.0
+# GigaChat reports a moderated answer with this finish reason instead of an HTTP error.
+BLOCKED_FINISH_REASON = "blacklist"
+
+
+def build_ssl_context(settings: Settings, mode: Mode) -> ssl.SSLContext:
+    """TLS for both the API and the OAuth endpoint; client certificate loaded in mTLS mode."""
+    ca_setting, ca_file = "GIGACHAT_CA_BUNDLE_FILE", settings.gigachat_ca_bundle_file
+    if mode == "mtls" and settings.gigachat_mtls_ca_bundle_file is not None:
+        ca_setting, ca_file = "GIGACHAT_MTLS_CA_BUNDLE_FILE", settings.gigachat_mtls_ca_bundle_file
+    context = ssl.create_default_context()
+    if not settings.gigachat_verify_ssl_certs:
+        logger.warning("GigaChat TLS certificate verification is OFF (GIGACHAT_VERIFY_SSL_CERTS=false)")
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif ca_file is not None:
+        _load(context.load_verify_locations, require_readable_file(ca_file, "CA bundle", ca_setting))
+    if mode == "mtls":
+        cert = require_readable_file(
+            settings.gigachat_mtls_cert_file, "client certificate", "GIGACHAT_MTLS_CERT_FILE"
+        )
+        key = require_readable_file(settings.gigachat_mtls_key_file, "client key", "GIGACHAT_MTLS_KEY_FILE")
+        secret = settings.gigachat_mtls_key_file_password
+        # A callable, not None: for an encrypted key without a password OpenSSL would otherwise
+        # prompt on the terminal and hang a headless worker.
+        password: Any = secret.get_secret_value() if secret else (lambda: "")
+        try:
+            context.load_cert_chain(str(cert), str(key), password)
+        except ssl.SSLError:
+            raise ConfigurationError(
+                f"cannot load client certificate {cert} with key {key}: the key password is wrong or "
+                "missing (GIGACHAT_MTLS_KEY_FILE_PASSWORD), or the key does not match the certificate"
+            ) from None
+    return context
+
+
+def _load(loader: Any, path: Path) -> None:
+    try:
+        loader(cafile=str(path))
+    except ssl.SSLError:
+        raise ConfigurationError(f"CA bundle {path} contains no usable PEM certificates") from None
+
+
+class GigaChatBackend:
+    """One backend class for both GigaChat access modes; `mode` decides how it authenticates."""
+
+    def __init__(self, settings: Settings, mode: Mode) -> None:
+        self.name = f"gigachat-{mode}"
+        self._settings = settings
+        self._mode = mode
+        self._model = settings.gigachat_model
+        credentials = settings.gigachat_credentials
+        self._credentials = credentials.get_secret_value() if credentials else None
+        key_password = settings.gigachat_mtls_key_file_password
+        self._redact = Redactor(
+            [self._credentials, key_password.get_secret_value() if key_password else None]
+        )
+        self._client: GigaChatAsyncClient | None = None
+
+    async def start(self) -> None:
+        if self._mode == "cloud" and not self._credentials:
+            raise ConfigurationError("GIGACHAT_CREDENTIALS must be set for LLM_BACKEND=gigachat-cloud")
+        context = build_ssl_context(self._settings, self._mode)
+        s = self._settings
+        # Empty strings (not None) for what this mode does not use: the SDK reads GIGACHAT_* variables
+        # from the environment for every argument left None, which could e.g. make an mTLS client
+        # also do OAuth, or swap our validated SSLContext for a file path.
+        self._client = GigaChatAsyncClient(
+            base_url=s.gigachat_base_url,
+            auth_url=s.gigachat_auth_url,
+            credentials=self._credentials if self._mode == "cloud" else "",
+            scope=s.gigachat_scope,
+            access_token="",
+            user="",
+            password="",
+            model=self._model,
+            timeout=s.llm_timeout_seconds,
+            verify_ssl_certs=s.gigachat_verify_ssl_certs,
+            ssl_context=context,
+            ca_bundle_file="",
+            cert_file="",
+            key_file="",
+            key_file_password="",
+            max_retries=0,
+        )
+        logger.info("LLM backend {} ready: base_url={} model={}", self.name, s.gigachat_base_url, self._model)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _require_client(self) -> GigaChatAsyncClient:
+        if self._client is None:
+            raise RuntimeError(f"{self.name} backend used before start()")
+        return self._client
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        client = self._require_client()
+        payload = Chat(
+            model=request.model or self._model,
+            messages=[
+                Messages(role=MessagesRole.SYSTEM, content=request.system),
+                Messages(role=MessagesRole.USER, content=request.user),
+            ],
+            # GigaChat rejects temperature 0; leaving it out gives the server's most deterministic default.
+            temperature=request.temperature or None,
+            max_tokens=request.max_tokens,
+        )
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(request.timeout):
+                completion = await client.achat(payload)
+        except Exception as exc:
+            raise self._translate(exc) from None
+        if not completion.choices:
+            raise Overloaded(f"{self.name} returned no choices")
+        choice = completion.choices[0]
+        if choice.finish_reason == BLOCKED_FINISH_REASON:
+            raise ContentRejected(f"{self.name} refused to answer (content policy)")
+        text = choice.message.content or ""
+        usage = completion.usage
+        return ChatResponse(
+            text=text,
+            usage=usage_or_estimate(
+                usage.prompt_tokens if usage else None,
+                usage.completion_tokens if usage else None,
+                request.system + request.user,
+                text,
+            ),
+            model=completion.model,
+            latency_ms=elapsed_ms(started),
+            backend=self.name,
+        )
+
+    async def health(self) -> dict[str, Any]:
+        """Lists models: needs a token (cloud) or the certificate (mTLS) but spends no tokens."""
+        client = self._require_client()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                models = await client.aget_models()
+        except Exception as exc:
+            error = self._translate(exc)
+            return {"ok": False, "backend": self.name, "error": error.code, "detail": error.message}
+        names = [model.id_ for model in models.data]
+        return {
+            "ok": True,
+            "backend": self.name,
+            "model": self._model,
+            "model_available": self._model in names,
+            "latency_ms": elapsed_ms(started),
+        }
+
+    def _translate(self, exc: Exception) -> LLMError:
+        error = _translate(exc, self.name)
+        error.message = self._redact(error.message)
+        error.args = (error.message,)
+        return error
+
+
+def _translate(exc: Exception, name: str) -> LLMError:
+    """Map SDK and transport exceptions to our typed errors. Messages never embed request headers."""
+    if isinstance(exc, sdk.ResponseError):
+        status, detail = exc.status_code, snippet(exc.content)
+        message = f"{name} answered HTTP {status}: {detail}".rstrip(": ")
+        retry_after = parse_retry_after(exc.headers.get("retry-after") if exc.headers else None)
+        if status in (401, 403):
+            return AuthenticationFailed(message)
+        if status == 429:
+            return RateLimited(message, retry_after=retry_after)
+        if status == 408:
+            return LLMTimeout(message)
+        if status >= 500:
+            return Overloaded(message, retry_after=retry_after)
+        return BadRequest(message)
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return LLMTimeout(f"{name} did not answer in time")
+    if isinstance(exc, httpx.TransportError | ssl.SSLError | OSError):
+        if reason := tls_failure(exc):
+            return AuthenticationFailed(f"{name} TLS handshake failed: {reason}")
+        return LLMConnectionError(f"{name} is unreachable: {type(exc).__name__}")
+    if isinstance(exc, sdk.GigaChatException):
+        return BadRequest(f"{name} rejected the request: {type(exc).__name__}")
+    raise exc

@@ -1,0 +1,162 @@
+"""OpenAI-compatible backend (OpenAI, OpenRouter, vLLM, Ollama, LiteLLM) on the official async SDK.
+
+Named `openai_compat` so it can never shadow the `openai` package. SDK retries are disabled
+(`max_retries=0`): the resilience layer decides when and how often to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import openai
+from loguru import logger
+
+from service.config import Settings
+from service.llm.base import (
+    AuthenticationFailed,
+    BadRequest,
+    ChatRequest,
+    ChatResponse,
+    ContentRejected,
+    LLMConnectionError,
+    LLMError,
+    LLMTimeout,
+    Overloaded,
+    RateLimited,
+)
+from service.llm.support import Redactor, elapsed_ms, parse_retry_after, snippet, usage_or_estimate
+
+HEALTH_TIMEOUT_SECONDS = 5.0
+# Local servers (vLLM, Ollama) accept any key, but the SDK insists on one being present.
+PLACEHOLDER_API_KEY = "not-needed"
+CONTENT_POLICY_CODES = {"content_filter", "content_policy_violation"}
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._model = settings.openai_model
+        key = settings.openai_api_key
+        self._api_key = key.get_secret_value() if key else None
+        self._redact = Redactor([self._api_key])
+        self._client: openai.AsyncOpenAI | None = None
+
+    async def start(self) -> None:
+        s = self._settings
+        if not self._api_key:
+            logger.warning("OPENAI_API_KEY is not set; fine for local servers, hosted APIs will answer 401")
+        self._client = openai.AsyncOpenAI(
+            base_url=s.openai_base_url,
+            api_key=self._api_key or PLACEHOLDER_API_KEY,
+            organization=s.openai_organization,
+            default_headers=s.openai_extra_headers or None,
+            timeout=s.llm_timeout_seconds,
+            max_retries=0,
+        )
+        logger.info("LLM backend openai ready: base_url={} model={}", s.openai_base_url, self._model)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _require_client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            raise RuntimeError("openai backend used before start()")
+        return self._client
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        client = self._require_client()
+        started = time.perf_counter()
+        try:
+            completion = await client.chat.completions.create(
+                model=request.model or self._model,
+                messages=[
+                    {"role": "system", "content": request.system},
+                    {"role": "user", "content": request.user},
+                ],
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+                timeout=request.timeout,
+            )
+        except Exception as exc:
+            raise self._translate(exc) from None
+        if not completion.choices:
+            raise Overloaded("openai returned no choices")
+        choice = completion.choices[0]
+        if choice.finish_reason == "content_filter":
+            raise ContentRejected("openai refused to answer (content filter)")
+        text = choice.message.content or ""
+        usage = completion.usage
+        return ChatResponse(
+            text=text,
+            usage=usage_or_estimate(
+                usage.prompt_tokens if usage else None,
+                usage.completion_tokens if usage else None,
+                request.system + request.user,
+                text,
+            ),
+            model=completion.model or request.model or self._model,
+            latency_ms=elapsed_ms(started),
+            backend=self.name,
+        )
+
+    async def health(self) -> dict[str, Any]:
+        """Lists models: authenticated and routed like a completion, but free."""
+        client = self._require_client()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                page = await client.models.list()
+        except Exception as exc:
+            error = self._translate(exc)
+            return {"ok": False, "backend": self.name, "error": error.code, "detail": error.message}
+        names = [model.id for model in page.data]
+        return {
+            "ok": True,
+            "backend": self.name,
+            "model": self._model,
+            "model_available": self._model in names,
+            "latency_ms": elapsed_ms(started),
+        }
+
+    def _translate(self, exc: Exception) -> LLMError:
+        error = _translate(exc)
+        error.message = self._redact(error.message)
+        error.args = (error.message,)
+        return error
+
+
+def _translate(exc: Exception) -> LLMError:
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        message = f"openai answered HTTP {status}: {snippet(exc.message)}"
+        headers = exc.response.headers
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        if retry_after is None and (millis := headers.get("retry-after-ms")):
+            retry_after = (parse_retry_after(millis) or 0.0) / 1000
+        if status in (401, 403):
+            return AuthenticationFailed(message)
+        if status == 429:
+            return RateLimited(message, retry_after=retry_after)
+        if status == 408:
+            return LLMTimeout(message)
+        if status >= 500:
+            return Overloaded(message, retry_after=retry_after)
+        if exc.code in CONTENT_POLICY_CODES:
+            return ContentRejected(message)
+        return BadRequest(message)
+    # APITimeoutError subclasses APIConnectionError: test it first.
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
+        return LLMTimeout("openai did not answer in time")
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMConnectionError(f"openai is unreachable: {snippet(str(exc))}")
+    if isinstance(exc, openai.APIResponseValidationError):
+        return Overloaded("openai returned a malformed answer")
+    if isinstance(exc, openai.OpenAIError):
+        return BadRequest(f"openai rejected the request: {type(exc).__name__}")
+    raise exc

@@ -1,0 +1,70 @@
+"""Backends by name, and the one entry point the API and workers use: build_backend(settings).
+
+Construction is cheap and does no I/O; clients, tokens and TLS material are set up in `start()`
+(called from the app lifespan or worker start-up) and released in `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.config import BackendName, Settings
+from service.llm.base import LLMBackend
+from service.llm.gigachat import GigaChatBackend
+from service.llm.openai_compat import OpenAIBackend
+from service.llm.resilience import ResilientBackend
+
+
+def _dryrun(settings: Settings) -> LLMBackend:
+    # Imported lazily so the real backends do not depend on the dryrun module's imports.
+    from service.llm.dryrun import DryrunBackend
+
+    return DryrunBackend(settings)
+
+
+BACKENDS: dict[BackendName, Callable[[Settings], LLMBackend]] = {
+    "dryrun": _dryrun,
+    "gigachat-cloud": lambda settings: GigaChatBackend(settings, "cloud"),
+    "gigachat-mtls": lambda settings: GigaChatBackend(settings, "mtls"),
+    "openai": OpenAIBackend,
+}
+
+
+def create_backend(name: BackendName, settings: Settings) -> LLMBackend:
+    """The bare backend `name`, without retries or limits."""
+    return BACKENDS[name](settings)
+
+
+def build_backend(settings: Settings) -> ResilientBackend:
+    """LLM_BACKEND wrapped with retries, rate limits and LLM_FALLBACK_BACKEND (if set). Not started."""
+    primary = create_backend(settings.llm_backend, settings)
+    fallback = (
+        create_backend(settings.llm_fallback_backend, settings) if settings.llm_fallback_backend else None
+    )
+    return ResilientBackend.from_settings(settings, primary, fallback)
+
+
+@dataclass
+class _HealthEntry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    checked_at: float = float("-inf")
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+_health_cache: weakref.WeakKeyDictionary[Any, _HealthEntry] = weakref.WeakKeyDictionary()
+
+
+async def backend_health(backend: LLMBackend, *, max_age_seconds: float) -> dict[str, Any]:
+    """`backend.health()`, reused for `max_age_seconds` so frequent health probes do not hammer the
+    provider; concurrent callers share one check. The report says how old it is."""
+    entry = _health_cache.setdefault(backend, _HealthEntry())
+    async with entry.lock:
+        if time.monotonic() - entry.checked_at >= max_age_seconds:
+            entry.report = await backend.health()
+            entry.checked_at = time.monotonic()
+    return {**entry.report, "checked_seconds_ago": round(time.monotonic() - entry.checked_at, 3)}

@@ -1,0 +1,103 @@
+"""Helpers shared by the HTTP backends: secret redaction, Retry-After, usage fallback, TLS diagnosis."""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import ssl
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from service.errors import ConfigurationError
+from service.llm.base import Usage, estimate_tokens
+
+REDACTED = "***"
+# Shorter "secrets" would redact ordinary words; real credentials are far longer.
+_MIN_SECRET_LENGTH = 4
+
+
+class Redactor:
+    """Replaces known secret values in text that is about to leave the backend (errors, health)."""
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        self._secrets = sorted(
+            {s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date. None when absent or invalid."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def snippet(body: bytes | str | None, limit: int = 200) -> str:
+    """A short, single-line excerpt of an error body for messages (servers explain 400s there)."""
+    if not body:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def usage_or_estimate(
+    prompt_tokens: int | None, completion_tokens: int | None, prompt: str, completion: str
+) -> Usage:
+    """The server's usage when it reported one; otherwise our estimate, flagged as such."""
+    if prompt_tokens is not None and completion_tokens is not None:
+        return Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+    prompt_est, completion_est = estimate_tokens(prompt), estimate_tokens(completion)
+    return Usage(prompt_est, completion_est, prompt_est + completion_est, estimated=True)
+
+
+def elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """Why a TLS handshake failed, if `exc` (or anything it wraps) is a certificate problem."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).upper()
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+            return "the server's certificate is not trusted (check the CA bundle)"
+        if any(
+            marker in text
+            for marker in ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN")
+        ):
+            return "the server rejected the client certificate"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def require_readable_file(path: Path | None, what: str, setting: str) -> Path:
+    """Fail start-up with a message naming the setting when a configured file cannot be read."""
+    if path is None:
+        raise ConfigurationError(f"{setting} must be set: {what} is required")
+    if not path.is_file():
+        raise ConfigurationError(f"{what} not found: {path} ({setting})")
+    if not os.access(path, os.R_OK):
+        raise ConfigurationError(f"{what} is not readable: {path} ({setting})")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise ConfigurationError(f"{what} cannot be read: {path} ({setting}): {exc.strerror}") from None
+    return path

@@ -1,0 +1,87 @@
+"""Settings builders for the LLM tests; peers and certificates come from tests/peers/fixtures.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from loguru import logger
+
+from service.config import Settings
+from service.llm.base import ChatRequest, LLMBackend
+from tests.peers.certs import CertBundle
+from tests.peers.fixtures import *  # noqa: F403 - the fixtures are used by name
+from tests.peers.gigachat_server import GigaChatPeer
+from tests.peers.openai_server import OpenAIPeer
+
+
+def make_settings(**values: Any) -> Settings:
+    """Settings from explicit values only: no .env file; LLM_* env vars are cleared by `clean_env`."""
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def cloud_settings(peer: GigaChatPeer, certs: CertBundle, **values: Any) -> Settings:
+    return make_settings(
+        llm_backend="gigachat-cloud",
+        gigachat_base_url=peer.base_url,
+        gigachat_auth_url=peer.auth_url,
+        gigachat_credentials=peer.credentials,
+        gigachat_ca_bundle_file=certs.ca_file,
+        **values,
+    )
+
+
+def mtls_settings(peer: GigaChatPeer, certs: CertBundle, **values: Any) -> Settings:
+    defaults: dict[str, Any] = {
+        "llm_backend": "gigachat-mtls",
+        "gigachat_base_url": peer.base_url,
+        "gigachat_auth_url": peer.auth_url,
+        "gigachat_mtls_ca_bundle_file": certs.ca_file,
+        "gigachat_mtls_cert_file": certs.client_cert,
+        "gigachat_mtls_key_file": certs.client_key,
+    }
+    return make_settings(**(defaults | values))
+
+
+def openai_settings(peer: OpenAIPeer, **values: Any) -> Settings:
+    defaults: dict[str, Any] = {
+        "llm_backend": "openai",
+        "openai_base_url": peer.base_url,
+        "openai_api_key": peer.api_key,
+    }
+    return make_settings(**(defaults | values))
+
+
+def ask(user: str = "hello", **values: Any) -> ChatRequest:
+    return ChatRequest(system="You are a test.", user=user, **values)
+
+
+@asynccontextmanager
+async def started(backend: LLMBackend) -> AsyncIterator[LLMBackend]:
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real GIGACHAT_*/OPENAI_*/LLM_* variables of the machine must not steer the tests (nor the SDKs)."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("GIGACHAT_", "OPENAI_", "LLM_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[list[str]]:
+    """Everything loguru emits during the test, at every level, as formatted lines."""
+    lines: list[str] = []
+    sink: Callable[[Any], None] = lambda message: lines.append(str(message))  # noqa: E731
+    handler = logger.add(sink, level="TRACE", format="{level} {name} {message} {extra} {exception}")
+    yield lines
+    logger.remove(handler)

@@ -1,0 +1,138 @@
+"""What every fake LLM peer shares: a uvicorn server on a background thread, call recording, fault knobs.
+
+Timestamps are `time.monotonic()` taken by the server when a request arrives, so tests can assert on
+what the peer *saw* (e.g. request spacing) rather than on how fast our client code ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tests.peers.tls_front import server_context, tls_front
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    method: str
+    path: str
+    at: float  # time.monotonic() on arrival
+    headers: dict[str, str]
+    body: Any  # parsed JSON, form dict, or None
+
+
+@dataclass
+class Faults:
+    """Knobs a test turns to make the next requests fail or slow down. Counters count down per request."""
+
+    rate_limited: int = 0  # answer this many requests with 429
+    retry_after: str | None = None  # Retry-After header sent with 429 (and 503)
+    server_errors: int = 0  # then answer this many with server_error_status
+    server_error_status: int = 500
+    delay_seconds: float = 0.0  # sleep before answering (every request while set)
+
+
+@dataclass
+class PeerState:
+    faults: Faults = field(default_factory=Faults)
+    calls: list[RecordedCall] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, request: Request, body: Any) -> None:
+        call = RecordedCall(request.method, request.url.path, time.monotonic(), dict(request.headers), body)
+        with self.lock:
+            self.calls.append(call)
+
+    def calls_to(self, path_suffix: str) -> list[RecordedCall]:
+        with self.lock:
+            return [call for call in self.calls if call.path.endswith(path_suffix)]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.faults = Faults()
+
+    def take_fault(self) -> Response | None:
+        """The injected failure for this request, if any (decrements the matching counter)."""
+        with self.lock:
+            faults = self.faults
+            headers = {"Retry-After": faults.retry_after} if faults.retry_after is not None else {}
+            if faults.rate_limited > 0:
+                faults.rate_limited -= 1
+                return error_response(429, "rate_limited", "Too many requests", headers)
+            if faults.server_errors > 0:
+                faults.server_errors -= 1
+                status = faults.server_error_status
+                return error_response(status, "server_error", "Internal error", headers)
+        return None
+
+    async def maybe_delay(self) -> None:
+        if self.faults.delay_seconds:
+            await asyncio.sleep(self.faults.delay_seconds)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    # Both GigaChat and OpenAI answer errors with a JSON body; OpenAI nests it under "error".
+    body = {"status": status, "message": message, "error": {"message": message, "type": code, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    return await request.json() if raw else None
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None  # set: mutual TLS, a client certificate from this CA is required
+
+
+@contextmanager
+def serve(app: Starlette, tls: TLSConfig | None = None) -> Iterator[str]:
+    """Run `app` on a free loopback port in a background thread (behind a TLS front if `tls`);
+    yield its origin URL."""
+    with _uvicorn_thread(app) as port:
+        if tls is None:
+            yield f"http://127.0.0.1:{port}"
+            return
+        context = server_context(tls.cert_file, tls.key_file, tls.client_ca_file)
+        with tls_front(context, port) as tls_port:
+            yield f"https://127.0.0.1:{tls_port}"
+
+
+@contextmanager
+def _uvicorn_thread(app: Starlette) -> Iterator[int]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", loop="asyncio", http="h11", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="llm-peer")
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test peer did not start")
+        time.sleep(0.01)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

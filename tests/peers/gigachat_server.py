@@ -1,0 +1,133 @@
+"""A local GigaChat-compatible HTTPS server: OAuth token endpoint, chat completions, models.
+
+Cloud mode: clients exchange Basic credentials for a short-lived bearer token at /api/v2/oauth and
+send it to /api/v1/*. mTLS mode: the TLS layer demands a client certificate from our test CA and
+the API needs no token, as with GigaChat's certificate access.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.peers.certs import CertBundle
+from tests.peers.common import PeerState, TLSConfig, error_response, read_json, serve
+
+MODELS = ["GigaChat", "GigaChat-Pro", "GigaChat-Max"]
+
+
+@dataclass
+class GigaChatPeer(PeerState):
+    credentials: str = "dGVzdC1jbGllbnQ6dGVzdC1zZWNyZXQtOTk="  # base64 "test-client:test-secret-99"
+    scope: str = "GIGACHAT_API_PERS"
+    require_token: bool = True  # False in mTLS mode: the client certificate authenticates
+    token_lifetime_seconds: float = 1800.0
+    reply_text: str | None = None  # None: echo the user message
+    finish_reason: str = "stop"
+    tokens: dict[str, float] = field(default_factory=dict)  # issued token -> expiry (unix seconds)
+    base_url: str = ""  # https://127.0.0.1:PORT/api/v1
+    auth_url: str = ""  # https://127.0.0.1:PORT/api/v2/oauth
+
+    def reset(self) -> None:
+        super().reset()
+        with self.lock:
+            self.tokens.clear()
+            self.token_lifetime_seconds = 1800.0
+            self.reply_text = None
+            self.finish_reason = "stop"
+
+    def revoke_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    def _token_valid(self, request: Request) -> bool:
+        if not self.require_token:
+            return True
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        with self.lock:
+            expiry = self.tokens.get(token)
+        return scheme == "Bearer" and expiry is not None and expiry > time.time()
+
+    async def oauth(self, request: Request) -> Response:
+        # Parsed by hand: Starlette's form parser would need python-multipart just for this.
+        form = dict(parse_qsl((await request.body()).decode()))
+        self.record(request, form)
+        if request.headers.get("authorization") != f"Basic {self.credentials}":
+            return error_response(401, "unauthorized", "Invalid credentials")
+        if form.get("scope") != self.scope or not request.headers.get("rquid"):
+            return error_response(400, "bad_request", "scope and RqUID are required")
+        token = secrets.token_urlsafe(24)
+        expires_at = time.time() + self.token_lifetime_seconds
+        with self.lock:
+            self.tokens[token] = expires_at
+        return JSONResponse({"access_token": token, "expires_at": int(expires_at * 1000)})
+
+    async def chat(self, request: Request) -> Response:
+        body = await read_json(request)
+        self.record(request, body)
+        if not self._token_valid(request):
+            return error_response(401, "unauthorized", "Token has expired")
+        if fault := self.take_fault():
+            return fault
+        await self.maybe_delay()
+        messages = body.get("messages", [])
+        user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+        text = self.reply_text if self.reply_text is not None else f"echo: {user}"
+        prompt_tokens = sum(len(m.get("content", "")) for m in messages) // 4 + 1
+        completion_tokens = len(text) // 4 + 1
+        return JSONResponse(
+            {
+                "choices": [
+                    {
+                        "message": {"role": "assistant", "content": text},
+                        "index": 0,
+                        "finish_reason": self.finish_reason,
+                    }
+                ],
+                "created": int(time.time()),
+                "model": f"{body.get('model', 'GigaChat')}:1.0.26.20",
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                    "precached_prompt_tokens": 0,
+                },
+                "object": "chat.completion",
+            }
+        )
+
+    async def models(self, request: Request) -> Response:
+        self.record(request, None)
+        if not self._token_valid(request):
+            return error_response(401, "unauthorized", "Token has expired")
+        data = [{"id": name, "object": "model", "owned_by": "salutedevices"} for name in MODELS]
+        return JSONResponse({"data": data, "object": "list"})
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/api/v2/oauth", self.oauth, methods=["POST"]),
+                Route("/api/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/api/v1/models", self.models, methods=["GET"]),
+            ]
+        )
+
+
+@contextmanager
+def gigachat_peer(certs: CertBundle, *, mtls: bool = False) -> Iterator[GigaChatPeer]:
+    """Start a GigaChat peer over TLS (mutual TLS when `mtls`); yields it with base_url/auth_url set."""
+    peer = GigaChatPeer(require_token=not mtls)
+    tls = TLSConfig(certs.server_cert, certs.server_key, certs.ca_file if mtls else None)
+    with serve(peer.app(), tls) as origin:
+        peer.base_url = f"{origin}/api/v1"
+        peer.auth_url = f"{origin}/api/v2/oauth"
+        yield peer
