@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from service.config import Settings
+from service.llm import dryrun_answers
 from service.llm.base import ChatRequest, ChatResponse, Overloaded, Usage, estimate_tokens
 
 Number = int | float
@@ -114,7 +115,10 @@ class DryrunBackend:
     def answer_for(self, context: dict[str, Any]) -> dict[str, Any]:
         if context.get("kind") == "process_analysis":
             return process_analysis_answer(context)
-        return spreadsheet_answer(context)
+        if context.get("kind") == "classification":
+            return dryrun_answers.classification(context)
+        per_category = dryrun_answers.ANSWERS.get(str(context.get("category")))
+        return per_category(context) if per_category else spreadsheet_answer(context)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         started = time.perf_counter()

@@ -107,7 +107,7 @@ def build_prompt(
         system += "\n\n" + _render_examples(template, language, table_token_budget)
     user = render(template.user, values)
     context = {
-        "kind": "process" if template.category == cat.PROCESS_CATEGORY else "spreadsheet",
+        "kind": "process_analysis" if template.category == cat.PROCESS_CATEGORY else "spreadsheet",
         "category": template.category,
         "language": language,
         "query_text": request.query_text,

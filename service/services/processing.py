@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
@@ -19,6 +18,7 @@ from service.db.requests_repo import LLMAccounting
 from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline import categories
 from service.pipeline.answer import AnswerInvalid, build_repair_request, parse_answer
+from service.services.prompting import build_chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ class PreparedPrompt:
     chat: ChatRequest
     category: str
     template_version: int | None
+    responses: tuple[ChatResponse, ...] = ()  # calls made while preparing (classification)
 
 
 def request_context(row: AnalysisRequest, category: str) -> dict[str, Any]:
@@ -62,26 +63,16 @@ class Processor:
         self._sessions = sessions
 
     async def prepare(self, row: AnalysisRequest) -> PreparedPrompt:
-        category = row.category or (
-            categories.PROCESS_CATEGORY if row.kind == RequestKind.PROCESS_ANALYSIS
-            else categories.SPREADSHEET_ANALYSIS
-        )
-        context = request_context(row, category)
-        user = orjson.dumps({k: v for k, v in context.items() if k not in ("kind", "category")}).decode()
-        chat = ChatRequest(
-            system=f"You are a spreadsheet and business-process assistant. Task category: {category}. "
-            "Answer with one JSON object only.",
-            user=user,
-            temperature=self._settings.llm_temperature,
-            max_tokens=self._settings.llm_max_tokens,
-            timeout=self._settings.llm_timeout_seconds,
-            context=context,
-        )
-        return PreparedPrompt(chat=chat, category=category, template_version=None)
+        # Classification (when no category) and the database template: service/services/prompting.py.
+        fallback = categories.PROCESS_CATEGORY if row.kind == RequestKind.PROCESS_ANALYSIS else None
+        context = request_context(row, row.category or fallback or "")
+        built = await build_chat(row, self._settings, self._backend, self._sessions, context)
+        return PreparedPrompt(chat=built.chat, category=built.category,
+                              template_version=built.template_version, responses=built.responses)
 
     async def process(self, row: AnalysisRequest) -> Outcome:
         prepared = await self.prepare(row)
-        responses: list[ChatResponse] = []
+        responses: list[ChatResponse] = list(prepared.responses)
         try:
             response = await self._backend.chat(prepared.chat)
             responses.append(response)

@@ -118,7 +118,7 @@ def test_process_prompt_uses_smartflow_structure() -> None:
     for field in ("score", "problem", "solution", "savings", "implementation", "n8n"):
         assert field in prompt.system
     assert "Название: Счета" in prompt.user and "Бухгалтер вручную" in prompt.user
-    assert prompt.context["kind"] == "process"
+    assert prompt.context["kind"] == "process_analysis"
 
 
 def test_truncation_note_reaches_the_prompt() -> None:
