@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import compat, health, requests
+from service.api import compat, health, prompts, prompts_compat, reports, requests
 from service.api.errors import install_error_handlers
 from service.config import Settings, get_settings
 from service.db.session import create_engine, create_session_factory
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (requests, health, compat):
+    for module in (requests, reports, prompts, health, compat, prompts_compat):
         app.include_router(module.router)
     return app
 

@@ -58,6 +58,13 @@ async def list_presets(session: AsyncSession, category: str | None, language: st
     return await repo.list_presets(session, category=name, language=language)
 
 
+async def list_templates(
+    session: AsyncSession, category: str | None, language: str | None, *, history: bool
+) -> Sequence[TemplateRow]:
+    name = _canonical(category) if category else None
+    return await repo.list_templates(session, category=name, language=language, history=history)
+
+
 def to_pipeline_template(row: TemplateRow) -> PromptTemplate:
     examples = tuple(
         Example(

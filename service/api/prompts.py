@@ -1,0 +1,145 @@
+"""Versioned routes for categories, prompt templates, presets and classification. Thin by design."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from service.api.deps import SessionDep, SettingsDep
+from service.db.prompt_models import Category, Preset
+from service.db.prompt_models import PromptTemplate as TemplateRow
+from service.llm.base import ChatRequest
+from service.pipeline.classify import ClassifierInput
+from service.schemas.prompts import (
+    CategoryOut,
+    ClassifyIn,
+    ClassifyOut,
+    PresetOut,
+    TemplateCreate,
+    TemplateIn,
+    TemplateOut,
+)
+from service.services import prompts as service
+
+router = APIRouter(prefix="/api/v1", tags=["prompts"])
+
+
+def require_prompt_admin(request: Request) -> str | None:
+    """Hook for template writes. Today every caller may write (there are no API keys yet); once keys
+    exist this dependency must reject non-admin keys with Forbidden. Returns the actor to record."""
+    return getattr(request.state, "owner_id", None)
+
+
+PromptAdminDep = Annotated[str | None, Depends(require_prompt_admin)]
+
+
+def category_out(row: Category) -> CategoryOut:
+    return CategoryOut(
+        name=row.name,
+        display_name={"ru": row.display_name_ru, "en": row.display_name_en},
+        description={"ru": row.description_ru, "en": row.description_en},
+        active=row.active,
+        sort_order=row.sort_order,
+        output_schema=row.output_schema,
+        origin=row.origin,
+    )
+
+
+def template_out(row: TemplateRow) -> TemplateOut:
+    return TemplateOut(
+        id=row.id, category=row.category, language=row.language, version=row.version,
+        system_prompt=row.system_prompt, user_template=row.user_template, examples=row.examples or [],
+        is_current=row.is_current, deleted=row.deleted, origin=row.origin, note=row.note,
+        created_by=row.created_by, created_at=row.created_at,
+    )  # fmt: skip
+
+
+def preset_out(row: Preset) -> PresetOut:
+    return PresetOut(
+        id=row.id, category=row.category, name=row.name, language=row.language, title=row.title,
+        prompt=row.prompt, sort_order=row.sort_order,
+    )  # fmt: skip
+
+
+@router.get("/categories", response_model=list[CategoryOut], summary="Request categories")
+async def list_categories(session: SessionDep, include_inactive: bool = False) -> list[CategoryOut]:
+    return [
+        category_out(r) for r in await service.list_categories(session, include_inactive=include_inactive)
+    ]
+
+
+@router.get("/presets", response_model=list[PresetOut], summary="Ready-made requests a plugin can offer")
+async def list_presets(
+    session: SessionDep, category: str | None = None, language: str | None = Query(None, pattern="^(ru|en)$")
+) -> list[PresetOut]:
+    return [preset_out(r) for r in await service.list_presets(session, category, language)]
+
+
+@router.get("/prompts", response_model=list[TemplateOut], summary="Prompt templates (current versions)")
+async def list_templates(
+    session: SessionDep, category: str | None = None, language: str | None = None, history: bool = False
+) -> list[TemplateOut]:
+    rows = await service.list_templates(session, category, language, history=history)
+    return [template_out(r) for r in rows]
+
+
+@router.get("/prompts/{template_id}", response_model=TemplateOut, summary="One template version")
+async def get_template(template_id: int, session: SessionDep) -> TemplateOut:
+    return template_out(await service.get_template(session, template_id))
+
+
+@router.post("/prompts", status_code=201, response_model=TemplateOut, summary="Add a template version")
+async def create_template(payload: TemplateCreate, session: SessionDep, actor: PromptAdminDep) -> TemplateOut:
+    write = service.TemplateWrite(
+        payload.system_prompt, payload.user_template, payload.examples, payload.note
+    )
+    return template_out(
+        await service.create_template(session, payload.category, payload.language, write, actor)
+    )
+
+
+@router.put("/prompts/{template_id}", response_model=TemplateOut, summary="Edit: adds a new current version")
+async def update_template(
+    template_id: int, payload: TemplateIn, session: SessionDep, actor: PromptAdminDep
+) -> TemplateOut:
+    write = service.TemplateWrite(
+        payload.system_prompt, payload.user_template, payload.examples, payload.note
+    )
+    return template_out(await service.update_template(session, template_id, write, actor))
+
+
+@router.delete("/prompts/{template_id}", status_code=204, summary="Delete a version (kept in history)")
+async def delete_template(template_id: int, session: SessionDep, actor: PromptAdminDep) -> Response:
+    await service.delete_template(session, template_id)
+    return Response(status_code=204)
+
+
+async def run_classify(
+    request: Request, session: SessionDep, settings: SettingsDep, payload: ClassifyIn
+) -> ClassifyOut:
+    """Shared by /api/v1/classify and the seed's /api/prompts/classify."""
+    backend = getattr(request.app.state, "llm_backend", None)
+
+    async def ask(chat: ChatRequest) -> str:
+        assert backend is not None
+        return str((await backend.chat(chat)).text)
+
+    inp = ClassifierInput(payload.query_text, payload.input_data, payload.title, payload.description)
+    decided = await service.classify(
+        session, inp, threshold=settings.classifier_llm_threshold, ask=ask if backend is not None else None
+    )
+    category = next((c for c in await service.list_categories(session, include_inactive=True)
+                     if c.name == decided.category), None)  # fmt: skip
+    display: dict[str, Any] | None = (
+        {"ru": category.display_name_ru, "en": category.display_name_en} if category else None
+    )
+    return ClassifyOut(category=decided.category, confidence=decided.confidence, source=decided.source,
+                       message=decided.message, display_name=display)  # fmt: skip
+
+
+@router.post("/classify", response_model=ClassifyOut, summary="Classify a request without submitting it")
+async def classify(
+    request: Request, session: SessionDep, settings: SettingsDep, payload: ClassifyIn
+) -> ClassifyOut:
+    return await run_classify(request, session, settings, payload)

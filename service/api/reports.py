@@ -1,0 +1,37 @@
+"""GET /api/v1/requests/{id}/report: the SmartFlowAI-style Markdown report of a process analysis."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+
+from service.api.deps import OwnerDep, SessionDep
+from service.db.models import RequestKind
+from service.errors import NotFound
+from service.pipeline.prompt import detect_language
+from service.pipeline.report import render_report
+from service.services import requests as request_service
+
+router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
+
+
+@router.get(
+    "/{request_id}/report",
+    response_class=PlainTextResponse,
+    summary="Markdown report of a completed process analysis",
+    responses={200: {"content": {"text/markdown": {}}}, 409: {"description": "Not completed (yet)"}},
+)
+async def get_report(
+    request_id: uuid.UUID,
+    session: SessionDep,
+    owner_id: OwnerDep,
+    language: str | None = Query(None, pattern="^(ru|en)$", description="Default: the request's language"),
+) -> PlainTextResponse:
+    row = request_service.require_completed(await request_service.get_request(session, request_id, owner_id))
+    if row.kind != RequestKind.PROCESS_ANALYSIS or not isinstance(row.result, dict):
+        raise NotFound("reports exist only for process-analysis requests")
+    lang = language or detect_language(row.title, row.description)
+    markdown = render_report(row.result, title=row.title, language=lang)
+    return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")
