@@ -20,7 +20,10 @@ RUN_MODE_TO_BACKEND: dict[str, BackendName] = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Empty values mean "not set", so a copied .env.example with blank secrets works as is.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # --- service -------------------------------------------------------------------------------
     log_level: str = "INFO"
