@@ -19,18 +19,18 @@ from tests.peers.openai_server import OpenAIPeer
 
 def make_settings(**values: Any) -> Settings:
     """Settings from explicit values only: no .env file; LLM_* env vars are cleared by `clean_env`."""
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def cloud_settings(peer: GigaChatPeer, certs: CertBundle, **values: Any) -> Settings:
-    return make_settings(
-        llm_backend="gigachat-cloud",
-        gigachat_base_url=peer.base_url,
-        gigachat_auth_url=peer.auth_url,
-        gigachat_credentials=peer.credentials,
-        gigachat_ca_bundle_file=certs.ca_file,
-        **values,
-    )
+    defaults: dict[str, Any] = {
+        "llm_backend": "gigachat-cloud",
+        "gigachat_base_url": peer.base_url,
+        "gigachat_auth_url": peer.auth_url,
+        "gigachat_credentials": peer.credentials,
+        "gigachat_ca_bundle_file": certs.ca_file,
+    }
+    return make_settings(**(defaults | values))
 
 
 def mtls_settings(peer: GigaChatPeer, certs: CertBundle, **values: Any) -> Settings:

@@ -129,7 +129,7 @@ async def test_verification_can_be_switched_off(gigachat_cloud: GigaChatPeer, ce
 async def test_mtls_with_the_right_client_certificate(
     gigachat_mtls: GigaChatPeer, certs: CertBundle, encrypted_key: bool
 ) -> None:
-    key = {"gigachat_mtls_key_file": certs.client_key}
+    key: dict[str, object] = {"gigachat_mtls_key_file": certs.client_key}
     if encrypted_key:
         key = {
             "gigachat_mtls_key_file": certs.client_key_encrypted,

@@ -38,7 +38,8 @@ class Faults:
     """Knobs a test turns to make the next requests fail or slow down. Counters count down per request."""
 
     rate_limited: int = 0  # answer this many requests with 429
-    retry_after: str | None = None  # Retry-After header sent with 429 (and 503)
+    retry_after: str | None = None  # Retry-After header sent with the injected 429s and 5xx
+    headers: dict[str, str] = field(default_factory=dict)  # any other headers sent with them
     server_errors: int = 0  # then answer this many with server_error_status
     server_error_status: int = 500
     delay_seconds: float = 0.0  # sleep before answering (every request while set)
@@ -68,7 +69,9 @@ class PeerState:
         """The injected failure for this request, if any (decrements the matching counter)."""
         with self.lock:
             faults = self.faults
-            headers = {"Retry-After": faults.retry_after} if faults.retry_after is not None else {}
+            headers = dict(faults.headers)
+            if faults.retry_after is not None:
+                headers["Retry-After"] = faults.retry_after
             if faults.rate_limited > 0:
                 faults.rate_limited -= 1
                 return error_response(429, "rate_limited", "Too many requests", headers)

@@ -44,6 +44,7 @@ class GigaChatPeer(PeerState):
             self.token_lifetime_seconds = 1800.0
             self.reply_text = None
             self.finish_reason = "stop"
+            self.scope = "GIGACHAT_API_PERS"
 
     def revoke_tokens(self) -> None:
         with self.lock:
@@ -61,8 +62,10 @@ class GigaChatPeer(PeerState):
         # Parsed by hand: Starlette's form parser would need python-multipart just for this.
         form = dict(parse_qsl((await request.body()).decode()))
         self.record(request, form)
-        if request.headers.get("authorization") != f"Basic {self.credentials}":
-            return error_response(401, "unauthorized", "Invalid credentials")
+        received = request.headers.get("authorization", "")
+        if received != f"Basic {self.credentials}":
+            # Echoes what it got, as careless servers do: the client must redact its own secrets.
+            return error_response(401, "unauthorized", f"Invalid credentials: {received}")
         if form.get("scope") != self.scope or not request.headers.get("rquid"):
             return error_response(400, "bad_request", "scope and RqUID are required")
         token = secrets.token_urlsafe(24)

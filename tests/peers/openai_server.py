@@ -37,7 +37,9 @@ class OpenAIPeer(PeerState):
         body = await read_json(request)
         self.record(request, body)
         if not self._authorized(request):
-            return error_response(401, "invalid_api_key", "Incorrect API key provided")
+            # Like the real API, the message names the key it got (unmasked here, to test redaction).
+            key = request.headers.get("authorization", "").removeprefix("Bearer ")
+            return error_response(401, "invalid_api_key", f"Incorrect API key provided: {key}")
         if fault := self.take_fault():
             return fault
         await self.maybe_delay()

@@ -1,0 +1,106 @@
+"""OpenAI-compatible backend against a local server speaking /v1/chat/completions and /v1/models."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.llm.base import AuthenticationFailed, ContentRejected, LLMTimeout, Overloaded, RateLimited
+from service.llm.openai_compat import OpenAIBackend
+from tests.llm.conftest import ask, openai_settings, started
+from tests.peers.openai_server import OpenAIPeer
+
+
+async def test_completion_with_reported_usage(openai_upstream: OpenAIPeer) -> None:
+    settings = openai_settings(
+        openai_upstream,
+        openai_model="llama-3-8b",
+        openai_organization="org-gigaoffice",
+        openai_extra_headers={"HTTP-Referer": "https://gigaoffice.example"},
+    )
+    async with started(OpenAIBackend(settings)) as backend:
+        answer = await backend.chat(ask("sum A1:A3", temperature=0.0, max_tokens=99))
+
+    assert answer.text == "echo: sum A1:A3"
+    assert (answer.backend, answer.model) == ("openai", "llama-3-8b")
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == (
+        11,
+        7,
+        18,
+    )
+    assert not answer.usage.estimated
+    (call,) = openai_upstream.calls_to("/chat/completions")
+    assert call.body["messages"] == [
+        {"role": "system", "content": "You are a test."},
+        {"role": "user", "content": "sum A1:A3"},
+    ]
+    assert (call.body["temperature"], call.body["max_tokens"]) == (0.0, 99)
+    assert call.headers["openai-organization"] == "org-gigaoffice"
+    assert call.headers["http-referer"] == "https://gigaoffice.example"
+
+
+async def test_usage_is_estimated_when_the_server_reports_none(openai_upstream: OpenAIPeer) -> None:
+    openai_upstream.include_usage = False
+    openai_upstream.reply_text = "x" * 40
+    async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
+        answer = await backend.chat(ask("y" * 100))
+
+    assert answer.usage.estimated
+    assert answer.usage.completion_tokens == 10  # 40 characters at ~4 per token
+    assert answer.usage.prompt_tokens == (len("You are a test.") + 100 + 3) // 4
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
+
+
+async def test_wrong_api_key_is_an_authentication_failure(openai_upstream: OpenAIPeer) -> None:
+    settings = openai_settings(openai_upstream, openai_api_key="sk-wrong-key-123456")
+    async with started(OpenAIBackend(settings)) as backend:
+        with pytest.raises(AuthenticationFailed, match="401") as caught:
+            await backend.chat(ask())
+        health = await backend.health()
+    assert not caught.value.retryable
+    assert health["ok"] is False and health["error"] == "llm_auth_failed"
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "expected"), [("Retry-After", "3", 3.0), ("retry-after-ms", "250", 0.25)]
+)
+async def test_rate_limit_carries_retry_after(
+    openai_upstream: OpenAIPeer, header: str, value: str, expected: float
+) -> None:
+    openai_upstream.faults.rate_limited, openai_upstream.faults.headers = 1, {header: value}
+    async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
+        with pytest.raises(RateLimited) as caught:
+            await backend.chat(ask())
+    assert caught.value.retryable and caught.value.retry_after == expected
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_server_errors_are_overload(openai_upstream: OpenAIPeer, status: int) -> None:
+    openai_upstream.faults.server_errors, openai_upstream.faults.server_error_status = 1, status
+    async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
+        with pytest.raises(Overloaded, match=str(status)) as caught:
+            await backend.chat(ask())
+        assert (await backend.chat(ask("again"))).text == "echo: again"
+    assert caught.value.retryable
+    assert len(openai_upstream.calls_to("/chat/completions")) == 2  # the SDK itself did not retry
+
+
+async def test_slow_answer_times_out(openai_upstream: OpenAIPeer) -> None:
+    openai_upstream.faults.delay_seconds = 2.0
+    async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
+        with pytest.raises(LLMTimeout):
+            await backend.chat(ask(timeout=0.3))
+
+
+async def test_content_filter_is_a_rejection(openai_upstream: OpenAIPeer) -> None:
+    openai_upstream.finish_reason = "content_filter"
+    async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
+        with pytest.raises(ContentRejected):
+            await backend.chat(ask())
+
+
+async def test_health_lists_models_without_completions(openai_upstream: OpenAIPeer) -> None:
+    async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
+        health = await backend.health()
+    assert health["ok"] is True and health["model_available"] is True
+    assert len(openai_upstream.calls_to("/models")) == 1
+    assert openai_upstream.calls_to("/chat/completions") == []
