@@ -208,7 +208,8 @@ class GigaChatBackend:
 
 
 def _translate(exc: Exception, name: str) -> LLMError:
-    """Map SDK and transport exceptions to our typed errors. Messages never embed request headers."""
+    """Map SDK and transport exceptions to our typed errors. Messages never embed request headers;
+    response bodies are quoted briefly (servers explain 4xx there) and redacted by the caller."""
     if isinstance(exc, sdk.ResponseError):
         status, detail = exc.status_code, snippet(exc.content)
         message = f"{name} answered HTTP {status}: {detail}".rstrip(": ")
@@ -230,4 +231,6 @@ def _translate(exc: Exception, name: str) -> LLMError:
         return LLMConnectionError(f"{name} is unreachable: {type(exc).__name__}")
     if isinstance(exc, sdk.GigaChatException):
         return BadRequest(f"{name} rejected the request: {type(exc).__name__}")
-    raise exc
+    # E.g. an answer that does not fit the SDK's response model. Only the type is reported: the
+    # exception's text may quote the payload.
+    return LLMError(f"{name} call failed: {type(exc).__name__}")

@@ -159,4 +159,4 @@ def _translate(exc: Exception) -> LLMError:
         return Overloaded("openai returned a malformed answer")
     if isinstance(exc, openai.OpenAIError):
         return BadRequest(f"openai rejected the request: {type(exc).__name__}")
-    raise exc
+    return LLMError(f"openai call failed: {type(exc).__name__}")
