@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import context
 from sqlalchemy.engine import Connection
 
+from alembic import context
 from service.config import get_settings
 from service.db.models import Base
 from service.db.session import create_engine

@@ -25,9 +25,16 @@ def cmd_migrate(settings: Settings) -> None:
 
 def cmd_api(settings: Settings) -> None:
     uvicorn.run(
-        "service.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
-        workers=settings.api_workers, log_level=settings.log_level.lower(), access_log=False,
-        loop="uvloop", http="httptools", proxy_headers=True,
+        "service.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.api_workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=True,
     )
 
 
@@ -81,8 +88,14 @@ async def _serve_all(settings: Settings) -> None:
     from service.app import create_app
     from workers.main import Worker
 
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                            log_level=settings.log_level.lower(), access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+    )
     server = _EmbeddedServer(config)
     worker = Worker(settings)
 
@@ -95,7 +108,9 @@ async def _serve_all(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, shutdown)
     worker_task = asyncio.create_task(worker.run())
-    logger.info("GigaOffice AI Service listening on http://{}:{} (docs at /docs)", settings.host, settings.port)
+    logger.info(
+        "GigaOffice AI Service listening on http://{}:{} (docs at /docs)", settings.host, settings.port
+    )
     try:
         await server.serve()
     finally:

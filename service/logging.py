@@ -21,8 +21,13 @@ class _InterceptHandler(logging.Handler):
 
 def configure_logging(settings: Settings) -> None:
     logger.remove()
-    logger.add(sys.stderr, level=settings.log_level.upper(), serialize=settings.log_json,
-               backtrace=False, diagnose=False)  # diagnose=False: never print local variables (secrets)
+    logger.add(
+        sys.stderr,
+        level=settings.log_level.upper(),
+        serialize=settings.log_json,
+        backtrace=False,
+        diagnose=False,
+    )  # diagnose=False: never print local variables (secrets)
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)
     for noisy in ("aiokafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

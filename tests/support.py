@@ -69,6 +69,7 @@ class CountingBackend:
         self.calls: list[ChatRequest] = []
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.call_started = asyncio.Event()
 
     async def start(self) -> None:
         await self.inner.start()
@@ -83,6 +84,7 @@ class CountingBackend:
         self.calls.append(request)
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self.call_started.set()
         try:
             return await self.inner.chat(request)
         finally:
@@ -142,8 +144,13 @@ async def running_service(
 
 async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Any]:
     """Everything on `topic` from the start, until `expected` records arrived or time ran out."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=f"reader-{uuid.uuid4().hex[:6]}")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=f"reader-{uuid.uuid4().hex[:6]}",
+    )
     await consumer.start()
     records: list[Any] = []
     try:

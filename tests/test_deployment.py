@@ -24,7 +24,7 @@ def env_example_names() -> list[str]:
 def test_env_example_lists_every_setting_and_nothing_else() -> None:
     names = env_example_names()
     assert len(names) == len(set(names)), "a variable is listed twice"
-    assert set(names) == SETTING_NAMES, (set(names) ^ SETTING_NAMES)
+    assert set(names) == SETTING_NAMES, set(names) ^ SETTING_NAMES
 
 
 def test_env_example_loads_as_is() -> None:

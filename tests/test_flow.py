@@ -76,8 +76,12 @@ async def test_unknown_id_is_404_everywhere(postgres_url: str, kafka_bootstrap: 
     settings = make_settings(postgres_url, kafka_bootstrap)
     async with running_service(settings, with_worker=False) as svc:
         missing = uuid.uuid4()
-        for path in (f"/api/v1/requests/{missing}", f"/api/v1/requests/{missing}/result",
-                     f"/api/ai/status/{missing}", f"/api/ai/result/{missing}"):
+        for path in (
+            f"/api/v1/requests/{missing}",
+            f"/api/v1/requests/{missing}/result",
+            f"/api/ai/status/{missing}",
+            f"/api/ai/result/{missing}",
+        ):
             response = await svc.client.get(path)
             assert response.status_code == 404, path
             assert response.json()["error"]["code"] == "not_found"
@@ -97,7 +101,9 @@ async def test_result_is_409_until_finished_and_cancel(postgres_url: str, kafka_
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
         again = await svc.client.post(f"/api/v1/requests/{request_id}/cancel")
         assert again.status_code == 409 and again.json()["error"]["code"] == "not_cancellable"
-        assert (await svc.client.get(f"/api/v1/requests/{request_id}/result")).json()["error"]["code"] == "no_result"
+        assert (await svc.client.get(f"/api/v1/requests/{request_id}/result")).json()["error"][
+            "code"
+        ] == "no_result"
 
 
 async def test_long_poll_returns_when_final(postgres_url: str, kafka_bootstrap: str) -> None:

@@ -15,8 +15,14 @@ from tests.support import SEED_EXAMPLE, RunningService, make_settings, running_s
 
 @pytest.fixture(scope="module")
 async def svc(postgres_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
-    settings = make_settings(postgres_url, kafka_bootstrap, max_input_cells=20, max_query_chars=50,
-                             max_cell_chars=30, max_input_chars=60)
+    settings = make_settings(
+        postgres_url,
+        kafka_bootstrap,
+        max_input_cells=20,
+        max_query_chars=50,
+        max_cell_chars=30,
+        max_input_chars=60,
+    )
     async with running_service(settings, with_worker=False) as service:
         yield service
 
@@ -40,8 +46,11 @@ CASES = [
     ("too many cells", spreadsheet(input_range="A1:E5", input_data=[[1] * 5] * 5), "input_data"),
     ("query too long", spreadsheet(query_text="x" * 51), "query_text"),
     ("cell too long", spreadsheet(input_data=[["x" * 31]], input_range="A1"), "input_data.0.0"),
-    ("too many characters", spreadsheet(input_data=[["x" * 25, "y" * 25, "z" * 25]], input_range="A1:C1"),
-     "input_data"),
+    (
+        "too many characters",
+        spreadsheet(input_data=[["x" * 25, "y" * 25, "z" * 25]], input_range="A1:C1"),
+        "input_data",
+    ),
     ("unknown category", spreadsheet(category="astrology"), "category"),
     ("unknown kind", {"kind": "poetry", "query_text": "x"}, "body"),
     ("unknown field", spreadsheet(colour="red"), "colour"),
@@ -51,8 +60,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "body", "loc"), CASES, ids=[case[0] for case in CASES])
-async def test_invalid_requests_get_precise_422(svc: RunningService, name: str, body: dict[str, Any],
-                                                loc: str) -> None:
+async def test_invalid_requests_get_precise_422(
+    svc: RunningService, name: str, body: dict[str, Any], loc: str
+) -> None:
     async with svc.sessions() as session:
         before = await session.scalar(select(func.count()).select_from(AnalysisRequest))
     response = await svc.submit(body)
@@ -67,8 +77,9 @@ async def test_invalid_requests_get_precise_422(svc: RunningService, name: str, 
 
 
 async def test_malformed_json_is_422(svc: RunningService) -> None:
-    response = await svc.client.post("/api/v1/requests", content=b"{not json",
-                                     headers={"content-type": "application/json"})
+    response = await svc.client.post(
+        "/api/v1/requests", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_error"
 

@@ -20,10 +20,17 @@ from workers.sweeper import Sweeper
 SPREADSHEET = {"kind": "spreadsheet", **SEED_EXAMPLE}
 
 
-async def test_hundreds_in_flight_at_once_with_a_slow_backend(postgres_url: str, kafka_bootstrap: str) -> None:
+async def test_hundreds_in_flight_at_once_with_a_slow_backend(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
     total = 300
-    settings = make_settings(postgres_url, kafka_bootstrap, dryrun_latency_ms=1000, worker_concurrency=total,
-                             kafka_topic_partitions=6)
+    settings = make_settings(
+        postgres_url,
+        kafka_bootstrap,
+        dryrun_latency_ms=1000,
+        worker_concurrency=total,
+        kafka_topic_partitions=6,
+    )
     async with running_service(settings) as svc:
         ids = [r.json()["id"] for r in await asyncio.gather(*(svc.submit(SPREADSHEET) for _ in range(total)))]
         finals = await asyncio.gather(*(svc.wait_final(i, timeout=120) for i in ids))
@@ -33,17 +40,27 @@ async def test_hundreds_in_flight_at_once_with_a_slow_backend(postgres_url: str,
         assert svc.backend.peak_in_flight >= total // 3, svc.backend.peak_in_flight
 
 
-async def test_redelivered_message_does_not_call_the_llm_again(postgres_url: str, kafka_bootstrap: str) -> None:
+async def test_redelivered_message_does_not_call_the_llm_again(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
     settings = make_settings(postgres_url, kafka_bootstrap)
     async with running_service(settings) as svc:
         request_id = (await svc.submit(SPREADSHEET)).json()["id"]
         first = await svc.wait_final(request_id)
         assert len(svc.backend.calls) == 1
         # Deliver the same pointer twice more, as a broker would after a lost commit.
-        envelope = RequestEnvelope(request_id=uuid.UUID(request_id), kind="spreadsheet", trace_id="t",
-                                   created_at=utcnow(), published_at=utcnow(), attempt=2)
+        envelope = RequestEnvelope(
+            request_id=uuid.UUID(request_id),
+            kind="spreadsheet",
+            trace_id="t",
+            created_at=utcnow(),
+            published_at=utcnow(),
+            attempt=2,
+        )
         for _ in range(2):
-            await produce_raw(kafka_bootstrap, settings.kafka_topic_requests, envelope.to_bytes(), envelope.key)
+            await produce_raw(
+                kafka_bootstrap, settings.kafka_topic_requests, envelope.to_bytes(), envelope.key
+            )
         marker = (await svc.submit(SPREADSHEET)).json()["id"]  # processed after the duplicates per partition
         await svc.wait_final(marker)
         await asyncio.sleep(0.5)
@@ -53,7 +70,9 @@ async def test_redelivered_message_does_not_call_the_llm_again(postgres_url: str
         assert again["finished_at"] == first["finished_at"]
 
 
-async def test_poison_message_goes_to_dead_letter_and_work_goes_on(postgres_url: str, kafka_bootstrap: str) -> None:
+async def test_poison_message_goes_to_dead_letter_and_work_goes_on(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
     settings = make_settings(postgres_url, kafka_bootstrap, kafka_topic_partitions=1)
     async with running_service(settings) as svc:
         await produce_raw(kafka_bootstrap, settings.kafka_topic_requests, b"\x00not json at all", b"k")
@@ -62,7 +81,9 @@ async def test_poison_message_goes_to_dead_letter_and_work_goes_on(postgres_url:
         assert (await svc.wait_final(request_id))["status"] == "completed"
 
         dead = await read_topic(kafka_bootstrap, settings.kafka_topic_dead_letter, expected=2)
-        assert sorted(record.value for record in dead) == sorted([b"\x00not json at all", b'{"schema_version": 1}'])
+        assert sorted(record.value for record in dead) == sorted(
+            [b"\x00not json at all", b'{"schema_version": 1}']
+        )
         headers = dict(dead[0].headers)
         assert headers["dlq-reason"] == b"poison"
         assert headers["dlq-source"].startswith(settings.kafka_topic_requests.encode())
@@ -81,18 +102,31 @@ async def test_failed_produce_leaves_no_queued_row(postgres_url: str) -> None:
             assert response.json()["error"]["code"] == "queue_unavailable"
             assert response.headers["retry-after"]
             async with svc.sessions() as session:
-                failed = (await session.execute(
-                    select(AnalysisRequest).where(AnalysisRequest.error_code == "broker_unavailable")
-                )).scalars().all()
-                queued = await session.scalar(select(func.count()).select_from(AnalysisRequest).where(
-                    AnalysisRequest.status == "queued", AnalysisRequest.created_at > failed[0].created_at))
+                failed = (
+                    (
+                        await session.execute(
+                            select(AnalysisRequest).where(AnalysisRequest.error_code == "broker_unavailable")
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                queued = await session.scalar(
+                    select(func.count())
+                    .select_from(AnalysisRequest)
+                    .where(
+                        AnalysisRequest.status == "queued", AnalysisRequest.created_at > failed[0].created_at
+                    )
+                )
             assert len(failed) == 1 and failed[0].status == "failed" and failed[0].finished_at
             assert queued == 0
     finally:
         broker.stop()
 
 
-async def test_sweeper_republishes_lost_and_abandoned_requests(postgres_url: str, kafka_bootstrap: str) -> None:
+async def test_sweeper_republishes_lost_and_abandoned_requests(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
     settings = make_settings(postgres_url, kafka_bootstrap, requeue_after_seconds=1, worker_max_attempts=3)
     async with running_service(settings) as svc:
         # The worker's own sweeper runs once at start-up: let that pass before making lost rows.
@@ -101,14 +135,25 @@ async def test_sweeper_republishes_lost_and_abandoned_requests(postgres_url: str
         past = utcnow() - timedelta(minutes=5)
         async with svc.sessions() as session:
             for request_id in (lost_id, abandoned_id, exhausted_id):
-                await repo.insert_request(session, {"id": request_id, "kind": "spreadsheet",
-                                                    "query_text": "sum", "input_data": [[1, 2]]})
+                await repo.insert_request(
+                    session,
+                    {"id": request_id, "kind": "spreadsheet", "query_text": "sum", "input_data": [[1, 2]]},
+                )
             # lost: queued, never published; abandoned: its worker died mid-processing.
-            await session.execute(update(AnalysisRequest).where(AnalysisRequest.id == lost_id)
-                                  .values(updated_at=past))
+            await session.execute(
+                update(AnalysisRequest).where(AnalysisRequest.id == lost_id).values(updated_at=past)
+            )
             for request_id, attempts in ((abandoned_id, 1), (exhausted_id, 3)):
-                await session.execute(update(AnalysisRequest).where(AnalysisRequest.id == request_id).values(
-                    status=RequestStatus.PROCESSING, attempts=attempts, lease_expires_at=past, updated_at=past))
+                await session.execute(
+                    update(AnalysisRequest)
+                    .where(AnalysisRequest.id == request_id)
+                    .values(
+                        status=RequestStatus.PROCESSING,
+                        attempts=attempts,
+                        lease_expires_at=past,
+                        updated_at=past,
+                    )
+                )
             await session.commit()
 
         publisher = RequestPublisher(settings)
@@ -130,8 +175,11 @@ async def test_expired_requests_end_as_expired(postgres_url: str, kafka_bootstra
     async with running_service(settings, with_worker=False) as svc:
         request_id = (await svc.submit(SPREADSHEET)).json()["id"]
         async with svc.sessions() as session:
-            await session.execute(update(AnalysisRequest).where(AnalysisRequest.id == uuid.UUID(request_id))
-                                  .values(created_at=utcnow() - timedelta(minutes=2)))
+            await session.execute(
+                update(AnalysisRequest)
+                .where(AnalysisRequest.id == uuid.UUID(request_id))
+                .values(created_at=utcnow() - timedelta(minutes=2))
+            )
             await session.commit()
         publisher = RequestPublisher(settings)
         await publisher.start()
@@ -143,23 +191,41 @@ async def test_expired_requests_end_as_expired(postgres_url: str, kafka_bootstra
         assert body["status"] == "expired" and body["error"]["code"] == "expired"
 
 
-async def test_graceful_stop_finishes_in_flight_work_and_commits(postgres_url: str, kafka_bootstrap: str) -> None:
-    settings = make_settings(postgres_url, kafka_bootstrap, dryrun_latency_ms=700,
-                             worker_shutdown_grace_seconds=10, kafka_topic_partitions=2)
+async def test_graceful_stop_finishes_in_flight_work_and_commits(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    settings = make_settings(
+        postgres_url,
+        kafka_bootstrap,
+        dryrun_latency_ms=700,
+        worker_shutdown_grace_seconds=10,
+        kafka_topic_partitions=2,
+    )
     async with running_service(settings) as svc:
         ids = [(await svc.submit(SPREADSHEET)).json()["id"] for _ in range(10)]
-        while svc.backend.in_flight == 0:
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(svc.backend.call_started.wait(), 30)
         await svc.stop_worker()  # what SIGTERM does
         async with svc.sessions() as session:
-            statuses = (await session.execute(select(AnalysisRequest.status).where(
-                AnalysisRequest.id.in_([uuid.UUID(i) for i in ids])))).scalars().all()
+            statuses = (
+                (
+                    await session.execute(
+                        select(AnalysisRequest.status).where(
+                            AnalysisRequest.id.in_([uuid.UUID(i) for i in ids])
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
         # In-flight requests finished; the rest are still queued for the next worker; none is stuck.
         assert "processing" not in statuses
         assert statuses.count("completed") >= 1
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=settings.kafka_consumer_group,
-                                    enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka_bootstrap,
+            group_id=settings.kafka_consumer_group,
+            enable_auto_commit=False,
+        )
         await consumer.start()
         try:
             partitions = [TopicPartition(settings.kafka_topic_requests, p) for p in range(2)]
@@ -170,12 +236,12 @@ async def test_graceful_stop_finishes_in_flight_work_and_commits(postgres_url: s
 
 
 async def test_shutdown_cancellation_hands_the_claim_back(postgres_url: str, kafka_bootstrap: str) -> None:
-    settings = make_settings(postgres_url, kafka_bootstrap, dryrun_latency_ms=30_000,
-                             worker_shutdown_grace_seconds=0.2)
+    settings = make_settings(
+        postgres_url, kafka_bootstrap, dryrun_latency_ms=30_000, worker_shutdown_grace_seconds=0.2
+    )
     async with running_service(settings) as svc:
         request_id = (await svc.submit(SPREADSHEET)).json()["id"]
-        while svc.backend.in_flight == 0:
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(svc.backend.call_started.wait(), 30)
         await svc.stop_worker()
         body = (await svc.client.get(f"/api/v1/requests/{request_id}")).json()
         assert body["status"] == "queued"  # ready for redelivery, not stuck in processing

@@ -35,8 +35,9 @@ class RequestHandler:
             row = await repo.claim(session, envelope.request_id, self._settings.worker_lease_seconds)
             await session.commit()
         if row is None:
-            logger.debug("request {} is not queued (duplicate delivery or cancelled); skipped",
-                         envelope.request_id)
+            logger.debug(
+                "request {} is not queued (duplicate delivery or cancelled); skipped", envelope.request_id
+            )
             return
 
         try:
@@ -47,26 +48,39 @@ class RequestHandler:
             raise
         except Exception as exc:
             logger.exception("processing request {} failed unexpectedly", envelope.request_id)
-            outcome = Outcome(accounting=repo.LLMAccounting(), error_code="internal_error",
-                              error_message=f"Processing failed unexpectedly ({type(exc).__name__}).")
+            outcome = Outcome(
+                accounting=repo.LLMAccounting(),
+                error_code="internal_error",
+                error_message=f"Processing failed unexpectedly ({type(exc).__name__}).",
+            )
         await self._store(envelope, outcome)
 
     async def _store(self, envelope: RequestEnvelope, outcome: Outcome) -> None:
         async with self._sessions() as session:
             if outcome.ok:
                 await repo.complete(
-                    session, envelope.request_id, result=outcome.result, category=outcome.category,
-                    accounting=outcome.accounting, template_version=outcome.template_version,
+                    session,
+                    envelope.request_id,
+                    result=outcome.result,
+                    category=outcome.category,
+                    accounting=outcome.accounting,
+                    template_version=outcome.template_version,
                 )
             else:
                 await repo.fail(
-                    session, envelope.request_id, code=outcome.error_code or "failed",
-                    message=outcome.error_message or "", accounting=outcome.accounting,
+                    session,
+                    envelope.request_id,
+                    code=outcome.error_code or "failed",
+                    message=outcome.error_message or "",
+                    accounting=outcome.accounting,
                 )
             await session.commit()
-        logger.info("request {} {} ({} tokens)", envelope.request_id,
-                    "completed" if outcome.ok else f"failed: {outcome.error_code}",
-                    outcome.accounting.total_tokens)
+        logger.info(
+            "request {} {} ({} tokens)",
+            envelope.request_id,
+            "completed" if outcome.ok else f"failed: {outcome.error_code}",
+            outcome.accounting.total_tokens,
+        )
 
     async def _release(self, envelope: RequestEnvelope) -> None:
         async with self._sessions() as session:

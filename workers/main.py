@@ -54,22 +54,32 @@ class Worker:
         await publisher.start()
 
         async def dead_letter(record: ConsumerRecord, reason: str, detail: str) -> None:
-            headers = [("dlq-reason", reason.encode()), ("dlq-detail", detail[:1000].encode()),
-                       ("dlq-source", f"{record.topic}:{record.partition}@{record.offset}".encode())]
+            headers = [
+                ("dlq-reason", reason.encode()),
+                ("dlq-detail", detail[:1000].encode()),
+                ("dlq-source", f"{record.topic}:{record.partition}@{record.offset}".encode()),
+            ]
             await publisher.publish_raw(settings.kafka_topic_dead_letter, record.value, record.key, headers)
 
         handler = RequestHandler(settings, sessions, Processor(settings, backend, sessions))
         self._runner = ConsumerRunner(
-            consumer, [settings.kafka_topic_requests], handler, dead_letter,
+            consumer,
+            [settings.kafka_topic_requests],
+            handler,
+            dead_letter,
             concurrency=settings.worker_concurrency,
             commit_interval=settings.worker_commit_interval_ms / 1000,
             shutdown_grace=settings.worker_shutdown_grace_seconds,
         )
         sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
         await consumer.start()
-        logger.info("worker consuming {} as group {} (concurrency {}, backend {})",
-                    settings.kafka_topic_requests, settings.kafka_consumer_group,
-                    settings.worker_concurrency, backend.name)
+        logger.info(
+            "worker consuming {} as group {} (concurrency {}, backend {})",
+            settings.kafka_topic_requests,
+            settings.kafka_consumer_group,
+            settings.worker_concurrency,
+            backend.name,
+        )
         try:
             if self._stopping.is_set():
                 self._runner.stop()

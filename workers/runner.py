@@ -129,8 +129,9 @@ class ConsumerRunner:
                 return
             except Exception as exc:
                 if attempt == _HANDLER_RETRIES:
-                    logger.exception("record {}:{}@{} kept failing", record.topic, record.partition,
-                                     record.offset)
+                    logger.exception(
+                        "record {}:{}@{} kept failing", record.topic, record.partition, record.offset
+                    )
                     await self._to_dead_letter(record, "handler_failed", f"{type(exc).__name__}: {exc}")
                     return
                 logger.warning("handler failed (attempt {}): {}; retrying", attempt, exc)
@@ -139,13 +140,20 @@ class ConsumerRunner:
     async def _to_dead_letter(self, record: ConsumerRecord, reason: str, detail: str) -> None:
         try:
             await self._dead_letter(record, reason, detail)
-            logger.warning("record {}:{}@{} dead-lettered ({}): {}", record.topic, record.partition,
-                           record.offset, reason, detail[:300])
+            logger.warning(
+                "record {}:{}@{} dead-lettered ({}): {}",
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+                detail[:300],
+            )
         except Exception:
             # Not committing past it would block the partition forever; the database sweeper
             # re-publishes any request row this record pointed to.
-            logger.exception("could not dead-letter record {}:{}@{}", record.topic, record.partition,
-                             record.offset)
+            logger.exception(
+                "could not dead-letter record {}:{}@{}", record.topic, record.partition, record.offset
+            )
 
     # --- commits -----------------------------------------------------------------------------------
 
@@ -185,7 +193,7 @@ class ConsumerRunner:
         self._paused = False
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, runner: ConsumerRunner) -> None:
         self._runner = runner
 

@@ -50,16 +50,24 @@ class Sweeper:
             )
             failed = await repo.fail_exhausted_leases(session, self._settings.worker_max_attempts)
             lost = await repo.take_back_for_requeue(
-                session, stale_before=now - timedelta(seconds=self._settings.requeue_after_seconds),
+                session,
+                stale_before=now - timedelta(seconds=self._settings.requeue_after_seconds),
                 limit=_BATCH,
             )
             await session.commit()
         for request_id, kind, attempts in lost:
             await self._publisher.publish(
-                RequestEnvelope(request_id=request_id, kind=kind, attempt=attempts + 1,  # type: ignore[arg-type]
-                                trace_id=request_id.hex, created_at=now, published_at=utcnow())
+                RequestEnvelope(
+                    request_id=request_id,
+                    kind=kind,
+                    attempt=attempts + 1,
+                    trace_id=request_id.hex,
+                    created_at=now,
+                    published_at=utcnow(),
+                )
             )
         if expired or failed or lost:
-            logger.info("sweep: {} expired, {} failed after lost workers, {} re-published",
-                        expired, failed, len(lost))
+            logger.info(
+                "sweep: {} expired, {} failed after lost workers, {} re-published", expired, failed, len(lost)
+            )
         return len(lost)

@@ -8,8 +8,8 @@ Create Date: 2026-11-21
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from service.db.models import JSONType, UTCDateTime
 
 revision = "0001"

@@ -35,16 +35,25 @@ async def ai_process(
     owner_id: OwnerDep,
 ) -> dict[str, Any]:
     submitted = await service.submit(sessions, publisher, settings, payload, owner_id)
-    return {"success": True, "request_id": str(submitted.id), "status": submitted.status,
-            "message": "Запрос принят в обработку"}
+    return {
+        "success": True,
+        "request_id": str(submitted.id),
+        "status": submitted.status,
+        "message": "Запрос принят в обработку",
+    }
 
 
 @router.get("/ai/status/{request_id}", summary="Status of a request (seed contract)")
 async def ai_status(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> dict[str, Any]:
     row = await service.get_request(session, request_id, owner_id)
     return {
-        "success": True, "request_id": str(row.id), "status": row.status, "category": row.category,
-        "created_at": row.created_at, "started_at": row.started_at, "finished_at": row.finished_at,
+        "success": True,
+        "request_id": str(row.id),
+        "status": row.status,
+        "category": row.category,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
         "error_message": row.error_message,
     }
 

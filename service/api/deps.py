@@ -13,15 +13,15 @@ from service.messaging.kafka import RequestPublisher
 
 
 def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    return request.app.state.sessions  # type: ignore[no-any-return]
+    return request.app.state.sessions
 
 
 def get_publisher(request: Request) -> RequestPublisher:
-    return request.app.state.publisher  # type: ignore[no-any-return]
+    return request.app.state.publisher
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

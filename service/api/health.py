@@ -34,7 +34,7 @@ async def _llm(app: FastAPI) -> dict[str, Any]:
     if probe is None:
         return {"ok": True, "backend": app.state.settings.llm_backend, "detail": "not probed by the API"}
     try:
-        return await asyncio.wait_for(probe(), 10)  # type: ignore[no-any-return]
+        return await asyncio.wait_for(probe(), 10)
     except Exception as exc:
         return {"ok": False, "backend": app.state.settings.llm_backend, "detail": type(exc).__name__}
 

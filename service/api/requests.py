@@ -25,16 +25,27 @@ router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 _EXAMPLES = {
     "spreadsheet": {
         "summary": "Spreadsheet range with a question",
-        "value": {"kind": "spreadsheet", "query_text": "Проанализируй данные продаж и найди тренды",
-                  "input_range": "A1:D3", "category": "analysis",
-                  "input_data": [["Товар", "Январь", "Февраль", "Март"], ["Товар A", 100, 120, 110],
-                                 ["Товар B", 80, 90, 95]]},
+        "value": {
+            "kind": "spreadsheet",
+            "query_text": "Проанализируй данные продаж и найди тренды",
+            "input_range": "A1:D3",
+            "category": "analysis",
+            "input_data": [
+                ["Товар", "Январь", "Февраль", "Март"],
+                ["Товар A", 100, 120, 110],
+                ["Товар B", 80, 90, 95],
+            ],
+        },
     },
     "process_analysis": {
         "summary": "Business process to analyse",
-        "value": {"kind": "process_analysis", "title": "Invoice approval",
-                  "description": "Invoices arrive by email, are typed into Excel by hand and approved "
-                                 "by two managers over email.", "company_size": "50-200"},
+        "value": {
+            "kind": "process_analysis",
+            "title": "Invoice approval",
+            "description": "Invoices arrive by email, are typed into Excel by hand and approved "
+            "by two managers over email.",
+            "company_size": "50-200",
+        },
     },
 }
 
@@ -46,8 +57,14 @@ def links(request_id: uuid.UUID) -> Links:
 
 def status_out(row: AnalysisRequest) -> RequestStatusOut:
     return RequestStatusOut(
-        id=row.id, kind=row.kind, status=row.status, category=row.category, attempts=row.attempts,
-        created_at=row.created_at, updated_at=row.updated_at, started_at=row.started_at,
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        category=row.category,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
         finished_at=row.finished_at,
         error=ErrorInfo(code=row.error_code, message=row.error_message or "") if row.error_code else None,
         links=links(row.id),
@@ -56,9 +73,14 @@ def status_out(row: AnalysisRequest) -> RequestStatusOut:
 
 def usage_out(row: AnalysisRequest) -> UsageInfo:
     return UsageInfo(
-        prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens,
-        total_tokens=row.total_tokens, estimated=row.tokens_estimated, llm_calls=row.llm_calls,
-        llm_latency_ms=row.llm_latency_ms, backend=row.llm_backend, model=row.llm_model,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        total_tokens=row.total_tokens,
+        estimated=row.tokens_estimated,
+        llm_calls=row.llm_calls,
+        llm_latency_ms=row.llm_latency_ms,
+        backend=row.llm_backend,
+        model=row.llm_model,
     )
 
 
@@ -81,8 +103,13 @@ async def submit_request(
     if not submitted.created:
         response.status_code = 200  # an earlier submit with this idempotency key
     response.headers["Location"] = links(submitted.id).status
-    return SubmitResponse(id=submitted.id, kind=submitted.kind, status=submitted.status,
-                          created_at=submitted.created_at, links=links(submitted.id))
+    return SubmitResponse(
+        id=submitted.id,
+        kind=submitted.kind,
+        status=submitted.status,
+        created_at=submitted.created_at,
+        links=links(submitted.id),
+    )
 
 
 @router.get("/{request_id}", response_model=RequestStatusOut, summary="Status of a request")
@@ -95,23 +122,36 @@ async def get_status(
     wait: float = Query(0, ge=0, description="Long-poll: wait up to this many seconds for a final status."),
 ) -> RequestStatusOut:
     if wait > 0:
-        row = await service.wait_for_final(sessions, request_id, owner_id,
-                                           min(wait, settings.long_poll_max_seconds))
+        row = await service.wait_for_final(
+            sessions, request_id, owner_id, min(wait, settings.long_poll_max_seconds)
+        )
     else:
         row = await service.get_request(session, request_id, owner_id)
     return status_out(row)
 
 
-@router.get("/{request_id}/result", response_model=RequestResultOut, summary="Result of a completed request",
-            responses={409: {"description": "Not completed (yet): the current status is in details"}})
+@router.get(
+    "/{request_id}/result",
+    response_model=RequestResultOut,
+    summary="Result of a completed request",
+    responses={409: {"description": "Not completed (yet): the current status is in details"}},
+)
 async def get_result(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> RequestResultOut:
     row = service.require_completed(await service.get_request(session, request_id, owner_id))
     return RequestResultOut(
-        id=row.id, kind=row.kind, status=row.status, category=row.category, result=row.result,
-        template_version=row.template_version, usage=usage_out(row), processing_time=processing_seconds(row),
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        category=row.category,
+        result=row.result,
+        template_version=row.template_version,
+        usage=usage_out(row),
+        processing_time=processing_seconds(row),
     )
 
 
-@router.post("/{request_id}/cancel", response_model=RequestStatusOut, summary="Cancel a queued or running request")
+@router.post(
+    "/{request_id}/cancel", response_model=RequestStatusOut, summary="Cancel a queued or running request"
+)
 async def cancel_request(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> RequestStatusOut:
     return status_out(await service.cancel(session, request_id, owner_id))

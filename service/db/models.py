@@ -37,7 +37,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSONType, datetime: UTCDateTime}
+    type_annotation_map = {dict[str, Any]: JSONType, datetime: UTCDateTime}  # noqa: RUF012
 
 
 class RequestStatus:

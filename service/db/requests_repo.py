@@ -180,7 +180,7 @@ async def expire_overdue(session: AsyncSession, created_before: datetime) -> int
         )
         .execution_options(synchronize_session=False)
     )
-    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined,no-any-return]
+    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
 
 
 async def fail_exhausted_leases(session: AsyncSession, max_attempts: int) -> int:
@@ -203,7 +203,7 @@ async def fail_exhausted_leases(session: AsyncSession, max_attempts: int) -> int
         )
         .execution_options(synchronize_session=False)
     )
-    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined,no-any-return]
+    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
 
 
 async def take_back_for_requeue(

@@ -43,8 +43,14 @@ def column_statistics(rows: list[list[Any]]) -> list[list[Any]]:
         if numbers:
             total = sum(numbers)
             table.append(
-                [str(name), len(numbers), _round(total), _round(total / len(numbers)),
-                 _round(min(numbers)), _round(max(numbers))]
+                [
+                    str(name),
+                    len(numbers),
+                    _round(total),
+                    _round(total / len(numbers)),
+                    _round(min(numbers)),
+                    _round(max(numbers)),
+                ]
             )
     if len(table) == 1:  # no numeric column: describe the text columns instead
         table = [["Column", "Non-empty", "Distinct"]]
@@ -70,7 +76,9 @@ def process_analysis_answer(context: dict[str, Any]) -> dict[str, Any]:
     title = str(context.get("title", "")) or "Process"
     words = len(description.split())
     # Longer, more manual descriptions score as more automatable: a stable, input-derived number.
-    manual_markers = sum(description.lower().count(m) for m in ("manual", "excel", "email", "вручную", "почт"))
+    manual_markers = sum(
+        description.lower().count(m) for m in ("manual", "excel", "email", "вручную", "почт")
+    )
     score = max(1, min(10, 3 + words // 40 + manual_markers))
     hours = float(min(160, 4 + words // 5 + 6 * manual_markers))
     return {

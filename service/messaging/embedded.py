@@ -47,8 +47,16 @@ class EmbeddedBroker:
     def start(self, timeout: float = 20.0) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C goes to us; we stop the broker ourselves, last.

@@ -87,6 +87,7 @@ class RequestPublisher:
         """Partitions of the request topic, from the broker's metadata: a cheap reachability probe."""
         return set(await self._producer.partitions_for(self._settings.kafka_topic_requests))
 
-    async def publish_raw(self, topic: str, value: bytes | None, key: bytes | None,
-                          headers: list[tuple[str, bytes]]) -> None:
+    async def publish_raw(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
         await self._producer.send_and_wait(topic, value, key=key, headers=headers)

@@ -15,7 +15,7 @@ SCHEMA_VERSION = 1
 class RequestEnvelope(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1  # SCHEMA_VERSION; bump both together
     request_id: uuid.UUID
     kind: Literal["spreadsheet", "process_analysis"]
     attempt: int = 1  # publication number: 1 at submit, +1 for each re-publication by the sweeper

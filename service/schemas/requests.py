@@ -60,7 +60,9 @@ class SpreadsheetInput(BaseModel):
     kind: Literal["spreadsheet"] = "spreadsheet"
     query_text: NonBlank = Field(description="What to do with the range, in the user's words.")
     input_range: str | None = Field(None, description="Address of the input range, e.g. A1:D10.")
-    input_data: list[list[Cell]] | None = Field(None, description="Rows of cell values (str/number/bool/null).")
+    input_data: list[list[Cell]] | None = Field(
+        None, description="Rows of cell values (str/number/bool/null)."
+    )
     output_range: str | None = Field(None, description="Where the plugin intends to write the answer.")
     category: str | None = Field(None, description="Category name or alias; omitted = classified.")
     idempotency_key: str | None = Field(None, max_length=128)
@@ -78,8 +80,9 @@ class SpreadsheetInput(BaseModel):
         width = len(rows[0])
         for index, row in enumerate(rows):
             if len(row) != width:
-                raise ValueError(f"rows must all have the same length: row {index} has {len(row)} cells, "
-                                 f"row 0 has {width}")
+                raise ValueError(
+                    f"rows must all have the same length: row {index} has {len(row)} cells, row 0 has {width}"
+                )
         return rows
 
     @model_validator(mode="after")

@@ -48,10 +48,20 @@ class PreparedPrompt:
 def request_context(row: AnalysisRequest, category: str) -> dict[str, Any]:
     """The structured input every backend may see (dryrun answers from it)."""
     if row.kind == RequestKind.PROCESS_ANALYSIS:
-        return {"kind": row.kind, "category": category, "title": row.title, "description": row.description,
-                **(row.options or {})}
-    return {"kind": row.kind, "category": category, "query_text": row.query_text,
-            "input_range": row.input_range, "input_data": row.input_data}
+        return {
+            "kind": row.kind,
+            "category": category,
+            "title": row.title,
+            "description": row.description,
+            **(row.options or {}),
+        }
+    return {
+        "kind": row.kind,
+        "category": category,
+        "query_text": row.query_text,
+        "input_range": row.input_range,
+        "input_data": row.input_data,
+    }
 
 
 class Processor:
@@ -67,8 +77,12 @@ class Processor:
         fallback = categories.PROCESS_CATEGORY if row.kind == RequestKind.PROCESS_ANALYSIS else None
         context = request_context(row, row.category or fallback or "")
         built = await build_chat(row, self._settings, self._backend, self._sessions, context)
-        return PreparedPrompt(chat=built.chat, category=built.category,
-                              template_version=built.template_version, responses=built.responses)
+        return PreparedPrompt(
+            chat=built.chat,
+            category=built.category,
+            template_version=built.template_version,
+            responses=built.responses,
+        )
 
     async def process(self, row: AnalysisRequest) -> Outcome:
         prepared = await self.prepare(row)
@@ -86,16 +100,22 @@ class Processor:
                 result = parse_answer(prepared.category, response.text)
         except AnswerInvalid as exc:
             return Outcome(
-                accounting=_account(responses), category=prepared.category,
-                error_code=exc.code, error_message=f"The model's answer was invalid: {exc.message}",
+                accounting=_account(responses),
+                category=prepared.category,
+                error_code=exc.code,
+                error_message=f"The model's answer was invalid: {exc.message}",
             )
         except LLMError as exc:
             return Outcome(
-                accounting=_account(responses), category=prepared.category,
-                error_code=exc.code, error_message=exc.message,
+                accounting=_account(responses),
+                category=prepared.category,
+                error_code=exc.code,
+                error_message=exc.message,
             )
         return Outcome(
-            accounting=_account(responses), category=prepared.category, result=result,
+            accounting=_account(responses),
+            category=prepared.category,
+            result=result,
             template_version=prepared.template_version,
         )
 

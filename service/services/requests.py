@@ -37,26 +37,44 @@ def check_limits(payload: SpreadsheetInput | ProcessAnalysisInput, settings: Set
     problems: list[dict[str, Any]] = []
     if isinstance(payload, SpreadsheetInput):
         if len(payload.query_text) > settings.max_query_chars:
-            problems.append({"loc": "query_text",
-                             "msg": f"at most {settings.max_query_chars} characters, got {len(payload.query_text)}"})
+            problems.append(
+                {
+                    "loc": "query_text",
+                    "msg": f"at most {settings.max_query_chars} characters, got {len(payload.query_text)}",
+                }
+            )
         rows = payload.input_data or []
         cells = sum(len(row) for row in rows)
         if cells > settings.max_input_cells:
-            problems.append({"loc": "input_data", "msg": f"at most {settings.max_input_cells} cells, got {cells}"})
+            problems.append(
+                {"loc": "input_data", "msg": f"at most {settings.max_input_cells} cells, got {cells}"}
+            )
         total_chars = 0
         for r, row in enumerate(rows):
             for c, cell in enumerate(row):
                 if isinstance(cell, str):
                     total_chars += len(cell)
                     if len(cell) > settings.max_cell_chars:
-                        problems.append({"loc": f"input_data.{r}.{c}",
-                                         "msg": f"a cell holds at most {settings.max_cell_chars} characters"})
+                        problems.append(
+                            {
+                                "loc": f"input_data.{r}.{c}",
+                                "msg": f"a cell holds at most {settings.max_cell_chars} characters",
+                            }
+                        )
         if total_chars > settings.max_input_chars:
-            problems.append({"loc": "input_data",
-                             "msg": f"at most {settings.max_input_chars} characters in all, got {total_chars}"})
+            problems.append(
+                {
+                    "loc": "input_data",
+                    "msg": f"at most {settings.max_input_chars} characters in all, got {total_chars}",
+                }
+            )
     elif len(payload.description) > settings.max_description_chars:
-        problems.append({"loc": "description",
-                         "msg": f"at most {settings.max_description_chars} characters, got {len(payload.description)}"})
+        problems.append(
+            {
+                "loc": "description",
+                "msg": f"at most {settings.max_description_chars} characters, got {len(payload.description)}",
+            }
+        )
     if problems:
         raise ValidationFailed("The request exceeds a size limit.", details=problems[:20])
 
@@ -71,21 +89,43 @@ def resolve_category(payload: SpreadsheetInput | ProcessAnalysisInput) -> str | 
         valid = [c for c in ACTIVE_CATEGORIES if c in SPREADSHEET_CATEGORIES]
         raise ValidationFailed(
             f"Unknown spreadsheet category '{payload.category}'.",
-            details=[{"loc": "category", "msg": f"use one of {valid} or the aliases analysis, "
-                      "transformation, search, generation; omit it to classify automatically"}],
+            details=[
+                {
+                    "loc": "category",
+                    "msg": f"use one of {valid} or the aliases analysis, "
+                    "transformation, search, generation; omit it to classify automatically",
+                }
+            ],
         )
     return name
 
 
 def _row_values(payload: SpreadsheetInput | ProcessAnalysisInput, category: str | None) -> dict[str, Any]:
     if isinstance(payload, SpreadsheetInput):
-        return {"kind": RequestKind.SPREADSHEET, "category": category, "query_text": payload.query_text,
-                "input_range": payload.input_range, "input_data": payload.input_data,
-                "options": {"output_range": payload.output_range} if payload.output_range else None}
-    options = {k: v for k, v in (("company_size", payload.company_size), ("industry", payload.industry),
-                                 ("language", payload.language)) if v}
-    return {"kind": RequestKind.PROCESS_ANALYSIS, "category": category, "title": payload.title,
-            "description": payload.description, "options": options or None}
+        return {
+            "kind": RequestKind.SPREADSHEET,
+            "category": category,
+            "query_text": payload.query_text,
+            "input_range": payload.input_range,
+            "input_data": payload.input_data,
+            "options": {"output_range": payload.output_range} if payload.output_range else None,
+        }
+    options = {
+        k: v
+        for k, v in (
+            ("company_size", payload.company_size),
+            ("industry", payload.industry),
+            ("language", payload.language),
+        )
+        if v
+    }
+    return {
+        "kind": RequestKind.PROCESS_ANALYSIS,
+        "category": category,
+        "title": payload.title,
+        "description": payload.description,
+        "options": options or None,
+    }
 
 
 async def submit(
@@ -104,9 +144,16 @@ async def submit(
     category = resolve_category(payload)
     request_id = uuid.uuid4()
     now = utcnow()
-    scoped_key = repo.scoped_idempotency_key(owner_id, payload.idempotency_key) if payload.idempotency_key else None
-    values = {"id": request_id, "owner_id": owner_id, "trace_id": request_id.hex,
-              "idempotency_key": scoped_key, **_row_values(payload, category)}
+    scoped_key = (
+        repo.scoped_idempotency_key(owner_id, payload.idempotency_key) if payload.idempotency_key else None
+    )
+    values = {
+        "id": request_id,
+        "owner_id": owner_id,
+        "trace_id": request_id.hex,
+        "idempotency_key": scoped_key,
+        **_row_values(payload, category),
+    }
     async with sessions() as session:
         try:
             await repo.insert_request(session, values)
@@ -119,8 +166,13 @@ async def submit(
             if existing is None:
                 raise
             return Submitted(existing.id, existing.kind, existing.status, existing.created_at, created=False)
-    envelope = RequestEnvelope(request_id=request_id, kind=values["kind"], trace_id=request_id.hex,
-                               created_at=now, published_at=utcnow())
+    envelope = RequestEnvelope(
+        request_id=request_id,
+        kind=values["kind"],
+        trace_id=request_id.hex,
+        created_at=now,
+        published_at=utcnow(),
+    )
     try:
         await publisher.publish(envelope)
     except ServiceUnavailable as exc:
@@ -132,7 +184,9 @@ async def submit(
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
 
 
-async def get_request(session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None) -> AnalysisRequest:
+async def get_request(
+    session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None
+) -> AnalysisRequest:
     row = await repo.get_request(session, request_id)
     # Someone else's request is reported exactly like a missing one: ids are not an oracle.
     if row is None or (owner_id is not None and row.owner_id != owner_id):
@@ -164,17 +218,22 @@ def require_completed(row: AnalysisRequest) -> AnalysisRequest:
     if row.error_code:
         details["error"] = {"code": row.error_code, "message": row.error_message}
     if row.status in RequestStatus.ACTIVE:
-        raise Conflict(f"The request is {row.status}; its result is not ready yet.",
-                       code="result_not_ready", details=details)
-    raise Conflict(f"The request ended as {row.status}; it has no result.", code="no_result",
-                   details=details)
+        raise Conflict(
+            f"The request is {row.status}; its result is not ready yet.",
+            code="result_not_ready",
+            details=details,
+        )
+    raise Conflict(f"The request ended as {row.status}; it has no result.", code="no_result", details=details)
 
 
-async def cancel(session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None) -> AnalysisRequest:
+async def cancel(
+    session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None
+) -> AnalysisRequest:
     row = await get_request(session, request_id, owner_id)
     if row.status not in RequestStatus.ACTIVE:
-        raise Conflict(f"The request is already {row.status}.", code="not_cancellable",
-                       details={"status": row.status})
+        raise Conflict(
+            f"The request is already {row.status}.", code="not_cancellable", details={"status": row.status}
+        )
     await repo.cancel(session, request_id)
     await session.refresh(row)
     return row
