@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.load` (API + worker load) and `bench/classify.py` (local classifier)."""
