@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -11,6 +12,7 @@ from service.api import compat, health, prompts, prompts_compat, reports, reques
 from service.api.errors import install_error_handlers
 from service.config import Settings, get_settings
 from service.db.session import create_engine, create_session_factory
+from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
 from service.messaging.kafka import RequestPublisher, ensure_topics
 
@@ -24,15 +26,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         publisher = RequestPublisher(settings)
+        # The API's own backend serves health probes and LLM-assisted classification; it fails
+        # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
+        backend = build_backend(settings)
         await ensure_topics(settings)
+        await backend.start()
         await publisher.start()
         app.state.settings = settings
         app.state.sessions = create_session_factory(engine)
         app.state.publisher = publisher
+        app.state.llm_backend = backend
+        app.state.llm_health = partial(
+            backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
+        )
         try:
             yield
         finally:
             await publisher.close()
+            await backend.close()
             await engine.dispose()
 
     app = FastAPI(
