@@ -205,13 +205,20 @@ class CpuMeter:
         values = {"client": sum(os.times()[:2])}
         for role, pids in self._roles().items():
             values[role] = tree_cpu_s(pids)
+        t = psutil.cpu_times()
+        values["_machine"] = sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0)
         return time.perf_counter(), values
 
     @staticmethod
     def diff(a: tuple[float, dict[str, float]], b: tuple[float, dict[str, float]]) -> dict[str, float]:
+        """Cores used per party; `machine` is the whole box, `other` what none of the parties explains
+        (e.g. other jobs on a shared machine, or short-lived PostgreSQL backends)."""
         wall = max(b[0] - a[0], 1e-9)
         out = {role: round(max(b[1][role] - a[1].get(role, 0.0), 0.0) / wall, 2) for role in b[1]}
+        machine = out.pop("_machine")
         out["total"] = round(sum(out.values()), 2)
+        out["machine"] = machine
+        out["other"] = round(max(machine - out["total"], 0.0), 2)
         return out
 
 
@@ -620,6 +627,7 @@ class Bench:
         self.cpu = CpuMeter(stack.cpu_roles)
         self.quick = args.quick
         self._probed = False
+        self._drained: list[str] | None = None
         self.submit_report: dict[str, Any] | None = None
 
     def n(self, name: str) -> int:
@@ -644,11 +652,13 @@ class Bench:
 
     async def drain(self, ids: list[str], what: str, timeout: float) -> dict[str, Any]:
         """Wait until earlier submissions are final, so they do not load the next phase."""
-        if not ids:
+        if not ids or self._drained is ids:
             return {}
         rows, waited = await wait_final(self.url, ids, timeout)
         pending = [x for x in ids if rows.get(x, {}).get("status") not in FINAL]
         log(f"{what}: drained in {waited:.1f}s, {len(pending)} still pending")
+        if not pending:
+            self._drained = ids
         return {"drain_s": round(waited, 2), "final_statuses": status_counts(rows.values()),
                 "pending_after_drain": len(pending)}
 
@@ -668,15 +678,16 @@ class Bench:
 
     async def phase_status_reads(self) -> dict[str, Any]:
         ids = self.submitted_ids
-        if ids and self.submit_report is not None:
-            # Let the worker finish phase 1's backlog first: this phase measures reads, not contention.
-            self.submit_report["worker_backlog"] = await self.drain(ids, "submit backlog", self.args.drain_timeout)
         if not ids:  # running without the submit phase: make some ids first
             await self.ensure_worker()
             _, ids = await submit_many(self.url, min(2000, self.n("status_reads")), self.args.concurrency, 60)
             self.submitted_ids = ids
         if not ids:
             raise SetupError("no request ids to read")
+        # Let the worker finish the submit backlog first: this phase measures reads, not contention.
+        backlog = await self.drain(ids, "submit backlog", self.args.drain_timeout)
+        if self.submit_report is not None:
+            self.submit_report["worker_backlog"] = backlog
         total = self.n("status_reads")
         raws = [status_request_bytes(self.url, x) for x in ids]
         nraws = len(raws)
@@ -791,7 +802,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="with --url: a process to watch for memory, e.g. api:1234 worker:5678 (repeatable)")
     p.add_argument("--concurrency", type=int, default=50, help="virtual users for submit/read phases")
     p.add_argument("--overhead-users", type=int, default=8)
-    p.add_argument("--overhead-rate", type=float, default=200.0,
+    p.add_argument("--overhead-rate", type=float, default=100.0,
                    help="overhead phase: submissions per second in all (0 = as fast as the users can)")
     p.add_argument("--slow-latency-ms", type=int, default=200)
     p.add_argument("--slow-worker-concurrency", type=int, default=200)
