@@ -52,6 +52,8 @@ def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> Settin
         "kafka_topic_partitions": 3,
         "llm_backend": "dryrun",
         "worker_concurrency": 32,
+        # Several engines share one PostgreSQL server (max_connections is often 100).
+        "db_pool_size": 5,
         "worker_commit_interval_ms": 100,
         "sweep_interval_seconds": 3600,
         "worker_shutdown_grace_seconds": 5,
@@ -115,6 +117,10 @@ class RunningService:
                 raise AssertionError(f"request {request_id} still {body.get('status')} after {timeout}s")
             await asyncio.sleep(0.05)
 
+    def start_worker(self) -> None:
+        self.worker = Worker(self.settings, backend=self.backend)
+        self.worker_task = asyncio.create_task(self.worker.run())
+
     async def stop_worker(self) -> None:
         if self.worker and self.worker_task:
             self.worker.stop()
@@ -132,9 +138,9 @@ async def running_service(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            worker = Worker(settings, backend=counting) if with_worker else None
-            task = asyncio.create_task(worker.run()) if worker else None
-            service = RunningService(settings, client, create_session_factory(engine), counting, worker, task)
+            service = RunningService(settings, client, create_session_factory(engine), counting, None, None)
+            if with_worker:
+                service.start_worker()
             try:
                 yield service
             finally:
