@@ -131,18 +131,17 @@ def tree_rss_mb(pid: int) -> float | None:
     return total / (1024 * 1024)
 
 
-def tree_cpu_s(pids: Iterable[int]) -> float:
-    total = 0.0
-    seen: set[int] = set()
+def tree_cpu_s(pids: Iterable[int]) -> dict[int, float]:
+    """CPU seconds so far of each process in the trees of `pids`, by pid."""
+    out: dict[int, float] = {}
     for pid in pids:
         for p in _tree(pid):
-            if p.pid in seen:
+            if p.pid in out:
                 continue
-            seen.add(p.pid)
             with contextlib.suppress(psutil.Error):
                 t = p.cpu_times()
-                total += t.user + t.system
-    return total
+                out[p.pid] = t.user + t.system
+    return out
 
 
 def postgres_pids() -> list[int]:
@@ -201,20 +200,25 @@ class CpuMeter:
     def __init__(self, roles: Callable[[], dict[str, list[int]]]) -> None:
         self._roles = roles
 
-    def snapshot(self) -> tuple[float, dict[str, float]]:
-        values = {"client": sum(os.times()[:2])}
+    def snapshot(self) -> tuple[float, dict[str, dict[int, float]]]:
+        values = {"client": {os.getpid(): sum(os.times()[:2])}}
         for role, pids in self._roles().items():
             values[role] = tree_cpu_s(pids)
         t = psutil.cpu_times()
-        values["_machine"] = sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0)
+        values["_machine"] = {0: sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0)}
         return time.perf_counter(), values
 
     @staticmethod
-    def diff(a: tuple[float, dict[str, float]], b: tuple[float, dict[str, float]]) -> dict[str, float]:
+    def diff(a: tuple[float, dict[str, dict[int, float]]],
+             b: tuple[float, dict[str, dict[int, float]]]) -> dict[str, float]:
         """Cores used per party; `machine` is the whole box, `other` what none of the parties explains
-        (e.g. other jobs on a shared machine, or short-lived PostgreSQL backends)."""
+        (other jobs on a shared machine, processes that exited during the phase)."""
         wall = max(b[0] - a[0], 1e-9)
-        out = {role: round(max(b[1][role] - a[1].get(role, 0.0), 0.0) / wall, 2) for role in b[1]}
+        out = {}
+        for role, now in b[1].items():
+            before = a[1].get(role, {})
+            used = sum(max(cpu - before.get(pid, 0.0), 0.0) for pid, cpu in now.items())
+            out[role] = round(used / wall, 2)
         machine = out.pop("_machine")
         out["total"] = round(sum(out.values()), 2)
         out["machine"] = machine
