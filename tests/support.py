@@ -56,6 +56,8 @@ def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> Settin
         "db_pool_size": 5,
         "worker_commit_interval_ms": 100,
         "sweep_interval_seconds": 3600,
+        # The database is shared by the whole session: never pick up other tests' leftover rows.
+        "requeue_after_seconds": 86_400,
         "worker_shutdown_grace_seconds": 5,
     }
     values.update(overrides)

@@ -80,16 +80,27 @@ async def claim(session: AsyncSession, request_id: uuid.UUID, lease_seconds: int
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def _finish_processing(session: AsyncSession, request_id: uuid.UUID, values: dict[str, Any]) -> bool:
-    # Only a row still `processing` is finished: a request cancelled meanwhile stays cancelled.
-    now = utcnow()
+async def _transition(session: AsyncSession, *conditions: Any, **values: Any) -> int:
+    """One conditional UPDATE; the conditions make every status change race-safe. Returns rows hit."""
     stmt = (
         update(_T)
-        .where(_T.id == request_id, _T.status == RequestStatus.PROCESSING)
-        .values(updated_at=now, finished_at=now, lease_expires_at=None, **values)
+        .where(*conditions)
+        .values(updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
+
+
+def _final(status: str, code: str | None = None, message: str | None = None) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "lease_expires_at": None}
+    if code is not None:
+        values.update(error_code=code, error_message=message)
+    return values
+
+
+def _still_processing(request_id: uuid.UUID) -> tuple[Any, Any]:
+    # Only a row still `processing` is finished: a request cancelled meanwhile stays cancelled.
+    return _T.id == request_id, _T.status == RequestStatus.PROCESSING
 
 
 async def complete(
@@ -101,12 +112,13 @@ async def complete(
     accounting: LLMAccounting,
     template_version: int | None = None,
 ) -> bool:
-    values: dict[str, Any] = {"status": RequestStatus.COMPLETED, "result": result, **accounting.as_values()}
+    values: dict[str, Any] = {"result": result, **accounting.as_values()}
     if category:
         values["category"] = category
     if template_version is not None:
         values["template_version"] = template_version
-    return await _finish_processing(session, request_id, values)
+    final = _final(RequestStatus.COMPLETED)
+    return await _transition(session, *_still_processing(request_id), **final, **values) == 1
 
 
 async def fail(
@@ -117,93 +129,48 @@ async def fail(
     message: str,
     accounting: LLMAccounting | None = None,
 ) -> bool:
-    values: dict[str, Any] = {"status": RequestStatus.FAILED, "error_code": code, "error_message": message}
-    if accounting is not None:
-        values.update(accounting.as_values())
-    return await _finish_processing(session, request_id, values)
+    values = accounting.as_values() if accounting is not None else {}
+    final = _final(RequestStatus.FAILED, code, message)
+    return await _transition(session, *_still_processing(request_id), **final, **values) == 1
 
 
 async def release(session: AsyncSession, request_id: uuid.UUID) -> bool:
     """processing → queued, for work interrupted by shutdown so that redelivery can claim it again."""
-    stmt = (
-        update(_T)
-        .where(_T.id == request_id, _T.status == RequestStatus.PROCESSING)
-        .values(status=RequestStatus.QUEUED, updated_at=utcnow(), lease_expires_at=None, started_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+    values = {"status": RequestStatus.QUEUED, "lease_expires_at": None, "started_at": None}
+    return await _transition(session, *_still_processing(request_id), **values) == 1
 
 
 async def fail_unpublished(session: AsyncSession, request_id: uuid.UUID, message: str) -> None:
     """A queued request whose message the broker refused: it will never be processed."""
-    now = utcnow()
-    await session.execute(
-        update(_T)
-        .where(_T.id == request_id, _T.status == RequestStatus.QUEUED)
-        .values(
-            status=RequestStatus.FAILED,
-            error_code="broker_unavailable",
-            error_message=message,
-            updated_at=now,
-            finished_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    final = _final(RequestStatus.FAILED, "broker_unavailable", message)
+    await _transition(session, _T.id == request_id, _T.status == RequestStatus.QUEUED, **final)
 
 
 async def cancel(session: AsyncSession, request_id: uuid.UUID) -> bool:
-    now = utcnow()
-    stmt = (
-        update(_T)
-        .where(_T.id == request_id, _T.status.in_(RequestStatus.ACTIVE))
-        .values(status=RequestStatus.CANCELLED, updated_at=now, finished_at=now, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+    final = _final(RequestStatus.CANCELLED)
+    return await _transition(session, _T.id == request_id, _T.status.in_(RequestStatus.ACTIVE), **final) == 1
 
 
 # --- sweeping: requests the broker or a worker lost -------------------------------------------------
 
 
 async def expire_overdue(session: AsyncSession, created_before: datetime) -> int:
-    now = utcnow()
-    stmt = (
-        update(_T)
-        .where(_T.status.in_(RequestStatus.ACTIVE), _T.created_at < created_before)
-        .values(
-            status=RequestStatus.EXPIRED,
-            error_code="expired",
-            error_message="The request was not finished within its time to live.",
-            updated_at=now,
-            finished_at=now,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
+    final = _final(RequestStatus.EXPIRED, "expired", "The request was not finished within its time to live.")
+    return await _transition(
+        session, _T.status.in_(RequestStatus.ACTIVE), _T.created_at < created_before, **final
     )
-    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
 
 
 async def fail_exhausted_leases(session: AsyncSession, max_attempts: int) -> int:
     """Abandoned processing rows that already used every attempt end as failed."""
-    now = utcnow()
-    stmt = (
-        update(_T)
-        .where(
-            _T.status == RequestStatus.PROCESSING,
-            _T.lease_expires_at < now,
-            _T.attempts >= max_attempts,
-        )
-        .values(
-            status=RequestStatus.FAILED,
-            error_code="worker_lost",
-            error_message="Processing was interrupted too many times.",
-            updated_at=now,
-            finished_at=now,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
+    final = _final(RequestStatus.FAILED, "worker_lost", "Processing was interrupted too many times.")
+    return await _transition(
+        session,
+        _T.status == RequestStatus.PROCESSING,
+        _T.lease_expires_at < utcnow(),
+        _T.attempts >= max_attempts,
+        **final,
     )
-    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
 
 
 async def take_back_for_requeue(

@@ -38,6 +38,7 @@ from service.llm.base import (
 from service.llm.support import (
     Redactor,
     elapsed_ms,
+    models_health,
     parse_retry_after,
     require_readable_file,
     snippet,
@@ -184,21 +185,11 @@ class GigaChatBackend:
     async def health(self) -> dict[str, Any]:
         """Lists models: needs a token (cloud) or the certificate (mTLS) but spends no tokens."""
         client = self._require_client()
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                models = await client.aget_models()
-        except Exception as exc:
-            error = self._translate(exc)
-            return {"ok": False, "backend": self.name, "error": error.code, "detail": error.message}
-        names = [model.id_ for model in models.data]
-        return {
-            "ok": True,
-            "backend": self.name,
-            "model": self._model,
-            "model_available": self._model in names,
-            "latency_ms": elapsed_ms(started),
-        }
+
+        async def names() -> list[str]:
+            return [model.id_ for model in (await client.aget_models()).data]
+
+        return await models_health(self.name, self._model, names, self._translate, HEALTH_TIMEOUT_SECONDS)
 
     def _translate(self, exc: Exception) -> LLMError:
         error = _translate(exc, self.name)

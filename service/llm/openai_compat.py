@@ -6,7 +6,6 @@ Named `openai_compat` so it can never shadow the `openai` package. SDK retries a
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -26,7 +25,14 @@ from service.llm.base import (
     Overloaded,
     RateLimited,
 )
-from service.llm.support import Redactor, elapsed_ms, parse_retry_after, snippet, usage_or_estimate
+from service.llm.support import (
+    Redactor,
+    elapsed_ms,
+    models_health,
+    parse_retry_after,
+    snippet,
+    usage_or_estimate,
+)
 
 HEALTH_TIMEOUT_SECONDS = 5.0
 # Local servers (vLLM, Ollama) accept any key, but the SDK insists on one being present.
@@ -108,21 +114,11 @@ class OpenAIBackend:
     async def health(self) -> dict[str, Any]:
         """Lists models: authenticated and routed like a completion, but free."""
         client = self._require_client()
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                page = await client.models.list()
-        except Exception as exc:
-            error = self._translate(exc)
-            return {"ok": False, "backend": self.name, "error": error.code, "detail": error.message}
-        names = [model.id for model in page.data]
-        return {
-            "ok": True,
-            "backend": self.name,
-            "model": self._model,
-            "model_available": self._model in names,
-            "latency_ms": elapsed_ms(started),
-        }
+
+        async def names() -> list[str]:
+            return [model.id for model in (await client.models.list()).data]
+
+        return await models_health(self.name, self._model, names, self._translate, HEALTH_TIMEOUT_SECONDS)
 
     def _translate(self, exc: Exception) -> LLMError:
         error = _translate(exc)

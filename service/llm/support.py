@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import os
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from service.errors import ConfigurationError
-from service.llm.base import Usage, estimate_tokens
+from service.llm.base import LLMError, Usage, estimate_tokens
 
 REDACTED = "***"
 # Shorter "secrets" would redact ordinary words; real credentials are far longer.
@@ -101,3 +103,27 @@ def require_readable_file(path: Path | None, what: str, setting: str) -> Path:
     except OSError as exc:
         raise ConfigurationError(f"{what} cannot be read: {path} ({setting}): {exc.strerror}") from None
     return path
+
+
+async def models_health(
+    name: str,
+    model: str,
+    list_models: Callable[[], Awaitable[list[str]]],
+    translate: Callable[[Exception], LLMError],
+    timeout: float,
+) -> dict[str, Any]:
+    """Health by listing models: authenticated and routed like a completion, but spends no tokens."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            names = await list_models()
+    except Exception as exc:
+        error = translate(exc)
+        return {"ok": False, "backend": name, "error": error.code, "detail": error.message}
+    return {
+        "ok": True,
+        "backend": name,
+        "model": model,
+        "model_available": model in names,
+        "latency_ms": elapsed_ms(started),
+    }
