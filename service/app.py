@@ -8,7 +8,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from service.api import compat, health, prompts, prompts_compat, reports, requests
+from service.api import compat, health, metrics, prompts, prompts_compat, reports, requests
 from service.api.errors import install_error_handlers
 from service.config import Settings, get_settings
 from service.db.session import create_engine, create_session_factory
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (requests, reports, prompts, health, compat, prompts_compat):
+    for module in (requests, reports, prompts, health, metrics, compat, prompts_compat):
         app.include_router(module.router)
     return app
 

@@ -68,6 +68,12 @@ async def test_seed_contract_curl_example(postgres_url: str, kafka_bootstrap: st
         assert result["tokens_used"] > 0
         assert result["processing_time"] >= 0
 
+        metrics = (await svc.client.get("/api/metrics")).json()
+        assert metrics["success"] is True
+        assert metrics["requests"]["by_status"]["completed"] >= 1
+        assert metrics["tokens"]["total"] >= result["tokens_used"]
+        assert metrics["processing_seconds"]["count"] >= 1
+
         health = (await svc.client.get("/api/health")).json()
         assert health["components"]["database"]["ok"] and health["components"]["broker"]["ok"]
 

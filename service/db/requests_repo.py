@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
@@ -195,3 +195,57 @@ async def take_back_for_requeue(
         .execution_options(synchronize_session=False)
     )
     return [(row[0], row[1], row[2]) for row in (await session.execute(stmt)).all()]
+
+
+# --- usage metrics -------------------------------------------------------------------------------
+
+
+def _owned_by(owner_id: str | None) -> list[ColumnElement[bool]]:
+    """No condition for unidentified callers; otherwise only the owner's rows."""
+    return [] if owner_id is None else [_T.owner_id == owner_id]
+
+
+async def status_counts(session: AsyncSession, owner_id: str | None, since: datetime) -> dict[str, int]:
+    stmt = select(_T.status, func.count()).where(_T.created_at >= since).group_by(_T.status)
+    stmt = stmt.where(*_owned_by(owner_id))
+    return {status: count for status, count in (await session.execute(stmt)).all()}
+
+
+async def error_counts(session: AsyncSession, owner_id: str | None, since: datetime) -> dict[str, int]:
+    stmt = (
+        select(_T.error_code, func.count())
+        .where(_T.created_at >= since, _T.error_code.is_not(None))
+        .group_by(_T.error_code)
+    )
+    stmt = stmt.where(*_owned_by(owner_id))
+    return {str(code): count for code, count in (await session.execute(stmt)).all()}
+
+
+async def token_totals(session: AsyncSession, owner_id: str | None, since: datetime) -> dict[str, int]:
+    stmt = select(
+        func.coalesce(func.sum(_T.prompt_tokens), 0),
+        func.coalesce(func.sum(_T.completion_tokens), 0),
+        func.coalesce(func.sum(_T.total_tokens), 0),
+    ).where(_T.created_at >= since)
+    stmt = stmt.where(*_owned_by(owner_id))
+    prompt, completion, total = (await session.execute(stmt)).one()
+    return {"prompt": int(prompt), "completion": int(completion), "total": int(total)}
+
+
+async def recent_processing_spans(
+    session: AsyncSession, owner_id: str | None, since: datetime, limit: int = 5000
+) -> list[tuple[datetime, datetime]]:
+    """(started_at, finished_at) of the latest completed requests; durations are computed in Python
+    because timestamp arithmetic differs between PostgreSQL and SQLite."""
+    stmt = (
+        select(_T.started_at, _T.finished_at)
+        .where(_T.status == RequestStatus.COMPLETED, _T.created_at >= since, _T.started_at.is_not(None))
+        .order_by(_T.finished_at.desc())
+        .limit(limit)
+    )
+    stmt = stmt.where(*_owned_by(owner_id))
+    return [
+        (started, finished)
+        for started, finished in (await session.execute(stmt)).all()
+        if started and finished
+    ]

@@ -1,0 +1,39 @@
+"""Usage statistics for /api/v1/metrics and the seed's /api/metrics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db import requests_repo as repo
+from service.db.models import utcnow
+
+
+def _percentile(sorted_values: list[float], share: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, round(share * (len(sorted_values) - 1)))
+    return round(sorted_values[index], 3)
+
+
+async def usage_metrics(session: AsyncSession, owner_id: str | None, hours: int) -> dict[str, Any]:
+    since = utcnow() - timedelta(hours=hours)
+    statuses = await repo.status_counts(session, owner_id, since)
+    durations = sorted(
+        (finished - started).total_seconds()
+        for started, finished in await repo.recent_processing_spans(session, owner_id, since)
+    )
+    return {
+        "window_hours": hours,
+        "requests": {"total": sum(statuses.values()), "by_status": statuses},
+        "tokens": await repo.token_totals(session, owner_id, since),
+        "errors": await repo.error_counts(session, owner_id, since),
+        "processing_seconds": {
+            "count": len(durations),
+            "avg": round(sum(durations) / len(durations), 3) if durations else None,
+            "p50": _percentile(durations, 0.5),
+            "p95": _percentile(durations, 0.95),
+        },
+    }
