@@ -8,6 +8,7 @@ Only loopback targets are accepted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from urllib.parse import urlsplit
@@ -30,12 +31,19 @@ def parse_loopback_url(url: str) -> tuple[str, int]:
             if not ipaddress.ip_address(host).is_loopback:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"refusing a non-loopback target {host!r}: the bench only loads this machine")
+            raise ValueError(
+                f"refusing a non-loopback target {host!r}: the bench only loads this machine"
+            ) from None
     return host, parts.port or 80
 
 
-def build_request(method: str, path: str, host_header: str, body: bytes | None = None,
-                  content_type: str = "application/json") -> bytes:
+def build_request(
+    method: str,
+    path: str,
+    host_header: str,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}", "Connection: keep-alive"]
     if body is not None:
         lines.append(f"Content-Type: {content_type}")
@@ -45,7 +53,7 @@ def build_request(method: str, path: str, host_header: str, body: bytes | None =
 
 
 class Connection:
-    __slots__ = ("host", "port", "reader", "writer", "requests")
+    __slots__ = ("host", "port", "reader", "requests", "writer")
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
@@ -64,10 +72,8 @@ class Connection:
         writer, self.writer, self.reader = self.writer, None, None
         if writer is not None:
             writer.close()
-            try:
+            with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
-            except (OSError, ConnectionError):
-                pass
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         """Send one pre-built request; (status, body). Reconnects once if a kept-alive socket died."""
@@ -100,7 +106,7 @@ class Connection:
         idx = lower.find(b"\r\ncontent-length:")
         if idx >= 0:
             end = lower.find(b"\r\n", idx + 17)
-            length = int(lower[idx + 17:end])
+            length = int(lower[idx + 17 : end])
             if length:
                 body = await reader.readexactly(length)
         elif b"\r\ntransfer-encoding: chunked" in lower:

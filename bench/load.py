@@ -1,4 +1,4 @@
-"""Load benchmark of the API + worker: submit throughput, status reads, pipeline overhead, 200 ms throughput, RSS.
+"""Load benchmark of API + worker: submits, status reads, pipeline overhead, 200 ms throughput, RSS.
 
     python -m bench.load                    # starts PG database, broker, api and worker itself
     python -m bench.load --quick            # smaller counts: a smoke run
@@ -43,8 +43,11 @@ PAYLOAD = {
     "query_text": "Проанализируй данные продаж и найди тренды",
     "input_range": "A1:D10",
     "category": "analysis",
-    "input_data": [["Товар", "Январь", "Февраль", "Март"], ["Товар A", 100, 120, 110],
-                   ["Товар B", 80, 90, 95]],
+    "input_data": [
+        ["Товар", "Январь", "Февраль", "Март"],
+        ["Товар A", 100, 120, 110],
+        ["Товар B", 80, 90, 95],
+    ],
 }
 SUBMIT_PATH = "/api/v1/requests"
 
@@ -98,8 +101,12 @@ def latency_summary(latencies_s: list[float]) -> dict[str, float | None]:
         v = percentile(values, q)
         return None if v is None else round(v * 1000, 2)
 
-    return {"p50_ms": ms(0.50), "p90_ms": ms(0.90), "p99_ms": ms(0.99),
-            "max_ms": None if not values else round(values[-1] * 1000, 2)}
+    return {
+        "p50_ms": ms(0.50),
+        "p90_ms": ms(0.90),
+        "p99_ms": ms(0.99),
+        "max_ms": None if not values else round(values[-1] * 1000, 2),
+    }
 
 
 def parse_ts(value: str | None) -> datetime | None:
@@ -209,8 +216,9 @@ class CpuMeter:
         return time.perf_counter(), values
 
     @staticmethod
-    def diff(a: tuple[float, dict[str, dict[int, float]]],
-             b: tuple[float, dict[str, dict[int, float]]]) -> dict[str, float]:
+    def diff(
+        a: tuple[float, dict[str, dict[int, float]]], b: tuple[float, dict[str, dict[int, float]]]
+    ) -> dict[str, float]:
         """Cores used per party; `machine` is the whole box, `other` what none of the parties explains
         (other jobs on a shared machine, processes that exited during the phase)."""
         wall = max(b[0] - a[0], 1e-9)
@@ -247,17 +255,19 @@ class ManagedStack:
     # --- environment ---
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "DATABASE_URL": self.database_url,
-            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers if self.broker else "",
-            "HOST": "127.0.0.1",
-            "LLM_BACKEND": "dryrun",
-            "LLM_FALLBACK_BACKEND": "",
-            "DRYRUN_LATENCY_MS": "0",
-            "DRYRUN_FAILURE_RATE": "0",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "DATABASE_URL": self.database_url,
+                "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers if self.broker else "",
+                "HOST": "127.0.0.1",
+                "LLM_BACKEND": "dryrun",
+                "LLM_FALLBACK_BACKEND": "",
+                "DRYRUN_LATENCY_MS": "0",
+                "DRYRUN_FAILURE_RATE": "0",
+                "LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if self.port:
             env["PORT"] = str(self.port)
         if self.args.partitions:
@@ -288,7 +298,8 @@ class ManagedStack:
         conn = await asyncpg.connect(self.admin_dsn)
         try:
             await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
                 self.db_name,
             )
             await conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}"')
@@ -304,8 +315,12 @@ class ManagedStack:
         out.write(f"\n===== {time.strftime('%F %T')} {command} =====\n".encode())
         out.flush()
         return subprocess.Popen(
-            [sys.executable, "-m", "service", command], cwd=REPO_ROOT, env=env,
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "service", command],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
         )
 
@@ -471,8 +486,9 @@ class LoadResult:
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
         }
         if expected_status is not None:
-            out[f"non_{expected_status}"] = sum(v for k, v in self.statuses.items() if k != expected_status) + sum(
-                self.errors.values())
+            out[f"non_{expected_status}"] = sum(
+                v for k, v in self.statuses.items() if k != expected_status
+            ) + sum(self.errors.values())
         if self.errors:
             out["errors"] = self.errors
         if self.timed_out:
@@ -552,8 +568,9 @@ def status_request_bytes(url: str, request_id: str) -> bytes:
     return build_request("GET", f"{SUBMIT_PATH}/{request_id}", f"{host}:{port}")
 
 
-async def submit_many(url: str, total: int, concurrency: int, time_limit: float,
-                      pace_s: float = 0.0) -> tuple[LoadResult, list[str]]:
+async def submit_many(
+    url: str, total: int, concurrency: int, time_limit: float, pace_s: float = 0.0
+) -> tuple[LoadResult, list[str]]:
     raw = submit_request_bytes(url)
     ids: list[str | None] = [None] * total
 
@@ -565,8 +582,9 @@ async def submit_many(url: str, total: int, concurrency: int, time_limit: float,
     return result, [x for x in ids if x]
 
 
-async def fetch_statuses(url: str, ids: list[str], concurrency: int = 20,
-                         time_limit: float = 120.0) -> dict[str, dict[str, Any]]:
+async def fetch_statuses(
+    url: str, ids: list[str], concurrency: int = 20, time_limit: float = 120.0
+) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     raws = [status_request_bytes(url, x) for x in ids]
 
@@ -578,8 +596,9 @@ async def fetch_statuses(url: str, ids: list[str], concurrency: int = 20,
     return rows
 
 
-async def wait_final(url: str, ids: list[str], timeout: float, concurrency: int = 20,
-                     interval: float = 0.25) -> tuple[dict[str, dict[str, Any]], float]:
+async def wait_final(
+    url: str, ids: list[str], timeout: float, concurrency: int = 20, interval: float = 0.25
+) -> tuple[dict[str, dict[str, Any]], float]:
     """Poll the non-final ids until every one is final or `timeout`; (last rows by id, seconds waited)."""
     start = time.perf_counter()
     deadline = start + timeout
@@ -613,7 +632,9 @@ async def probe_pipeline(url: str, timeout: float = 90.0) -> float:
     rows, _ = await wait_final(url, ids, timeout, concurrency=1, interval=0.1)
     status = rows.get(ids[0], {}).get("status")
     if status not in FINAL:
-        raise SetupError(f"probe request not final after {timeout}s (status {status}); is the worker consuming?")
+        raise SetupError(
+            f"probe request not final after {timeout}s (status {status}); is the worker consuming?"
+        )
     return time.perf_counter() - t0
 
 
@@ -645,7 +666,11 @@ class Bench:
         """(Re)start the managed worker with these settings unless it already runs with them."""
         if not isinstance(self.stack, ManagedStack):
             return
-        restart = self.stack.worker_env != extra or self.stack.worker is None or self.stack.worker.poll() is not None
+        restart = (
+            self.stack.worker_env != extra
+            or self.stack.worker is None
+            or self.stack.worker.poll() is not None
+        )
         if restart:
             await self.stack.restart_worker(**extra)
         if restart or not self._probed:
@@ -663,8 +688,11 @@ class Bench:
         log(f"{what}: drained in {waited:.1f}s, {len(pending)} still pending")
         if not pending:
             self._drained = ids
-        return {"drain_s": round(waited, 2), "final_statuses": status_counts(rows.values()),
-                "pending_after_drain": len(pending)}
+        return {
+            "drain_s": round(waited, 2),
+            "final_statuses": status_counts(rows.values()),
+            "pending_after_drain": len(pending),
+        }
 
     async def phase_submit(self) -> dict[str, Any]:
         await self.ensure_worker()
@@ -677,7 +705,10 @@ class Bench:
         self.submitted_ids = ids
         out = {"concurrency": c, **result.summary(expected_status=202), "cpu_cores": cpu}
         self.submit_report = out
-        log(f"submit: {out['rps']} req/s p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms non-202 {out['non_202']}")
+        log(
+            f"submit: {out['rps']} req/s p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms"
+            f" non-202 {out['non_202']}"
+        )
         return out
 
     async def phase_status_reads(self) -> dict[str, Any]:
@@ -698,9 +729,16 @@ class Bench:
         c = self.args.concurrency
         await run_load(self.url, min(300, total), c, lambda i: raws[i % nraws], None, 60)  # warm-up
         before = self.cpu.snapshot()
-        result = await run_load(self.url, total, c, lambda i: raws[i % nraws], None, self.args.phase_time_limit)
+        result = await run_load(
+            self.url, total, c, lambda i: raws[i % nraws], None, self.args.phase_time_limit
+        )
         cpu = CpuMeter.diff(before, self.cpu.snapshot())
-        out = {"concurrency": c, "distinct_ids": nraws, **result.summary(expected_status=200), "cpu_cores": cpu}
+        out = {
+            "concurrency": c,
+            "distinct_ids": nraws,
+            **result.summary(expected_status=200),
+            "cpu_cores": cpu,
+        }
         out.pop("p90_ms", None)
         log(f"status reads: {out['rps']} req/s p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms")
         return out
@@ -718,7 +756,9 @@ class Bench:
         cpu = CpuMeter.diff(before, self.cpu.snapshot())
         overheads, queue_waits, processing = [], [], []
         for row in rows.values():
-            created, started, finished = (parse_ts(row.get(k)) for k in ("created_at", "started_at", "finished_at"))
+            created, started, finished = (
+                parse_ts(row.get(k)) for k in ("created_at", "started_at", "finished_at")
+            )
             if row.get("status") == "completed" and created and finished:
                 overheads.append((finished - created).total_seconds())
                 if started:
@@ -727,12 +767,19 @@ class Bench:
         pending = sum(1 for x in ids if rows.get(x, {}).get("status") not in FINAL)
         s = latency_summary(overheads)
         out = {
-            "users": users, "target_rate_per_s": rate, "submitted": len(ids),
+            "users": users,
+            "target_rate_per_s": rate,
+            "submitted": len(ids),
             "submit_rps": round(result.done / result.elapsed, 1) if result.elapsed else 0,
             "submit_non_202": result.summary(202)["non_202"],
-            "measured": len(overheads), "pending_after_wait": pending, "wait_s": round(waited, 2),
+            "measured": len(overheads),
+            "pending_after_wait": pending,
+            "wait_s": round(waited, 2),
             "final_statuses": status_counts(rows.values()),
-            "p50_ms": s["p50_ms"], "p90_ms": s["p90_ms"], "p99_ms": s["p99_ms"], "max_ms": s["max_ms"],
+            "p50_ms": s["p50_ms"],
+            "p90_ms": s["p90_ms"],
+            "p99_ms": s["p99_ms"],
+            "max_ms": s["max_ms"],
             "created_to_started": latency_summary(queue_waits),
             "started_to_finished": latency_summary(processing),
             "submit_latency": latency_summary(result.latencies),
@@ -741,7 +788,10 @@ class Bench:
         }
         if pending or not overheads:
             out["p50_ms"] = out["p50_ms"] if overheads else None
-        log(f"overhead: p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms ({len(overheads)} completed, {pending} pending)")
+        log(
+            f"overhead: p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms"
+            f" ({len(overheads)} completed, {pending} pending)"
+        )
         return out
 
     async def phase_throughput_200ms(self) -> dict[str, Any]:
@@ -753,18 +803,27 @@ class Bench:
         t0 = time.perf_counter()
         result, ids = await submit_many(self.url, total, self.args.concurrency, self.args.phase_time_limit)
         submit_s = time.perf_counter() - t0
-        rows, waited = await wait_final(self.url, ids, self.args.final_timeout, interval=1.0)
+        rows, _ = await wait_final(self.url, ids, self.args.final_timeout, interval=1.0)
         cpu = CpuMeter.diff(before, self.cpu.snapshot())
         started = [t for r in rows.values() if (t := parse_ts(r.get("started_at")))]
-        finished = [t for r in rows.values() if r.get("status") == "completed" and (t := parse_ts(r.get("finished_at")))]
+        finished = [
+            t
+            for r in rows.values()
+            if r.get("status") == "completed" and (t := parse_ts(r.get("finished_at")))
+        ]
         completed = len(finished)
         span = (max(finished) - min(started)).total_seconds() if finished and started else 0.0
         pending = sum(1 for x in ids if rows.get(x, {}).get("status") not in FINAL)
         out = {
-            "dryrun_latency_ms": latency_ms, "worker_concurrency": concurrency,
-            "submitted": len(ids), "submit_non_202": result.summary(202)["non_202"],
-            "submit_seconds": round(submit_s, 2), "submit_rps": round(len(ids) / submit_s, 1) if submit_s else 0,
-            "completed": completed, "pending_after_wait": pending, "final_statuses": status_counts(rows.values()),
+            "dryrun_latency_ms": latency_ms,
+            "worker_concurrency": concurrency,
+            "submitted": len(ids),
+            "submit_non_202": result.summary(202)["non_202"],
+            "submit_seconds": round(submit_s, 2),
+            "submit_rps": round(len(ids) / submit_s, 1) if submit_s else 0,
+            "completed": completed,
+            "pending_after_wait": pending,
+            "final_statuses": status_counts(rows.values()),
             "span_s": round(span, 3),
             "completed_per_s": round(completed / span, 1) if span > 0 else 0.0,
             "ideal_per_s": round(concurrency * 1000 / latency_ms, 1) if latency_ms else None,
@@ -802,12 +861,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma list of {', '.join(PHASES)}")
     p.add_argument("--keep-going", action="store_true", help="run the remaining phases after one errors")
     p.add_argument("--url", help="target an already running service (loopback only); nothing is started")
-    p.add_argument("--pid", action="append", metavar="ROLE:PID",
-                   help="with --url: a process to watch for memory, e.g. api:1234 worker:5678 (repeatable)")
+    p.add_argument(
+        "--pid",
+        action="append",
+        metavar="ROLE:PID",
+        help="with --url: a process to watch for memory, e.g. api:1234 worker:5678 (repeatable)",
+    )
     p.add_argument("--concurrency", type=int, default=50, help="virtual users for submit/read phases")
     p.add_argument("--overhead-users", type=int, default=8)
-    p.add_argument("--overhead-rate", type=float, default=100.0,
-                   help="overhead phase: submissions per second in all (0 = as fast as the users can)")
+    p.add_argument(
+        "--overhead-rate",
+        type=float,
+        default=100.0,
+        help="overhead phase: submissions per second in all (0 = as fast as the users can)",
+    )
     p.add_argument("--slow-latency-ms", type=int, default=200)
     p.add_argument("--slow-worker-concurrency", type=int, default=200)
     p.add_argument("--partitions", type=int, default=0, help="KAFKA_TOPIC_PARTITIONS for the managed stack")
@@ -815,14 +882,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phase-time-limit", type=float, default=180.0, help="seconds; bounds each load loop")
     p.add_argument("--drain-timeout", type=float, default=180.0)
     p.add_argument("--final-timeout", type=float, default=120.0)
-    p.add_argument("--pg-dsn", default=os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
-                   help="admin connection used to create/drop the bench database")
-    p.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432"),
-                   help="DATABASE_URL prefix for the service (database name appended)")
+    p.add_argument(
+        "--pg-dsn",
+        default=os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="admin connection used to create/drop the bench database",
+    )
+    p.add_argument(
+        "--pg-url",
+        default=os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432"),
+        help="DATABASE_URL prefix for the service (database name appended)",
+    )
     p.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
     for name in COUNTS:
-        p.add_argument(f"--n-{name.replace('_', '-')}", dest=f"n_{name}", type=int, default=None,
-                       help=f"requests in {name} (default {COUNTS[name][0]}, quick {COUNTS[name][1]})")
+        p.add_argument(
+            f"--n-{name.replace('_', '-')}",
+            dest=f"n_{name}",
+            type=int,
+            default=None,
+            help=f"requests in {name} (default {COUNTS[name][0]}, quick {COUNTS[name][1]})",
+        )
     args = p.parse_args(argv)
     args.phase_list = [x.strip() for x in args.phases.split(",") if x.strip()]
     unknown = set(args.phase_list) - set(PHASES)
@@ -842,8 +920,11 @@ async def amain(args: argparse.Namespace) -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     stack: Any = ExternalStack(args) if args.url else ManagedStack(args)
     report: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "mem_total_mb": round(psutil.virtual_memory().total / 2**20)},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "mem_total_mb": round(psutil.virtual_memory().total / 2**20),
+        },
         "mode": "external" if args.url else "managed",
         "quick": args.quick,
         "started_at": datetime.now().astimezone().isoformat(timespec="seconds"),
