@@ -25,7 +25,7 @@ from service.services import prompts as service
 router = APIRouter(prefix="/api/v1", tags=["prompts"])
 
 
-def require_prompt_admin(request: Request) -> str | None:
+async def require_prompt_admin(request: Request) -> str | None:
     """Hook for template writes. Today every caller may write (there are no API keys yet); once keys
     exist this dependency must reject non-admin keys with Forbidden. Returns the actor to record."""
     return getattr(request.state, "owner_id", None)

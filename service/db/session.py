@@ -22,7 +22,8 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         # Concurrent API and worker writers wait for each other instead of failing at once.
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True)
+        # No pre-ping (a round trip per checkout); broken connections are dropped when they fail.
+        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_recycle=1800)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
