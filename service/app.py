@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from service.api import compat, health, metrics, prompts, prompts_compat, reports, requests
 from service.api.errors import install_error_handlers
 from service.config import Settings, get_settings
+from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
@@ -32,9 +33,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await ensure_topics(settings)
         await backend.start()
         await publisher.start()
+        store = await open_request_store(settings, engine)
         app.state.settings = settings
         app.state.sessions = create_session_factory(engine)
         app.state.publisher = publisher
+        app.state.store = store
         app.state.llm_backend = backend
         app.state.llm_health = partial(
             backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
@@ -43,10 +46,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await publisher.close()
+            await store.close()
             await backend.close()
             await engine.dispose()
 
     app = FastAPI(
+        # No OpenTelemetry pipeline is configured; the native hooks would cost CPU on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="GigaOffice AI Service",
         version=VERSION,
         description="Asynchronous AI analysis of spreadsheet ranges and business processes. "

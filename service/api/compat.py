@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ConfigDict
 
-from service.api.deps import OwnerDep, PublisherDep, SessionDep, SessionsDep, SettingsDep
+from service.api.deps import OwnerDep, PublisherDep, SessionsDep, SettingsDep, StoreDep
 from service.api.health import health_report
 from service.api.requests import processing_seconds
 from service.schemas.requests import SpreadsheetInput
@@ -29,12 +29,13 @@ class CompatProcessInput(SpreadsheetInput):
 @router.post("/ai/process", summary="Submit a spreadsheet request (seed contract)")
 async def ai_process(
     payload: CompatProcessInput,
+    store: StoreDep,
     sessions: SessionsDep,
     publisher: PublisherDep,
     settings: SettingsDep,
     owner_id: OwnerDep,
 ) -> dict[str, Any]:
-    submitted = await service.submit(sessions, publisher, settings, payload, owner_id)
+    submitted = await service.submit(store, sessions, publisher, settings, payload, owner_id)
     return {
         "success": True,
         "request_id": str(submitted.id),
@@ -44,8 +45,8 @@ async def ai_process(
 
 
 @router.get("/ai/status/{request_id}", summary="Status of a request (seed contract)")
-async def ai_status(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> dict[str, Any]:
-    row = await service.get_request(session, request_id, owner_id)
+async def ai_status(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) -> dict[str, Any]:
+    row = await service.get_request(store, request_id, owner_id)
     return {
         "success": True,
         "request_id": str(row.id),
@@ -59,8 +60,8 @@ async def ai_status(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerD
 
 
 @router.get("/ai/result/{request_id}", summary="Result of a completed request (seed contract)")
-async def ai_result(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> dict[str, Any]:
-    row = service.require_completed(await service.get_request(session, request_id, owner_id))
+async def ai_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) -> dict[str, Any]:
+    row = service.require_completed(await service.get_request(store, request_id, owner_id))
     result = row.result if isinstance(row.result, dict) else {}
     return {
         "success": True,

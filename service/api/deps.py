@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
+from service.db.request_store import RequestStore
 from service.messaging.kafka import RequestPublisher
 
 
@@ -22,6 +23,10 @@ async def get_settings_dep(request: Request) -> Settings:
 
 async def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.sessions
+
+
+async def get_store(request: Request) -> RequestStore:
+    return request.app.state.store
 
 
 async def get_publisher(request: Request) -> RequestPublisher:
@@ -44,5 +49,6 @@ async def get_owner_id(request: Request) -> str | None:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+StoreDep = Annotated[RequestStore, Depends(get_store)]
 PublisherDep = Annotated[RequestPublisher, Depends(get_publisher)]
 OwnerDep = Annotated[str | None, Depends(get_owner_id)]

@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from service.api.deps import OwnerDep, SessionDep
+from service.api.deps import OwnerDep, StoreDep
 from service.db.models import RequestKind
 from service.errors import NotFound
 from service.pipeline.prompt import detect_language
@@ -25,11 +25,11 @@ router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 )
 async def get_report(
     request_id: uuid.UUID,
-    session: SessionDep,
+    store: StoreDep,
     owner_id: OwnerDep,
     language: str | None = Query(None, pattern="^(ru|en)$", description="Default: the request's language"),
 ) -> PlainTextResponse:
-    row = request_service.require_completed(await request_service.get_request(session, request_id, owner_id))
+    row = request_service.require_completed(await request_service.get_request(store, request_id, owner_id))
     if row.kind != RequestKind.PROCESS_ANALYSIS or not isinstance(row.result, dict):
         raise NotFound("reports exist only for process-analysis requests")
     lang = language or detect_language(row.title, row.description)

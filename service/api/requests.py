@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from service.api.deps import OwnerDep, PublisherDep, SessionDep, SessionsDep, SettingsDep
-from service.db.models import AnalysisRequest
+from service.api.deps import OwnerDep, PublisherDep, SessionDep, SessionsDep, SettingsDep, StoreDep
+from service.db.records import RequestRecord
 from service.schemas.requests import (
     ErrorInfo,
     Links,
@@ -55,7 +55,7 @@ def links(request_id: uuid.UUID) -> Links:
     return Links(status=base, result=f"{base}/result")
 
 
-def status_out(row: AnalysisRequest) -> RequestStatusOut:
+def status_out(row: RequestRecord) -> RequestStatusOut:
     return RequestStatusOut(
         id=row.id,
         kind=row.kind,
@@ -71,7 +71,7 @@ def status_out(row: AnalysisRequest) -> RequestStatusOut:
     )
 
 
-def usage_out(row: AnalysisRequest) -> UsageInfo:
+def usage_out(row: RequestRecord) -> UsageInfo:
     return UsageInfo(
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,
@@ -84,7 +84,7 @@ def usage_out(row: AnalysisRequest) -> UsageInfo:
     )
 
 
-def processing_seconds(row: AnalysisRequest) -> float | None:
+def processing_seconds(row: RequestRecord) -> float | None:
     if row.started_at and row.finished_at:
         return round((row.finished_at - row.started_at).total_seconds(), 3)
     return None
@@ -93,13 +93,14 @@ def processing_seconds(row: AnalysisRequest) -> float | None:
 @router.post("", status_code=202, response_model=SubmitResponse, summary="Submit an analysis request")
 async def submit_request(
     response: Response,
+    store: StoreDep,
     sessions: SessionsDep,
     publisher: PublisherDep,
     settings: SettingsDep,
     owner_id: OwnerDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
 ) -> SubmitResponse:
-    submitted = await service.submit(sessions, publisher, settings, payload, owner_id)
+    submitted = await service.submit(store, sessions, publisher, settings, payload, owner_id)
     if not submitted.created:
         response.status_code = 200  # an earlier submit with this idempotency key
     response.headers["Location"] = links(submitted.id).status
@@ -115,18 +116,17 @@ async def submit_request(
 @router.get("/{request_id}", response_model=RequestStatusOut, summary="Status of a request")
 async def get_status(
     request_id: uuid.UUID,
-    session: SessionDep,
-    sessions: SessionsDep,
+    store: StoreDep,
     settings: SettingsDep,
     owner_id: OwnerDep,
     wait: float = Query(0, ge=0, description="Long-poll: wait up to this many seconds for a final status."),
 ) -> RequestStatusOut:
     if wait > 0:
         row = await service.wait_for_final(
-            sessions, request_id, owner_id, min(wait, settings.long_poll_max_seconds)
+            store, request_id, owner_id, min(wait, settings.long_poll_max_seconds)
         )
     else:
-        row = await service.get_request(session, request_id, owner_id)
+        row = await service.get_request(store, request_id, owner_id)
     return status_out(row)
 
 
@@ -136,8 +136,8 @@ async def get_status(
     summary="Result of a completed request",
     responses={409: {"description": "Not completed (yet): the current status is in details"}},
 )
-async def get_result(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> RequestResultOut:
-    row = service.require_completed(await service.get_request(session, request_id, owner_id))
+async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) -> RequestResultOut:
+    row = service.require_completed(await service.get_request(store, request_id, owner_id))
     return RequestResultOut(
         id=row.id,
         kind=row.kind,

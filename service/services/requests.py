@@ -9,12 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from loguru import logger
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
 from service.db import requests_repo as repo
-from service.db.models import AnalysisRequest, RequestKind, RequestStatus, utcnow
+from service.db.models import RequestKind, RequestStatus, utcnow
+from service.db.records import RequestRecord
+from service.db.request_store import DuplicateRequest, RequestStore
 from service.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from service.messaging.kafka import RequestPublisher
 from service.pipeline.categories import ACTIVE_CATEGORIES, PROCESS_CATEGORY, SPREADSHEET_CATEGORIES
@@ -129,6 +130,7 @@ def _row_values(payload: SpreadsheetInput | ProcessAnalysisInput, category: str 
 
 
 async def submit(
+    store: RequestStore,
     sessions: async_sessionmaker[AsyncSession],
     publisher: RequestPublisher,
     settings: Settings,
@@ -154,18 +156,16 @@ async def submit(
         "idempotency_key": scoped_key,
         **_row_values(payload, category),
     }
-    async with sessions() as session:
-        try:
-            await repo.insert_request(session, values)
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            if scoped_key is None:
-                raise
+    try:
+        await store.insert(values)
+    except DuplicateRequest:
+        if scoped_key is None:
+            raise
+        async with sessions() as session:
             existing = await repo.find_by_idempotency_key(session, scoped_key)
-            if existing is None:
-                raise
-            return Submitted(existing.id, existing.kind, existing.status, existing.created_at, created=False)
+        if existing is None:
+            raise
+        return Submitted(existing.id, existing.kind, existing.status, existing.created_at, created=False)
     envelope = RequestEnvelope(
         request_id=request_id,
         kind=values["kind"],
@@ -184,26 +184,28 @@ async def submit(
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
 
 
-async def get_request(
-    session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None
-) -> AnalysisRequest:
-    row = await repo.get_request(session, request_id)
+def _visible(row: RequestRecord | None, request_id: uuid.UUID, owner_id: str | None) -> RequestRecord:
     # Someone else's request is reported exactly like a missing one: ids are not an oracle.
     if row is None or (owner_id is not None and row.owner_id != owner_id):
         raise NotFound(f"No request with id {request_id}.")
     return row
 
 
+async def get_request(
+    store: RequestStore, request_id: uuid.UUID, owner_id: str | None = None
+) -> RequestRecord:
+    return _visible(await store.get(request_id), request_id, owner_id)
+
+
 async def wait_for_final(
-    sessions: async_sessionmaker[AsyncSession], request_id: uuid.UUID, owner_id: str | None, wait: float
-) -> AnalysisRequest:
+    store: RequestStore, request_id: uuid.UUID, owner_id: str | None, wait: float
+) -> RequestRecord:
     """Long-poll: re-read the row with growing pauses until it is final or `wait` seconds pass."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     pause = 0.05
     while True:
-        async with sessions() as session:
-            row = await get_request(session, request_id, owner_id)
+        row = await get_request(store, request_id, owner_id)
         remaining = deadline - loop.time()
         if row.status in RequestStatus.FINAL or remaining <= 0:
             return row
@@ -211,7 +213,7 @@ async def wait_for_final(
         pause = min(pause * 1.5, 1.0)
 
 
-def require_completed(row: AnalysisRequest) -> AnalysisRequest:
+def require_completed(row: RequestRecord) -> RequestRecord:
     if row.status == RequestStatus.COMPLETED:
         return row
     details: dict[str, Any] = {"status": row.status}
@@ -226,14 +228,15 @@ def require_completed(row: AnalysisRequest) -> AnalysisRequest:
     raise Conflict(f"The request ended as {row.status}; it has no result.", code="no_result", details=details)
 
 
-async def cancel(
-    session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None
-) -> AnalysisRequest:
-    row = await get_request(session, request_id, owner_id)
-    if row.status not in RequestStatus.ACTIVE:
+async def cancel(session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None) -> RequestRecord:
+    row = await repo.get_request(session, request_id)
+    record = _visible(RequestRecord.from_object(row) if row else None, request_id, owner_id)
+    if record.status not in RequestStatus.ACTIVE:
         raise Conflict(
-            f"The request is already {row.status}.", code="not_cancellable", details={"status": row.status}
+            f"The request is already {record.status}.",
+            code="not_cancellable",
+            details={"status": record.status},
         )
     await repo.cancel(session, request_id)
     await session.refresh(row)
-    return row
+    return RequestRecord.from_object(row)

@@ -1,0 +1,49 @@
+"""The API's hot-path store behaves the same on PostgreSQL (asyncpg) and SQLite (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from service.config import Settings
+from service.db.models import AnalysisRequest
+from service.db.records import FIELD_NAMES, RequestRecord
+from service.db.request_store import DuplicateRequest, open_request_store
+from service.db.session import create_engine
+
+
+def test_record_fields_match_the_table() -> None:
+    assert list(FIELD_NAMES) == [column.name for column in AnalysisRequest.__table__.columns]
+
+
+async def test_insert_then_get_round_trips_every_value(database_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, db_pool_size=2)  # type: ignore[call-arg]
+    engine = create_engine(settings)
+    store = await open_request_store(settings, engine)
+    try:
+        request_id = uuid.uuid4()
+        data = [["Товар", 1.5, True, None], ["B", -2, False, "x"]]
+        await store.insert(
+            {
+                "id": request_id,
+                "kind": "spreadsheet",
+                "query_text": "q",
+                "input_data": data,
+                "options": {"output_range": "F1"},
+                "idempotency_key": f"-:{request_id}",
+            }
+        )
+        record = await store.get(request_id)
+        assert isinstance(record, RequestRecord)
+        assert record.id == request_id and record.status == "queued" and record.attempts == 0
+        assert record.input_data == data and record.options == {"output_range": "F1"}
+        assert record.created_at.tzinfo is not None
+        assert await store.get(uuid.uuid4()) is None
+        with pytest.raises(DuplicateRequest):
+            await store.insert(
+                {"id": uuid.uuid4(), "kind": "spreadsheet", "idempotency_key": f"-:{request_id}"}
+            )
+    finally:
+        await store.close()
+        await engine.dispose()
