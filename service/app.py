@@ -9,6 +9,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from service.api import compat, health, metrics, prompts, prompts_compat, reports, requests
+from service.api.deps import Clients
 from service.api.errors import install_error_handlers
 from service.config import Settings, get_settings
 from service.db.request_store import open_request_store
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = create_session_factory(engine)
         app.state.publisher = publisher
         app.state.store = store
+        app.state.clients = Clients(settings, app.state.sessions, store, publisher)
         app.state.llm_backend = backend
         app.state.llm_health = partial(
             backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds

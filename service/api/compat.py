@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ConfigDict
 
-from service.api.deps import OwnerDep, PublisherDep, SessionsDep, SettingsDep, StoreDep
+from service.api.deps import ClientsDep, OwnerDep, StoreDep
 from service.api.health import health_report
 from service.api.requests import processing_seconds
 from service.schemas.requests import SpreadsheetInput
@@ -29,13 +29,12 @@ class CompatProcessInput(SpreadsheetInput):
 @router.post("/ai/process", summary="Submit a spreadsheet request (seed contract)")
 async def ai_process(
     payload: CompatProcessInput,
-    store: StoreDep,
-    sessions: SessionsDep,
-    publisher: PublisherDep,
-    settings: SettingsDep,
+    clients: ClientsDep,
     owner_id: OwnerDep,
 ) -> dict[str, Any]:
-    submitted = await service.submit(store, sessions, publisher, settings, payload, owner_id)
+    submitted = await service.submit(
+        clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id
+    )
     return {
         "success": True,
         "request_id": str(submitted.id),

@@ -7,6 +7,7 @@ more than everything else a status read does.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.config import Settings
 from service.db.request_store import RequestStore
 from service.messaging.kafka import RequestPublisher
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """The long-lived clients of an API process, opened in the lifespan. One dependency for all of
+    them keeps the per-request cost of dependency resolution on the hot paths small."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    store: RequestStore
+    publisher: RequestPublisher
+
+
+async def get_clients(request: Request) -> Clients:
+    return request.app.state.clients
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -46,6 +62,7 @@ async def get_owner_id(request: Request) -> str | None:
     return getattr(request.state, "owner_id", None)
 
 
+ClientsDep = Annotated[Clients, Depends(get_clients)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
