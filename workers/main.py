@@ -64,7 +64,10 @@ class Worker:
             ]
             await publisher.publish_raw(settings.kafka_topic_dead_letter, record.value, record.key, headers)
 
-        handler = RequestHandler(settings, sessions, Processor(settings, backend, sessions))
+        # The handler's steps are single statements: autocommit saves BEGIN and COMMIT round trips.
+        # Same pool as `sessions` (the sweeper's transactions); only the connections' mode differs.
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        handler = RequestHandler(settings, autocommit, Processor(settings, backend, sessions))
         self._runner = ConsumerRunner(
             consumer,
             [settings.kafka_topic_requests],

@@ -65,6 +65,7 @@ class ConsumerRunner:
         self._progress: dict[TopicPartition, _PartitionProgress] = {}
         self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int]] = {}
         self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
         self._paused = False
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -77,9 +78,20 @@ class ConsumerRunner:
         last_commit = asyncio.get_running_loop().time()
         try:
             while not self._stopping.is_set():
+                if len(self._tasks) >= self._concurrency:
+                    # Full: wait for a slot, not for a poll timeout, so that a finished record is
+                    # replaced at once (a 200 ms poll here capped a 200-wide worker at a fraction
+                    # of its concurrency). The poll below still runs at least every 200 ms, and
+                    # fetches nothing while paused, which keeps this member in its group.
+                    self._apply_backpressure()
+                    self._slot_freed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._slot_freed.wait(), 0.2)
                 self._apply_backpressure()
                 free = self._concurrency - len(self._tasks)
-                batches = await self._consumer.getmany(timeout_ms=200, max_records=max(1, free))
+                batches = await self._consumer.getmany(
+                    timeout_ms=200 if free > 0 else 0, max_records=max(1, free)
+                )
                 for tp, records in batches.items():
                     for record in records:
                         self._dispatch(tp, record)
@@ -118,6 +130,7 @@ class ConsumerRunner:
         # A cancelled record stays "in flight": the offset must not move past unfinished work.
         if progress is not None and not task.cancelled():
             progress.in_flight.discard(offset)
+        self._slot_freed.set()
 
     async def _handle(self, record: ConsumerRecord) -> None:
         for attempt in range(1, _HANDLER_RETRIES + 1):

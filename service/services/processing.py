@@ -1,8 +1,8 @@
 """Turns a claimed request into a validated answer: prompt → LLM → parse → (one repair) → outcome.
 
 Pure of Kafka and of transactions: the worker's handler owns those. Database reads this step needs
-(templates) go through the session factory it is given, in short transactions of their own, so no
-connection is held while the model thinks.
+(templates) go through a short-lived cache (`PromptSources`) that reads in short transactions of its
+own, so no connection is held while the model thinks.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
-from service.db.models import AnalysisRequest, RequestKind
-from service.db.requests_repo import LLMAccounting
+from service.db.models import RequestKind
+from service.db.requests_repo import ClaimedRequest, LLMAccounting
 from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline import categories
 from service.pipeline.answer import AnswerInvalid, build_repair_request, parse_answer
-from service.services.prompting import build_chat
+from service.services.prompting import PromptSources, build_chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class PreparedPrompt:
     responses: tuple[ChatResponse, ...] = ()  # calls made while preparing (classification)
 
 
-def request_context(row: AnalysisRequest, category: str) -> dict[str, Any]:
+def request_context(row: ClaimedRequest, category: str) -> dict[str, Any]:
     """The structured input every backend may see (dryrun answers from it)."""
     if row.kind == RequestKind.PROCESS_ANALYSIS:
         return {
@@ -70,13 +70,13 @@ class Processor:
     ) -> None:
         self._settings = settings
         self._backend = backend
-        self._sessions = sessions
+        self._sources = PromptSources(sessions)
 
-    async def prepare(self, row: AnalysisRequest) -> PreparedPrompt:
+    async def prepare(self, row: ClaimedRequest) -> PreparedPrompt:
         # Classification (when no category) and the database template: service/services/prompting.py.
         fallback = categories.PROCESS_CATEGORY if row.kind == RequestKind.PROCESS_ANALYSIS else None
         context = request_context(row, row.category or fallback or "")
-        built = await build_chat(row, self._settings, self._backend, self._sessions, context)
+        built = await build_chat(row, self._settings, self._backend, self._sources, context)
         return PreparedPrompt(
             chat=built.chat,
             category=built.category,
@@ -84,7 +84,7 @@ class Processor:
             responses=built.responses,
         )
 
-    async def process(self, row: AnalysisRequest) -> Outcome:
+    async def process(self, row: ClaimedRequest) -> Outcome:
         prepared = await self.prepare(row)
         responses: list[ChatResponse] = list(prepared.responses)
         try:
