@@ -7,26 +7,22 @@ import asyncio
 from aiokafka import ConsumerRecord
 from loguru import logger
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.db import requests_repo as repo
+from service.db.requests_repo import LLMAccounting
+from service.db.worker_store import WorkerStore
 from service.schemas.envelope import RequestEnvelope
 from service.services.processing import Outcome, Processor
 from workers.runner import PoisonMessage
 
 
 class RequestHandler:
-    """claim → process → complete/fail, each database step a single conditional UPDATE.
+    """claim → process → complete/fail. Each database step is one conditional UPDATE that commits
+    on its own (service/db/worker_store.py); no connection is held while the model thinks."""
 
-    `database` must be in autocommit mode (`engine.execution_options(isolation_level="AUTOCOMMIT")`):
-    every step is one atomic statement, so it commits by itself and a step costs one round trip.
-    No connection is held while the model thinks.
-    """
-
-    def __init__(self, settings: Settings, database: AsyncEngine, processor: Processor) -> None:
+    def __init__(self, settings: Settings, store: WorkerStore, processor: Processor) -> None:
         self._lease_seconds = settings.worker_lease_seconds
-        self._database = database
+        self._store = store
         self._processor = processor
 
     async def __call__(self, record: ConsumerRecord) -> None:
@@ -36,8 +32,7 @@ class RequestHandler:
             raise PoisonMessage(f"not a valid request envelope: {exc.errors(include_url=False)[:3]}") from exc
 
         # The claim is the exactly-once gate: only one delivery ever moves a row out of `queued`.
-        async with self._database.connect() as connection:
-            row = await repo.claim(connection, envelope.request_id, self._lease_seconds)
+        row = await self._store.claim(envelope.request_id, self._lease_seconds)
         if row is None:
             logger.debug(
                 "request {} is not queued (duplicate delivery or cancelled); skipped", envelope.request_id
@@ -53,31 +48,28 @@ class RequestHandler:
         except Exception as exc:
             logger.exception("processing request {} failed unexpectedly", envelope.request_id)
             outcome = Outcome(
-                accounting=repo.LLMAccounting(),
+                accounting=LLMAccounting(),
                 error_code="internal_error",
                 error_message=f"Processing failed unexpectedly ({type(exc).__name__}).",
             )
-        await self._store(envelope, outcome)
+        await self._finish(envelope, outcome)
 
-    async def _store(self, envelope: RequestEnvelope, outcome: Outcome) -> None:
-        async with self._database.connect() as connection:
-            if outcome.ok:
-                await repo.complete(
-                    connection,
-                    envelope.request_id,
-                    result=outcome.result,
-                    category=outcome.category,
-                    accounting=outcome.accounting,
-                    template_version=outcome.template_version,
-                )
-            else:
-                await repo.fail(
-                    connection,
-                    envelope.request_id,
-                    code=outcome.error_code or "failed",
-                    message=outcome.error_message or "",
-                    accounting=outcome.accounting,
-                )
+    async def _finish(self, envelope: RequestEnvelope, outcome: Outcome) -> None:
+        if outcome.ok:
+            await self._store.complete(
+                envelope.request_id,
+                result=outcome.result,
+                category=outcome.category,
+                accounting=outcome.accounting,
+                template_version=outcome.template_version,
+            )
+        else:
+            await self._store.fail(
+                envelope.request_id,
+                code=outcome.error_code or "failed",
+                message=outcome.error_message or "",
+                accounting=outcome.accounting,
+            )
         # Success is the common case and its count is in the metrics: a line per request would cost
         # more than the rest of the handler's bookkeeping. Failures stay visible at INFO.
         if outcome.ok:
@@ -88,5 +80,4 @@ class RequestHandler:
             logger.info("request {} failed: {}", envelope.request_id, outcome.error_code)
 
     async def _release(self, envelope: RequestEnvelope) -> None:
-        async with self._database.connect() as connection:
-            await repo.release(connection, envelope.request_id)
+        await self._store.release(envelope.request_id)

@@ -10,6 +10,7 @@ from loguru import logger
 
 from service.config import Settings
 from service.db.session import create_engine, create_session_factory
+from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
 from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
 from service.services.processing import Processor
@@ -64,10 +65,8 @@ class Worker:
             ]
             await publisher.publish_raw(settings.kafka_topic_dead_letter, record.value, record.key, headers)
 
-        # The handler's steps are single statements: autocommit saves BEGIN and COMMIT round trips.
-        # Same pool as `sessions` (the sweeper's transactions); only the connections' mode differs.
-        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        handler = RequestHandler(settings, autocommit, Processor(settings, backend, sessions))
+        store = await open_worker_store(settings, engine)
+        handler = RequestHandler(settings, store, Processor(settings, backend, sessions))
         self._runner = ConsumerRunner(
             consumer,
             [settings.kafka_topic_requests],
@@ -97,5 +96,6 @@ class Worker:
             await consumer.stop()
             await publisher.close()
             await backend.close()
+            await store.close()
             await engine.dispose()
             logger.info("worker stopped")

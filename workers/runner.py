@@ -1,8 +1,9 @@
 """The one consumer runner: polls, bounds concurrency, commits only finished work, dead-letters poison.
 
 A handler is a plain async function of one record. The runner owns everything around it:
-- up to `concurrency` records are handled at once; when full, partitions are paused (the consumer
-  keeps polling, so it stays in the group however long the LLM takes);
+- up to `concurrency` records are handled at once; when full, the runner waits for a slot (and
+  polls with its partitions paused now and then, so it stays in the group however long the LLM
+  takes);
 - each partition's committed offset only moves past records whose handling finished, so a crash
   re-delivers everything that was not finished (at-least-once; handlers make effects exactly-once);
 - a record the handler rejects as poison, or that keeps failing, goes to the dead-letter topic with
@@ -26,6 +27,9 @@ Handler = Callable[[ConsumerRecord], Awaitable[None]]
 DeadLetterSink = Callable[[ConsumerRecord, str, str], Awaitable[None]]
 
 _HANDLER_RETRIES = 3
+# While every slot is busy, a poll at least this often keeps the member in its group (the broker
+# drops a member that has not polled for max.poll.interval.ms, 300 s by default).
+_KEEPALIVE_POLL_SECONDS = 10.0
 
 
 class PoisonMessage(Exception):
@@ -72,29 +76,22 @@ class ConsumerRunner:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._slot_freed.set()  # a runner waiting for a slot looks at `_stopping` at once
 
     async def run(self) -> None:
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         last_commit = asyncio.get_running_loop().time()
         try:
             while not self._stopping.is_set():
-                if len(self._tasks) >= self._concurrency:
-                    # Full: wait for a slot, not for a poll timeout, so that a finished record is
-                    # replaced at once (a 200 ms poll here capped a 200-wide worker at a fraction
-                    # of its concurrency). The poll below still runs at least every 200 ms, and
-                    # fetches nothing while paused, which keeps this member in its group.
-                    self._apply_backpressure()
-                    self._slot_freed.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._slot_freed.wait(), 0.2)
-                self._apply_backpressure()
                 free = self._concurrency - len(self._tasks)
-                batches = await self._consumer.getmany(
-                    timeout_ms=200 if free > 0 else 0, max_records=max(1, free)
-                )
-                for tp, records in batches.items():
-                    for record in records:
-                        self._dispatch(tp, record)
+                if free <= 0:
+                    await self._wait_for_slot()
+                else:
+                    self._set_paused(False)
+                    batches = await self._consumer.getmany(timeout_ms=200, max_records=free)
+                    for tp, records in batches.items():
+                        for record in records:
+                            self._dispatch(tp, record)
                 now = asyncio.get_running_loop().time()
                 if now - last_commit >= self._commit_interval:
                     await self._commit()
@@ -105,14 +102,26 @@ class ConsumerRunner:
 
     # --- dispatch ----------------------------------------------------------------------------------
 
-    def _apply_backpressure(self) -> None:
-        full = len(self._tasks) >= self._concurrency
-        if full and not self._paused:
+    async def _wait_for_slot(self) -> None:
+        """Every slot is busy: wait for one to free up instead of polling. Polling would either hand
+        over records there is no slot for or, with the partitions paused, make the consumer drop
+        what it had prefetched, so every refill cost another fetch from the broker (a 200-wide
+        worker at 200 ms per request ran at a fraction of its concurrency that way)."""
+        self._slot_freed.clear()
+        try:
+            await asyncio.wait_for(self._slot_freed.wait(), _KEEPALIVE_POLL_SECONDS)
+        except TimeoutError:
+            # Still full after a long while (a slow model): poll with the partitions paused, so
+            # that nothing is handed over, only to stay in the group.
+            self._set_paused(True)
+            await self._consumer.getmany(timeout_ms=0)
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused and not self._paused:
             self._consumer.pause(*self._consumer.assignment())
-            self._paused = True
-        elif not full and self._paused:
+        elif not paused and self._paused:
             self._consumer.resume(*self._consumer.assignment())
-            self._paused = False
+        self._paused = paused
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         progress = self._progress.setdefault(tp, _PartitionProgress())

@@ -68,7 +68,8 @@ async def find_by_idempotency_key(session: AsyncSession, scoped_key: str) -> Ana
 # `update(entity).values(dict)` rebuilt the statement, its cache key and the ORM bulk-update state
 # every call: ~4x the CPU). A single conditional UPDATE is atomic by itself, so the worker runs these
 # on a connection in autocommit mode: one round trip instead of BEGIN, UPDATE, COMMIT. The WHERE
-# clause on the status is what makes each transition race-safe, exactly as before.
+# clause on the status is what makes each transition race-safe, exactly as before. On PostgreSQL
+# the worker runs the same statements through asyncpg directly (service/db/worker_store.py).
 
 _TABLE: Table = AnalysisRequest.__table__  # type: ignore[assignment]
 _C = _TABLE.c
@@ -90,7 +91,7 @@ class ClaimedRequest:
     attempts: int
 
 
-_CLAIM = (
+CLAIM = (
     update(_TABLE)
     .where(_C.id == bindparam("request_id"), _C.status == RequestStatus.QUEUED)
     .values(
@@ -113,7 +114,7 @@ _ACCOUNTING: dict[str, Any] = {
         "llm_calls", "llm_latency_ms", "llm_backend", "llm_model",
     )
 }  # fmt: skip
-_COMPLETE = (
+COMPLETE = (
     update(_TABLE)
     .where(*_STILL_PROCESSING)
     .values(
@@ -130,7 +131,7 @@ _COMPLETE = (
         **_ACCOUNTING,
     )
 )
-_FAIL = (
+FAIL = (
     update(_TABLE)
     .where(*_STILL_PROCESSING)
     .values(
@@ -143,31 +144,97 @@ _FAIL = (
         **_ACCOUNTING,
     )
 )
-_RELEASE = (
+RELEASE = (
     update(_TABLE)
     .where(*_STILL_PROCESSING)
     .values(status=RequestStatus.QUEUED, lease_expires_at=None, started_at=None, updated_at=bindparam("now"))
 )
 
 
-async def claim(
-    connection: AsyncConnection, request_id: uuid.UUID, lease_seconds: int
-) -> ClaimedRequest | None:
-    """queued → processing, atomically. None when the row is not queued (someone else has it)."""
+def claim_params(request_id: uuid.UUID, lease_seconds: int) -> dict[str, Any]:
     now = utcnow()
-    lease = now + timedelta(seconds=lease_seconds)
-    row = (
-        await connection.execute(_CLAIM, {"request_id": request_id, "now": now, "lease_expires_at": lease})
-    ).first()
-    return ClaimedRequest(*row) if row is not None else None
+    return {"request_id": request_id, "now": now, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
+
+
+def complete_params(
+    request_id: uuid.UUID,
+    result: Any,
+    category: str | None,
+    accounting: LLMAccounting,
+    template_version: int | None,
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "now": utcnow(),
+        "new_result": result,
+        "new_category": category or None,
+        "new_template_version": template_version,
+        **_accounting_params(accounting),
+    }
+
+
+def fail_params(request_id: uuid.UUID, code: str, message: str, accounting: LLMAccounting) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "now": utcnow(),
+        "new_error_code": code,
+        "new_error_message": message,
+        **_accounting_params(accounting),
+    }
+
+
+def release_params(request_id: uuid.UUID) -> dict[str, Any]:
+    return {"request_id": request_id, "now": utcnow()}
 
 
 def _accounting_params(accounting: LLMAccounting) -> dict[str, Any]:
     return {f"new_{column}": value for column, value in accounting.as_values().items()}
 
 
+async def claim(
+    connection: AsyncConnection, request_id: uuid.UUID, lease_seconds: int
+) -> ClaimedRequest | None:
+    """queued → processing, atomically. None when the row is not queued (someone else has it)."""
+    row = (await connection.execute(CLAIM, claim_params(request_id, lease_seconds))).first()
+    return ClaimedRequest(*row) if row is not None else None
+
+
+async def complete(
+    connection: AsyncConnection,
+    request_id: uuid.UUID,
+    *,
+    result: Any,
+    category: str | None,
+    accounting: LLMAccounting,
+    template_version: int | None = None,
+) -> bool:
+    """processing → completed with the result; False when the row is no longer processing."""
+    params = complete_params(request_id, result, category, accounting, template_version)
+    return await _hit_one(connection, COMPLETE, params)
+
+
+async def fail(
+    connection: AsyncConnection,
+    request_id: uuid.UUID,
+    *,
+    code: str,
+    message: str,
+    accounting: LLMAccounting,
+) -> bool:
+    """processing → failed with the error; False when the row is no longer processing."""
+    return await _hit_one(connection, FAIL, fail_params(request_id, code, message, accounting))
+
+
+async def release(connection: AsyncConnection, request_id: uuid.UUID) -> bool:
+    """processing → queued, for work interrupted by shutdown so that redelivery can claim it again."""
+    return await _hit_one(connection, RELEASE, release_params(request_id))
+
+
 async def _hit_one(connection: AsyncConnection, statement: Any, params: dict[str, Any]) -> bool:
     return (await connection.execute(statement, params)).rowcount == 1
+
+
+# --- status transitions of the API and the sweeper -------------------------------------------------
 
 
 async def _transition(session: AsyncSession, *conditions: Any, **values: Any) -> int:
@@ -186,51 +253,6 @@ def _final(status: str, code: str | None = None, message: str | None = None) -> 
     if code is not None:
         values.update(error_code=code, error_message=message)
     return values
-
-
-async def complete(
-    connection: AsyncConnection,
-    request_id: uuid.UUID,
-    *,
-    result: Any,
-    category: str | None,
-    accounting: LLMAccounting,
-    template_version: int | None = None,
-) -> bool:
-    """processing → completed with the result; False when the row is no longer processing."""
-    params = {
-        "request_id": request_id,
-        "now": utcnow(),
-        "new_result": result,
-        "new_category": category or None,
-        "new_template_version": template_version,
-        **_accounting_params(accounting),
-    }
-    return await _hit_one(connection, _COMPLETE, params)
-
-
-async def fail(
-    connection: AsyncConnection,
-    request_id: uuid.UUID,
-    *,
-    code: str,
-    message: str,
-    accounting: LLMAccounting,
-) -> bool:
-    """processing → failed with the error; False when the row is no longer processing."""
-    params = {
-        "request_id": request_id,
-        "now": utcnow(),
-        "new_error_code": code,
-        "new_error_message": message,
-        **_accounting_params(accounting),
-    }
-    return await _hit_one(connection, _FAIL, params)
-
-
-async def release(connection: AsyncConnection, request_id: uuid.UUID) -> bool:
-    """processing → queued, for work interrupted by shutdown so that redelivery can claim it again."""
-    return await _hit_one(connection, _RELEASE, {"request_id": request_id, "now": utcnow()})
 
 
 async def fail_unpublished(session: AsyncSession, request_id: uuid.UUID, message: str) -> None:

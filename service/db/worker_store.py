@@ -1,0 +1,199 @@
+"""The worker's hot path to request rows: claim, complete, fail, release — one statement each.
+
+The statements are requests_repo's (built once on the Core table). On PostgreSQL they are compiled
+once for asyncpg and run straight through an asyncpg pool: SQLAlchemy's per-execution machinery
+(greenlet hop, connection events, isolation characteristics on checkout, result wrapping) cost
+more CPU than the statement itself, about 0.5 ms of the worker's ~3 ms per request. Elsewhere
+(SQLite, the embedded default) the same statements run through SQLAlchemy on an autocommit engine.
+Either way a step is one atomic conditional UPDATE, committed on its own, one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import asyncpg
+import orjson
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Update
+
+from service.config import Settings
+from service.db import requests_repo as repo
+from service.db.requests_repo import ClaimedRequest, LLMAccounting
+
+
+class WorkerStore(Protocol):
+    async def claim(self, request_id: uuid.UUID, lease_seconds: int) -> ClaimedRequest | None: ...
+
+    async def complete(
+        self,
+        request_id: uuid.UUID,
+        *,
+        result: Any,
+        category: str | None,
+        accounting: LLMAccounting,
+        template_version: int | None,
+    ) -> bool: ...
+
+    async def fail(
+        self, request_id: uuid.UUID, *, code: str, message: str, accounting: LLMAccounting
+    ) -> bool: ...
+
+    async def release(self, request_id: uuid.UUID) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class SqlWorkerStore:
+    """Portable: requests_repo's functions on connections in autocommit mode."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        # Same pool as the engine's sessions; only these connections' mode differs.
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def claim(self, request_id: uuid.UUID, lease_seconds: int) -> ClaimedRequest | None:
+        async with self._engine.connect() as connection:
+            return await repo.claim(connection, request_id, lease_seconds)
+
+    async def complete(
+        self,
+        request_id: uuid.UUID,
+        *,
+        result: Any,
+        category: str | None,
+        accounting: LLMAccounting,
+        template_version: int | None,
+    ) -> bool:
+        async with self._engine.connect() as connection:
+            return await repo.complete(
+                connection,
+                request_id,
+                result=result,
+                category=category,
+                accounting=accounting,
+                template_version=template_version,
+            )
+
+    async def fail(
+        self, request_id: uuid.UUID, *, code: str, message: str, accounting: LLMAccounting
+    ) -> bool:
+        async with self._engine.connect() as connection:
+            return await repo.fail(connection, request_id, code=code, message=message, accounting=accounting)
+
+    async def release(self, request_id: uuid.UUID) -> bool:
+        async with self._engine.connect() as connection:
+            return await repo.release(connection, request_id)
+
+    async def close(self) -> None:
+        return None
+
+
+class _Compiled:
+    """A Core statement as asyncpg SQL ($n placeholders, explicit casts) and its argument order."""
+
+    _dialect = PGDialect_asyncpg()
+
+    def __init__(self, statement: Update) -> None:
+        compiled = statement.compile(dialect=self._dialect)
+        self.sql = str(compiled)
+        self._names = tuple(compiled.positiontup or ())
+        self._defaults = compiled.params  # the statement's own literals ('queued', 1, ...)
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] if name in params else self._defaults[name] for name in self._names]
+
+
+def _rows_hit(status: str) -> int:
+    # asyncpg answers an UPDATE with its command tag, "UPDATE <rows>".
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class PgWorkerStore:
+    """PostgreSQL: the same statements through an asyncpg pool, prepared once per connection."""
+
+    _claim = _Compiled(repo.CLAIM)
+    _complete = _Compiled(repo.COMPLETE)
+    _fail = _Compiled(repo.FAIL)
+    _release = _Compiled(repo.RELEASE)
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, database_url: str, size: int) -> PgWorkerStore:
+        url = make_url(database_url)
+        pool = await asyncpg.create_pool(
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            database=url.database,
+            min_size=1,
+            max_size=size,
+            init=_init_connection,
+            reset=_keep_session,
+            **({"ssl": url.query["ssl"]} if "ssl" in url.query else {}),
+        )
+        return cls(pool)
+
+    async def claim(self, request_id: uuid.UUID, lease_seconds: int) -> ClaimedRequest | None:
+        params = repo.claim_params(request_id, lease_seconds)
+        row = await self._pool.fetchrow(self._claim.sql, *self._claim.args(params))
+        return ClaimedRequest(*row) if row is not None else None
+
+    async def complete(
+        self,
+        request_id: uuid.UUID,
+        *,
+        result: Any,
+        category: str | None,
+        accounting: LLMAccounting,
+        template_version: int | None,
+    ) -> bool:
+        params = repo.complete_params(request_id, result, category, accounting, template_version)
+        return _rows_hit(await self._pool.execute(self._complete.sql, *self._complete.args(params))) == 1
+
+    async def fail(
+        self, request_id: uuid.UUID, *, code: str, message: str, accounting: LLMAccounting
+    ) -> bool:
+        params = repo.fail_params(request_id, code, message, accounting)
+        return _rows_hit(await self._pool.execute(self._fail.sql, *self._fail.args(params))) == 1
+
+    async def release(self, request_id: uuid.UUID) -> bool:
+        params = repo.release_params(request_id)
+        return _rows_hit(await self._pool.execute(self._release.sql, *self._release.args(params))) == 1
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+def _encode_json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        # orjson refuses integers beyond 64 bits, which a model's answer may contain; the standard
+        # library writes them, and a stored answer must never fail on its encoding.
+        return json.dumps(value, ensure_ascii=False)
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    # JSONB in and out as Python values (what SQLAlchemy's JSON type does on the other path).
+    await connection.set_type_codec(
+        "jsonb", schema="pg_catalog", format="text", encoder=_encode_json, decoder=orjson.loads
+    )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Replaces asyncpg's reset on release (a round trip per statement): these statements are
+    single autocommit UPDATEs that change no session state, so there is nothing to reset."""
+
+
+async def open_worker_store(settings: Settings, engine: AsyncEngine) -> WorkerStore:
+    if engine.dialect.name == "postgresql":
+        return await PgWorkerStore.open(settings.database_url, settings.db_pool_size)
+    return SqlWorkerStore(engine)
