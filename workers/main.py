@@ -49,9 +49,12 @@ class Worker:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.worker_concurrency,
-            # Answer a fetch as soon as a message is there: the default 500 ms wait would be added
-            # to the latency of every request arriving at an idle worker.
-            fetch_max_wait_ms=20,
+            # Tansu answers a fetch only when this wait is over, even if a message arrived meanwhile
+            # (it ignores fetch_min_bytes; measured: a 500 ms wait gave ~240 ms median delivery), so
+            # up to this wait is added to each request reaching an idle worker. 10 ms rather than
+            # 20 took ~4 ms off the median; it costs a few more empty fetches per second. A Kafka
+            # broker answers as soon as data is there either way.
+            fetch_max_wait_ms=10,
         )
         await ensure_topics(settings)
         await backend.start()
