@@ -104,7 +104,7 @@ def build_prompt(
     }
     system = render(template.system, values)
     if template.examples:
-        system += "\n\n" + _render_examples(template, language, table_token_budget)
+        system += "\n\n" + _examples_of(template, table_token_budget)
     user = render(template.user, values)
     context = {
         "kind": "process_analysis" if template.category == cat.PROCESS_CATEGORY else "spreadsheet",
@@ -125,6 +125,25 @@ def build_prompt(
         template_id=template.template_id,
         context=context,
     )
+
+
+# Rendered examples per template object. They depend on nothing but the template and the budget,
+# and a worker reuses one template object for many requests (services/prompting.py caches them), so
+# their tables are rendered once per template instead of once per request. Keyed by identity, with
+# the template kept in the entry so that its id cannot be reused while the entry exists.
+_EXAMPLES_CACHE_SIZE = 64
+_rendered_examples: dict[int, tuple[PromptTemplate, int, str]] = {}
+
+
+def _examples_of(template: PromptTemplate, budget: int) -> str:
+    cached = _rendered_examples.get(id(template))
+    if cached is not None and cached[0] is template and cached[1] == budget:
+        return cached[2]
+    text = _render_examples(template, template.language, budget)
+    if len(_rendered_examples) >= _EXAMPLES_CACHE_SIZE:
+        _rendered_examples.clear()  # templates are replaced every few seconds at most: start afresh
+    _rendered_examples[id(template)] = (template, budget, text)
+    return text
 
 
 def _render_examples(template: PromptTemplate, language: str, budget: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 # Every name a template may use. Keep in sync with prompt.build_prompt, which supplies them.
 PLACEHOLDERS: frozenset[str] = frozenset(
@@ -56,9 +57,16 @@ def placeholders(template: str) -> set[str]:
     return used
 
 
+@lru_cache(maxsize=256)
+def _validated(template: str) -> None:
+    # A worker renders the same few templates on every request: validate each text once. A broken
+    # one raises, which lru_cache does not remember, so it raises again on every use.
+    placeholders(template)
+
+
 def render(template: str, values: Mapping[str, str]) -> str:
     """Substitute placeholders in one pass. Missing values render as empty strings."""
-    placeholders(template)  # validate first so a broken template never reaches a model
+    _validated(template)  # validate first so a broken template never reaches a model
 
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)

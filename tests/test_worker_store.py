@@ -1,0 +1,140 @@
+"""The worker's status transitions behave the same on PostgreSQL (asyncpg) and SQLite (Core), and the
+worker's template cache reloads after its TTL, shares concurrent loads and never keeps a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import update
+
+from service.config import Settings
+from service.db import requests_repo as repo
+from service.db.models import AnalysisRequest, RequestStatus
+from service.db.session import create_engine, create_session_factory
+from service.db.worker_store import open_worker_store
+from service.services.prompting import TTLCache
+
+_ACCOUNTING = repo.LLMAccounting(
+    prompt_tokens=3, completion_tokens=4, total_tokens=7, calls=1, backend="dryrun"
+)
+
+
+async def test_transitions_only_from_the_expected_status(database_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, db_pool_size=2)
+    engine = create_engine(settings)
+    sessions = create_session_factory(engine)
+    store = await open_worker_store(settings, engine)
+    try:
+        done, cancelled = uuid.uuid4(), uuid.uuid4()
+        data = [["Товар", 1.5], ["B", 2]]
+        async with sessions() as session:
+            for request_id in (done, cancelled):
+                await repo.insert_request(
+                    session,
+                    {"id": request_id, "kind": "spreadsheet", "query_text": "q", "input_data": data,
+                     "category": "spreadsheet-analysis", "options": {"language": "en"}},
+                )  # fmt: skip
+            await session.commit()
+
+        claimed = await store.claim(done, 60)
+        assert claimed is not None and claimed.id == done and claimed.attempts == 1
+        assert claimed.input_data == data and claimed.options == {"language": "en"}
+        assert await store.claim(done, 60) is None  # a second delivery gets nothing
+
+        # No category given: the row keeps its own; big integers survive the JSON encoding.
+        result = {"values": [[2**70]], "text": "t"}
+        assert await store.complete(
+            done, result=result, category=None, accounting=_ACCOUNTING, template_version=5
+        )
+        assert not await store.fail(done, code="x", message="late", accounting=_ACCOUNTING)
+        async with sessions() as session:
+            row = await session.get(AnalysisRequest, done)
+        assert row is not None and row.status == RequestStatus.COMPLETED and row.result == result
+        assert row.category == "spreadsheet-analysis" and row.template_version == 5
+        assert row.total_tokens == 7 and row.llm_backend == "dryrun" and row.finished_at is not None
+        assert row.lease_expires_at is None
+
+        # Cancelled while processing: neither the result nor a release brings it back.
+        assert await store.claim(cancelled, 60) is not None
+        async with sessions() as session:
+            await session.execute(
+                update(AnalysisRequest)
+                .where(AnalysisRequest.id == cancelled)
+                .values(status=RequestStatus.CANCELLED)
+            )
+            await session.commit()
+        assert not await store.complete(
+            cancelled, result=result, category=None, accounting=_ACCOUNTING, template_version=None
+        )
+        assert not await store.release(cancelled)
+        async with sessions() as session:
+            row = await session.get(AnalysisRequest, cancelled)
+        assert row is not None and row.status == RequestStatus.CANCELLED and row.result is None
+    finally:
+        await store.close()
+        await engine.dispose()
+
+
+async def test_release_hands_a_claim_back(database_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, db_pool_size=2)
+    engine = create_engine(settings)
+    sessions = create_session_factory(engine)
+    store = await open_worker_store(settings, engine)
+    try:
+        request_id = uuid.uuid4()
+        async with sessions() as session:
+            await repo.insert_request(session, {"id": request_id, "kind": "spreadsheet", "query_text": "q"})
+            await session.commit()
+        assert await store.claim(request_id, 60) is not None
+        assert await store.release(request_id)
+        again = await store.claim(request_id, 60)
+        assert again is not None and again.attempts == 2
+    finally:
+        await store.close()
+        await engine.dispose()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_ttl_cache_reloads_after_ttl_and_shares_concurrent_loads() -> None:
+    clock = _Clock()
+    cache: TTLCache[str, int] = TTLCache(15.0, clock)
+    loads = 0
+    gate = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        await gate.wait()
+        return loads
+
+    waiters = [asyncio.create_task(cache.get("k", load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiters) == [1] * 20 and loads == 1
+    clock.now = 14.9
+    assert await cache.get("k", load) == 1
+    clock.now = 15.1  # an operator's edit is picked up once the TTL is over
+    assert await cache.get("k", load) == 2
+
+
+async def test_ttl_cache_does_not_keep_a_failed_load() -> None:
+    cache: TTLCache[str, int] = TTLCache(15.0, _Clock())
+
+    async def broken() -> int:
+        raise RuntimeError("database down")
+
+    async def working() -> int:
+        return 7
+
+    with pytest.raises(RuntimeError):
+        await cache.get("k", broken)
+    assert await cache.get("k", working) == 7
