@@ -70,8 +70,8 @@ class RequestHandler:
                 message=outcome.error_message or "",
                 accounting=outcome.accounting,
             )
-        # Success is the common case and its count is in the metrics: a line per request would cost
-        # more than the rest of the handler's bookkeeping. Failures stay visible at INFO.
+        # Success is the common case and is counted by the metrics endpoint: an INFO line (a
+        # formatted, flushed write) per request is log volume, not information. Failures stay at INFO.
         if outcome.ok:
             logger.debug(
                 "request {} completed ({} tokens)", envelope.request_id, outcome.accounting.total_tokens

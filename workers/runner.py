@@ -27,8 +27,8 @@ Handler = Callable[[ConsumerRecord], Awaitable[None]]
 DeadLetterSink = Callable[[ConsumerRecord, str, str], Awaitable[None]]
 
 _HANDLER_RETRIES = 3
-# While every slot is busy, a poll at least this often keeps the member in its group (the broker
-# drops a member that has not polled for max.poll.interval.ms, 300 s by default).
+# While every slot is busy, a poll at least this often keeps the member in its group (a consumer
+# that has not polled for max_poll_interval_ms, 300 s by default, leaves it).
 _KEEPALIVE_POLL_SECONDS = 10.0
 
 
