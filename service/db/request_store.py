@@ -13,14 +13,13 @@ import uuid
 from typing import Any, Protocol
 
 import asyncpg
-import orjson
 from sqlalchemy import Table, bindparam, insert, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
+from service.db.pgpool import open_pool
 from service.db.records import FIELD_NAMES, RequestRecord
 
 _TABLE: Table = AnalysisRequest.__table__  # type: ignore[assignment]
@@ -86,13 +85,7 @@ class PgRequestStore:
 
     @classmethod
     async def open(cls, database_url: str, size: int) -> PgRequestStore:
-        url = make_url(database_url)
-        pool = await asyncpg.create_pool(
-            host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-            database=url.database, min_size=1, max_size=size, init=_init_connection,
-            **({"ssl": url.query["ssl"]} if "ssl" in url.query else {}),
-        )  # fmt: skip
-        return cls(pool)
+        return cls(await open_pool(database_url, size))
 
     async def insert(self, values: dict[str, Any]) -> None:
         row = _new_row(values)
@@ -107,14 +100,6 @@ class PgRequestStore:
 
     async def close(self) -> None:
         await self._pool.close()
-
-
-async def _init_connection(connection: asyncpg.Connection) -> None:
-    # JSONB in and out as Python values, with the same encoder as the rest of the service.
-    await connection.set_type_codec(
-        "jsonb", schema="pg_catalog", format="text",
-        encoder=lambda value: orjson.dumps(value).decode(), decoder=orjson.loads,
-    )  # fmt: skip
 
 
 async def open_request_store(settings: Settings, engine: AsyncEngine) -> RequestStore:

@@ -11,20 +11,18 @@ Either way a step is one atomic conditional UPDATE, committed on its own, one ro
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import asyncpg
-import orjson
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Update
 
 from service.config import Settings
 from service.db import requests_repo as repo
+from service.db.pgpool import open_pool
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
 
 
@@ -127,20 +125,7 @@ class PgWorkerStore:
 
     @classmethod
     async def open(cls, database_url: str, size: int) -> PgWorkerStore:
-        url = make_url(database_url)
-        pool = await asyncpg.create_pool(
-            host=url.host,
-            port=url.port or 5432,
-            user=url.username,
-            password=url.password,
-            database=url.database,
-            min_size=1,
-            max_size=size,
-            init=_init_connection,
-            reset=_keep_session,
-            **({"ssl": url.query["ssl"]} if "ssl" in url.query else {}),
-        )
-        return cls(pool)
+        return cls(await open_pool(database_url, size))
 
     async def claim(self, request_id: uuid.UUID, lease_seconds: int) -> ClaimedRequest | None:
         params = repo.claim_params(request_id, lease_seconds)
@@ -171,27 +156,6 @@ class PgWorkerStore:
 
     async def close(self) -> None:
         await self._pool.close()
-
-
-def _encode_json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        # orjson refuses integers beyond 64 bits, which a model's answer may contain; the standard
-        # library writes them, and a stored answer must never fail on its encoding.
-        return json.dumps(value, ensure_ascii=False)
-
-
-async def _init_connection(connection: asyncpg.Connection) -> None:
-    # JSONB in and out as Python values (what SQLAlchemy's JSON type does on the other path).
-    await connection.set_type_codec(
-        "jsonb", schema="pg_catalog", format="text", encoder=_encode_json, decoder=orjson.loads
-    )
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Replaces asyncpg's reset on release (a round trip per statement): these statements are
-    single autocommit UPDATEs that change no session state, so there is nothing to reset."""
 
 
 async def open_worker_store(settings: Settings, engine: AsyncEngine) -> WorkerStore:
