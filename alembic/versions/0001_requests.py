@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
-from service.db.models import JSONType, UTCDateTime
+from service.db.models import ACTIVE_ROWS, JSONType, UTCDateTime, partial
 
 revision = "0001"
 down_revision = None
@@ -55,10 +55,18 @@ def upgrade() -> None:
         sa.Column("finished_at", UTCDateTime()),
         sa.Column("lease_expires_at", UTCDateTime()),
     )
-    op.create_index("ix_requests_status_updated", "requests", ["status", "updated_at"])
-    op.create_index("ix_requests_owner_created", "requests", ["owner_id", "created_at"])
-    op.create_index("ix_requests_batch", "requests", ["batch_id"])
-    op.create_index("ix_requests_idempotency", "requests", ["idempotency_key"], unique=True)
+    op.create_index("ix_requests_active", "requests", ["status", "updated_at"], **partial(ACTIVE_ROWS))
+    op.create_index(
+        "ix_requests_owner_created", "requests", ["owner_id", "created_at"], **partial("owner_id IS NOT NULL")
+    )
+    op.create_index("ix_requests_batch", "requests", ["batch_id"], **partial("batch_id IS NOT NULL"))
+    op.create_index(
+        "ix_requests_idempotency",
+        "requests",
+        ["idempotency_key"],
+        unique=True,
+        **partial("idempotency_key IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator, Uuid
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -59,6 +59,14 @@ class RequestKind:
     ALL = (SPREADSHEET, PROCESS_ANALYSIS)
 
 
+ACTIVE_ROWS = "status IN ('queued', 'processing')"
+
+
+def partial(condition: str) -> dict[str, Any]:
+    """A partial index on both supported databases."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+
+
 class AnalysisRequest(Base):
     """One analysis request: its input, its lifecycle and, once final, its result or error."""
 
@@ -104,10 +112,18 @@ class AnalysisRequest(Base):
     # A processing row whose lease ran out belongs to a worker that vanished.
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Partial indexes: every submit inserts and every request updates its row twice, so each index
+    # holds only the rows its queries look for (PostgreSQL CPU per submit drops accordingly).
     __table_args__ = (
-        Index("ix_requests_status_updated", "status", "updated_at"),
-        Index("ix_requests_owner_created", "owner_id", "created_at"),
-        Index("ix_requests_batch", "batch_id"),
+        # The sweeper's look-ups: unfinished rows by age.
+        Index("ix_requests_active", "status", "updated_at", **partial(ACTIVE_ROWS)),
+        Index("ix_requests_owner_created", "owner_id", "created_at", **partial("owner_id IS NOT NULL")),
+        Index("ix_requests_batch", "batch_id", **partial("batch_id IS NOT NULL")),
         # Scoped to the owner in its value ("owner:key"), so anonymous callers are deduplicated too.
-        Index("ix_requests_idempotency", "idempotency_key", unique=True),
+        Index(
+            "ix_requests_idempotency",
+            "idempotency_key",
+            unique=True,
+            **partial("idempotency_key IS NOT NULL"),
+        ),
     )

@@ -37,13 +37,21 @@ class RequestStore(Protocol):
     async def close(self) -> None: ...
 
 
+# What a submit writes; every other column starts at its server default (zero counters, NULLs).
+INSERT_COLUMNS: tuple[str, ...] = (
+    "id", "kind", "status", "category", "query_text", "input_range", "input_data", "title",
+    "description", "options", "owner_id", "batch_id", "priority", "idempotency_key", "trace_id",
+    "created_at", "updated_at",
+)  # fmt: skip
+
+
 def _new_row(values: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(values) - set(INSERT_COLUMNS)
+    if unknown:
+        raise ValueError(f"a new request cannot set {sorted(unknown)}")
     now = utcnow()
-    row: dict[str, Any] = {
-        "status": RequestStatus.QUEUED, "created_at": now, "updated_at": now, "attempts": 0,
-        "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "tokens_estimated": False,
-        "llm_calls": 0, "priority": "normal",
-    }  # fmt: skip
+    row: dict[str, Any] = dict.fromkeys(INSERT_COLUMNS)
+    row.update(status=RequestStatus.QUEUED, priority="normal", created_at=now, updated_at=now)
     row.update(values)
     return row
 
@@ -77,8 +85,8 @@ class PgRequestStore:
 
     _columns = ", ".join(FIELD_NAMES)
     _get_sql = f"SELECT {_columns} FROM requests WHERE id = $1"
-    _placeholders = ", ".join(f"${number}" for number in range(1, len(FIELD_NAMES) + 1))
-    _insert_sql = f"INSERT INTO requests ({_columns}) VALUES ({_placeholders})"
+    _placeholders = ", ".join(f"${number}" for number in range(1, len(INSERT_COLUMNS) + 1))
+    _insert_sql = f"INSERT INTO requests ({', '.join(INSERT_COLUMNS)}) VALUES ({_placeholders})"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -90,7 +98,7 @@ class PgRequestStore:
     async def insert(self, values: dict[str, Any]) -> None:
         row = _new_row(values)
         try:
-            await self._pool.execute(self._insert_sql, *(row.get(name) for name in FIELD_NAMES))
+            await self._pool.execute(self._insert_sql, *row.values())
         except asyncpg.UniqueViolationError as exc:
             raise DuplicateRequest(str(exc)) from exc
 
