@@ -40,6 +40,15 @@ async def test_insert_then_get_round_trips_every_value(database_url: str) -> Non
         assert record.input_data == data and record.options == {"output_range": "F1"}
         assert record.created_at.tzinfo is not None
         assert await store.get(uuid.uuid4()) is None
+        status = await store.get_status(request_id)
+        assert status is not None
+        assert (status.id, status.status, status.kind, status.created_at) == (
+            record.id,
+            record.status,
+            record.kind,
+            record.created_at,
+        )
+        assert await store.get_status(uuid.uuid4()) is None
         with pytest.raises(DuplicateRequest):
             await store.insert(
                 {"id": uuid.uuid4(), "kind": "spreadsheet", "idempotency_key": f"-:{request_id}"}

@@ -45,7 +45,7 @@ async def ai_process(
 
 @router.get("/ai/status/{request_id}", summary="Status of a request (seed contract)")
 async def ai_status(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) -> dict[str, Any]:
-    row = await service.get_request(store, request_id, owner_id)
+    row = await service.get_status(store, request_id, owner_id)
     return {
         "success": True,
         "request_id": str(row.id),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
 
 from service.api.deps import ClientsDep, OwnerDep, SessionDep, StoreDep
-from service.db.records import RequestRecord
+from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
     ErrorInfo,
     Links,
@@ -62,7 +62,7 @@ def links(request_id: uuid.UUID) -> Links:
     return Links(status=base, result=f"{base}/result")
 
 
-def status_out(row: RequestRecord) -> RequestStatusOut:
+def status_out(row: RequestRecord | StatusRecord) -> RequestStatusOut:
     return RequestStatusOut(
         id=row.id,
         kind=row.kind,
@@ -135,7 +135,7 @@ async def get_status(
         wait = min(wait, clients.settings.long_poll_max_seconds)
         row = await service.wait_for_final(clients.store, request_id, owner_id, wait)
     else:
-        row = await service.get_request(clients.store, request_id, owner_id)
+        row = await service.get_status(clients.store, request_id, owner_id)
     return model_response(status_out(row))
 
 

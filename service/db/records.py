@@ -59,3 +59,24 @@ class RequestRecord:
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(field.name for field in fields(RequestRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """What a status poll needs: no input, no result (either can be megabytes)."""
+
+    id: uuid.UUID
+    kind: str
+    status: str
+    category: str | None
+    error_code: str | None
+    error_message: str | None
+    attempts: int
+    owner_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+STATUS_FIELD_NAMES: tuple[str, ...] = tuple(field.name for field in fields(StatusRecord))

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
 from service.db.pgpool import open_pool
-from service.db.records import FIELD_NAMES, RequestRecord
+from service.db.records import FIELD_NAMES, STATUS_FIELD_NAMES, RequestRecord, StatusRecord
 
 _TABLE: Table = AnalysisRequest.__table__  # type: ignore[assignment]
 
@@ -33,6 +33,8 @@ class RequestStore(Protocol):
     async def insert(self, values: dict[str, Any]) -> None: ...
 
     async def get(self, request_id: uuid.UUID) -> RequestRecord | None: ...
+
+    async def get_status(self, request_id: uuid.UUID) -> StatusRecord | None: ...
 
     async def close(self) -> None: ...
 
@@ -60,6 +62,9 @@ class SqlRequestStore:
     """Portable implementation on SQLAlchemy Core (statements compiled once and cached)."""
 
     _select = select(_TABLE).where(_TABLE.c.id == bindparam("request_id"))
+    _select_status = select(*(_TABLE.c[name] for name in STATUS_FIELD_NAMES)).where(
+        _TABLE.c.id == bindparam("request_id")
+    )
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -76,6 +81,11 @@ class SqlRequestStore:
             row = (await connection.execute(self._select, {"request_id": request_id})).mappings().first()
         return RequestRecord.from_mapping(dict(row)) if row is not None else None
 
+    async def get_status(self, request_id: uuid.UUID) -> StatusRecord | None:
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(self._select_status, {"request_id": request_id})).first()
+        return StatusRecord(*row) if row is not None else None
+
     async def close(self) -> None:
         return None
 
@@ -85,6 +95,7 @@ class PgRequestStore:
 
     _columns = ", ".join(FIELD_NAMES)
     _get_sql = f"SELECT {_columns} FROM requests WHERE id = $1"
+    _get_status_sql = f"SELECT {', '.join(STATUS_FIELD_NAMES)} FROM requests WHERE id = $1"
     _placeholders = ", ".join(f"${number}" for number in range(1, len(INSERT_COLUMNS) + 1))
     _insert_sql = f"INSERT INTO requests ({', '.join(INSERT_COLUMNS)}) VALUES ({_placeholders})"
 
@@ -105,6 +116,10 @@ class PgRequestStore:
     async def get(self, request_id: uuid.UUID) -> RequestRecord | None:
         record = await self._pool.fetchrow(self._get_sql, request_id)
         return RequestRecord(*record) if record is not None else None
+
+    async def get_status(self, request_id: uuid.UUID) -> StatusRecord | None:
+        record = await self._pool.fetchrow(self._get_status_sql, request_id)
+        return StatusRecord(*record) if record is not None else None
 
     async def close(self) -> None:
         await self._pool.close()

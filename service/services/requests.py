@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.models import RequestKind, RequestStatus, utcnow
-from service.db.records import RequestRecord
+from service.db.records import RequestRecord, StatusRecord
 from service.db.request_store import DuplicateRequest, RequestStore
 from service.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from service.messaging.kafka import RequestPublisher
@@ -184,7 +184,10 @@ async def submit(
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
 
 
-def _visible(row: RequestRecord | None, request_id: uuid.UUID, owner_id: str | None) -> RequestRecord:
+_Row = TypeVar("_Row", RequestRecord, StatusRecord)
+
+
+def _visible(row: _Row | None, request_id: uuid.UUID, owner_id: str | None) -> _Row:
     # Someone else's request is reported exactly like a missing one: ids are not an oracle.
     if row is None or (owner_id is not None and row.owner_id != owner_id):
         raise NotFound(f"No request with id {request_id}.")
@@ -197,15 +200,19 @@ async def get_request(
     return _visible(await store.get(request_id), request_id, owner_id)
 
 
+async def get_status(store: RequestStore, request_id: uuid.UUID, owner_id: str | None = None) -> StatusRecord:
+    return _visible(await store.get_status(request_id), request_id, owner_id)
+
+
 async def wait_for_final(
     store: RequestStore, request_id: uuid.UUID, owner_id: str | None, wait: float
-) -> RequestRecord:
+) -> StatusRecord:
     """Long-poll: re-read the row with growing pauses until it is final or `wait` seconds pass."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     pause = 0.05
     while True:
-        row = await get_request(store, request_id, owner_id)
+        row = await get_status(store, request_id, owner_id)
         remaining = deadline - loop.time()
         if row.status in RequestStatus.FINAL or remaining <= 0:
             return row
