@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -53,6 +54,31 @@ async def test_insert_then_get_round_trips_every_value(database_url: str) -> Non
             await store.insert(
                 {"id": uuid.uuid4(), "kind": "spreadsheet", "idempotency_key": f"-:{request_id}"}
             )
+    finally:
+        await store.close()
+        await engine.dispose()
+
+
+async def test_concurrent_inserts_share_statements_and_a_duplicate_fails_alone(database_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, db_pool_size=2)  # type: ignore[call-arg]
+    engine = create_engine(settings)
+    store = await open_request_store(settings, engine)
+    try:
+        taken = f"-:{uuid.uuid4()}"
+        await store.insert({"id": uuid.uuid4(), "kind": "spreadsheet", "idempotency_key": taken})
+        ids = [uuid.uuid4() for _ in range(40)]
+        keys = [taken if index == 17 else None for index in range(40)]
+        results = await asyncio.gather(
+            *(
+                store.insert({"id": i, "kind": "spreadsheet", "idempotency_key": k})
+                for i, k in zip(ids, keys, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        assert isinstance(results[17], DuplicateRequest)
+        assert all(result is None for index, result in enumerate(results) if index != 17)
+        stored = [await store.get_status(i) for i in ids]
+        assert [record is not None for record in stored] == [index != 17 for index in range(40)]
     finally:
         await store.close()
         await engine.dispose()

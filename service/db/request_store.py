@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.db.batching import Batcher
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
 from service.db.pgpool import open_pool
 from service.db.records import FIELD_NAMES, STATUS_FIELD_NAMES, RequestRecord, StatusRecord
@@ -101,17 +102,31 @@ class PgRequestStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._inserts: Batcher[tuple[Any, ...], None] = Batcher(self._insert_many)
 
     @classmethod
     async def open(cls, database_url: str, size: int) -> PgRequestStore:
         return cls(await open_pool(database_url, size))
 
     async def insert(self, values: dict[str, Any]) -> None:
-        row = _new_row(values)
+        await self._inserts.call(tuple(_new_row(values).values()))
+
+    async def _insert_many(self, rows: list[tuple[Any, ...]]) -> list[BaseException | None]:
+        """Concurrent submits as one pipelined, atomic statement batch (one commit for all)."""
         try:
-            await self._pool.execute(self._insert_sql, *row.values())
+            await self._pool.executemany(self._insert_sql, rows)
+            return [None] * len(rows)
+        except asyncpg.UniqueViolationError:
+            # An idempotency key already used: the batch is all or nothing, so find out row by row
+            # which of them is the duplicate.
+            return [await self._insert_one(row) for row in rows]
+
+    async def _insert_one(self, row: tuple[Any, ...]) -> BaseException | None:
+        try:
+            await self._pool.execute(self._insert_sql, *row)
         except asyncpg.UniqueViolationError as exc:
-            raise DuplicateRequest(str(exc)) from exc
+            return DuplicateRequest(str(exc))
+        return None
 
     async def get(self, request_id: uuid.UUID) -> RequestRecord | None:
         record = await self._pool.fetchrow(self._get_sql, request_id)
