@@ -138,3 +138,25 @@ async def test_ttl_cache_does_not_keep_a_failed_load() -> None:
     with pytest.raises(RuntimeError):
         await cache.get("k", broken)
     assert await cache.get("k", working) == 7
+
+
+async def test_concurrent_claims_share_a_statement_and_a_row_goes_to_one_caller(database_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, db_pool_size=2)
+    engine = create_engine(settings)
+    sessions = create_session_factory(engine)
+    store = await open_worker_store(settings, engine)
+    try:
+        ids = [uuid.uuid4() for _ in range(30)]
+        async with sessions() as session:
+            for request_id in ids:
+                await repo.insert_request(
+                    session, {"id": request_id, "kind": "spreadsheet", "query_text": "q"}
+                )
+            await session.commit()
+        # Every row delivered twice at once, as after a lost commit: each is claimed exactly once.
+        claims = await asyncio.gather(*(store.claim(request_id, 60) for request_id in ids + ids))
+        winners = [claim.id for claim in claims if claim is not None]
+        assert sorted(winners) == sorted(ids)
+    finally:
+        await store.close()
+        await engine.dispose()

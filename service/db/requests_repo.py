@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, Uuid, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
@@ -91,17 +92,26 @@ class ClaimedRequest:
     attempts: int
 
 
+_CLAIM_VALUES: dict[str, Any] = {
+    "status": RequestStatus.PROCESSING,
+    "started_at": bindparam("now"),
+    "updated_at": bindparam("now"),
+    "lease_expires_at": bindparam("lease_expires_at"),
+    "attempts": _C.attempts + 1,
+}
+_CLAIMED_COLUMNS = tuple(_C[f.name] for f in fields(ClaimedRequest))
 CLAIM = (
     update(_TABLE)
     .where(_C.id == bindparam("request_id"), _C.status == RequestStatus.QUEUED)
-    .values(
-        status=RequestStatus.PROCESSING,
-        started_at=bindparam("now"),
-        updated_at=bindparam("now"),
-        lease_expires_at=bindparam("lease_expires_at"),
-        attempts=_C.attempts + 1,
-    )
-    .returning(*(_C[f.name] for f in fields(ClaimedRequest)))
+    .values(**_CLAIM_VALUES)
+    .returning(*_CLAIMED_COLUMNS)
+)
+# PostgreSQL only (`= ANY(array)`): every listed row still queued, claimed by one statement.
+CLAIM_MANY = (
+    update(_TABLE)
+    .where(_C.id == any_(bindparam("request_ids", type_=ARRAY(Uuid()))), _C.status == RequestStatus.QUEUED)
+    .values(**_CLAIM_VALUES)
+    .returning(*_CLAIMED_COLUMNS)
 )
 
 # Only a row still `processing` is finished: a request cancelled meanwhile stays cancelled.
@@ -154,6 +164,15 @@ RELEASE = (
 def claim_params(request_id: uuid.UUID, lease_seconds: int) -> dict[str, Any]:
     now = utcnow()
     return {"request_id": request_id, "now": now, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
+
+
+def claim_many_params(request_ids: list[uuid.UUID], lease_seconds: int) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "request_ids": request_ids,
+        "now": now,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+    }
 
 
 def complete_params(

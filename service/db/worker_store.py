@@ -22,6 +22,7 @@ from sqlalchemy.sql.dml import Update
 
 from service.config import Settings
 from service.db import requests_repo as repo
+from service.db.batching import Batcher
 from service.db.pgpool import open_pool
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
 
@@ -115,22 +116,30 @@ def _rows_hit(status: str) -> int:
 class PgWorkerStore:
     """PostgreSQL: the same statements through an asyncpg pool, prepared once per connection."""
 
-    _claim = _Compiled(repo.CLAIM)
+    _claim_many = _Compiled(repo.CLAIM_MANY)
     _complete = _Compiled(repo.COMPLETE)
     _fail = _Compiled(repo.FAIL)
     _release = _Compiled(repo.RELEASE)
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._claims: Batcher[tuple[uuid.UUID, int], ClaimedRequest | None] = Batcher(self._claim_batch)
 
     @classmethod
     async def open(cls, database_url: str, size: int) -> PgWorkerStore:
         return cls(await open_pool(database_url, size))
 
     async def claim(self, request_id: uuid.UUID, lease_seconds: int) -> ClaimedRequest | None:
-        params = repo.claim_params(request_id, lease_seconds)
-        row = await self._pool.fetchrow(self._claim.sql, *self._claim.args(params))
-        return ClaimedRequest(*row) if row is not None else None
+        # Claims arriving together (a fetched batch of messages) share one statement and commit.
+        return await self._claims.call((request_id, lease_seconds))
+
+    async def _claim_batch(self, items: list[tuple[uuid.UUID, int]]) -> list[ClaimedRequest | None]:
+        request_ids = list(dict.fromkeys(request_id for request_id, _ in items))
+        params = repo.claim_many_params(request_ids, max(lease for _, lease in items))
+        rows = await self._pool.fetch(self._claim_many.sql, *self._claim_many.args(params))
+        claimed = {row["id"]: ClaimedRequest(*row) for row in rows}
+        # A row goes to one caller only, even when the same message was delivered twice in a batch.
+        return [claimed.pop(request_id, None) for request_id, _ in items]
 
     async def complete(
         self,
