@@ -38,7 +38,8 @@ class WorkerStore(Protocol):
         category: str | None,
         accounting: LLMAccounting,
         template_version: int | None,
-    ) -> bool: ...
+    ) -> None:
+        """processing → completed; a row no longer processing (cancelled) is left as it is."""
 
     async def fail(
         self, request_id: uuid.UUID, *, code: str, message: str, accounting: LLMAccounting
@@ -68,9 +69,9 @@ class SqlWorkerStore:
         category: str | None,
         accounting: LLMAccounting,
         template_version: int | None,
-    ) -> bool:
+    ) -> None:
         async with self._engine.connect() as connection:
-            return await repo.complete(
+            await repo.complete(
                 connection,
                 request_id,
                 result=result,
@@ -124,6 +125,7 @@ class PgWorkerStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._claims: Batcher[tuple[uuid.UUID, int], ClaimedRequest | None] = Batcher(self._claim_batch)
+        self._completions: Batcher[list[Any], None] = Batcher(self._complete_batch)
 
     @classmethod
     async def open(cls, database_url: str, size: int) -> PgWorkerStore:
@@ -149,9 +151,14 @@ class PgWorkerStore:
         category: str | None,
         accounting: LLMAccounting,
         template_version: int | None,
-    ) -> bool:
+    ) -> None:
         params = repo.complete_params(request_id, result, category, accounting, template_version)
-        return _rows_hit(await self._pool.execute(self._complete.sql, *self._complete.args(params))) == 1
+        await self._completions.call(self._complete.args(params))
+
+    async def _complete_batch(self, rows: list[list[Any]]) -> list[None]:
+        # One pipelined, atomic statement batch: one commit for every request finished meanwhile.
+        await self._pool.executemany(self._complete.sql, rows)
+        return [None] * len(rows)
 
     async def fail(
         self, request_id: uuid.UUID, *, code: str, message: str, accounting: LLMAccounting
