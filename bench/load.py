@@ -518,9 +518,15 @@ async def run_load(
     latencies = result.latencies
     statuses = result.statuses
 
-    async def user() -> None:
+    users = min(concurrency, max(total, 1))
+
+    async def user(number: int) -> None:
         nonlocal next_index
         conn = Connection(host, port)
+        if pace_s:
+            # Paced users start spread over one period, so their requests arrive evenly instead of
+            # in bursts of `concurrency` at once (which would measure self-made queueing).
+            await asyncio.sleep(pace_s * number / users)
         try:
             while True:
                 i = next_index
@@ -552,7 +558,7 @@ async def run_load(
             await conn.close()
 
     start = perf()
-    await asyncio.gather(*(user() for _ in range(min(concurrency, max(total, 1)))))
+    await asyncio.gather(*(user(number) for number in range(users)))
     result.elapsed = perf() - start
     result.done = len(latencies)
     return result
