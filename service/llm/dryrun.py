@@ -21,10 +21,6 @@ from service.llm.base import ChatRequest, ChatResponse, Overloaded, Usage, estim
 Number = int | float
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _round(value: float) -> Number:
     rounded = round(value, 4)
     return int(rounded) if float(rounded).is_integer() else rounded
@@ -39,7 +35,7 @@ def column_statistics(rows: list[list[Any]]) -> list[list[Any]]:
     body = rows[1:] if has_header else rows
     table: list[list[Any]] = [["Column", "Count", "Sum", "Mean", "Min", "Max"]]
     for index, name in enumerate(header):
-        numbers = [row[index] for row in body if index < len(row) and _is_number(row[index])]
+        numbers = [row[index] for row in body if index < len(row) and dryrun_answers.is_number(row[index])]
         if numbers:
             total = sum(numbers)
             table.append(

@@ -22,14 +22,14 @@ def _rows(context: dict[str, Any]) -> Rows:
     return [list(row) for row in data if isinstance(row, list)]
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _numeric_columns(rows: Rows) -> list[int]:
     width = max((len(r) for r in rows), default=0)
     body = rows[1:] if len(rows) > 1 else rows
-    return [c for c in range(width) if any(c < len(r) and _is_number(r[c]) for r in body)]
+    return [c for c in range(width) if any(c < len(r) and is_number(r[c]) for r in body)]
 
 
 def _letter(context: dict[str, Any], column: int) -> str:
@@ -133,7 +133,7 @@ def histogram(context: dict[str, Any]) -> dict[str, Any]:
     rows = _rows(context)
     numeric = _numeric_columns(rows) or [0]
     column = numeric[-1]
-    count = sum(1 for r in rows if column < len(r) and _is_number(r[column]))
+    count = sum(1 for r in rows if column < len(r) and is_number(r[column]))
     bins = max(1, math.ceil(math.log2(count) + 1)) if count else 1  # Sturges' rule
     name = str(rows[0][column]) if rows and column < len(rows[0]) else "Value"
     return {

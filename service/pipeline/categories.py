@@ -34,18 +34,7 @@ CATEGORY_NAMES: tuple[str, ...] = (
 
 # Categories that operate on a spreadsheet range (the plugin's requests), as opposed to the
 # process-analysis clients' free-text submissions.
-SPREADSHEET_CATEGORIES: frozenset[str] = frozenset(
-    {
-        SPREADSHEET_ANALYSIS,
-        SPREADSHEET_TRANSFORMATION,
-        SPREADSHEET_GENERATION,
-        SPREADSHEET_SEARCH,
-        SPREADSHEET_FORMATTING,
-        DATA_CHART,
-        DATA_HISTOGRAM,
-        SPREADSHEET_ASSISTANCE,
-    }
-)
+SPREADSHEET_CATEGORIES: frozenset[str] = frozenset(CATEGORY_NAMES) - {PROCESS_CATEGORY, UNCERTAIN}
 
 # Categories a client may ask for or the classifier may pick; `uncertain` is only ever an outcome.
 ACTIVE_CATEGORIES: tuple[str, ...] = tuple(name for name in CATEGORY_NAMES if name != UNCERTAIN)

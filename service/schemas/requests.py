@@ -9,25 +9,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from service.pipeline.table import column_index, column_letters
+
 Cell = str | int | float | bool | None
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 _CELL_RE = re.compile(r"^\$?([A-Za-z]{1,3})\$?([1-9][0-9]{0,6})$")
-
-
-def column_number(letters: str) -> int:
-    number = 0
-    for char in letters.upper():
-        number = number * 26 + (ord(char) - 64)
-    return number
-
-
-def column_letters(number: int) -> str:
-    letters = ""
-    while number:
-        number, rest = divmod(number - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def parse_range(value: str) -> tuple[int, int, int, int]:
@@ -40,7 +27,7 @@ def parse_range(value: str) -> tuple[int, int, int, int]:
         match = _CELL_RE.match(part.strip())
         if not match:
             raise ValueError(f"'{part.strip()}' is not a cell address like A1 (columns A..XFD, rows from 1)")
-        corners.append((column_number(match.group(1)), int(match.group(2))))
+        corners.append((column_index(match.group(1)), int(match.group(2))))
     (col_a, row_a), (col_b, row_b) = corners[0], corners[-1]
     if max(col_a, col_b) > 16384:
         raise ValueError("column beyond XFD, the last spreadsheet column")
