@@ -60,3 +60,17 @@ async def test_a_failed_bulk_call_fails_its_callers_and_the_batcher_recovers() -
         await batcher.call(1)
     recorder.fail_all = False
     assert await batcher.call(2) == 20
+
+
+async def test_a_result_whose_caller_was_cancelled_is_handed_to_abandoned() -> None:
+    undone: list[int] = []
+
+    async def undo(result: int) -> None:
+        undone.append(result)
+
+    batcher: Batcher[int, int] = Batcher(Recorder(), abandoned=undo)
+    task = asyncio.create_task(batcher.call(4))
+    await asyncio.sleep(0.001)  # the bulk call is under way
+    task.cancel()
+    assert await batcher.call(5) == 50
+    assert undone == [40]

@@ -82,3 +82,28 @@ async def test_concurrent_inserts_share_statements_and_a_duplicate_fails_alone(d
     finally:
         await store.close()
         await engine.dispose()
+
+
+async def test_a_row_the_database_refuses_fails_alone(database_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, db_pool_size=2)  # type: ignore[call-arg]
+    engine = create_engine(settings)
+    store = await open_request_store(settings, engine)
+    try:
+        ids = [uuid.uuid4() for _ in range(6)]
+        texts = ["ok", "ok", "bad\x00", "ok", "ok", "ok"]  # PostgreSQL text cannot hold NUL
+        results = await asyncio.gather(
+            *(
+                store.insert({"id": i, "kind": "spreadsheet", "query_text": t})
+                for i, t in zip(ids, texts, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        for index, request_id in enumerate(ids):
+            if index != 2:
+                assert results[index] is None
+                assert await store.get_status(request_id) is not None
+        if engine.dialect.name == "postgresql":
+            assert isinstance(results[2], Exception)
+    finally:
+        await store.close()
+        await engine.dispose()

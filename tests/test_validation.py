@@ -52,6 +52,8 @@ CASES = [
         "input_data",
     ),
     ("unknown category", spreadsheet(category="astrology"), "category"),
+    ("NUL in query", spreadsheet(query_text="sum\x00"), "query_text"),
+    ("NUL in a cell", spreadsheet(input_data=[["a\x00"]], input_range="A1"), "input_data.0.0"),
     ("unknown kind", {"kind": "poetry", "query_text": "x"}, "body"),
     ("unknown field", spreadsheet(colour="red"), "colour"),
     ("process without description", {"kind": "process_analysis", "title": "T"}, "description"),

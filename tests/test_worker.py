@@ -108,7 +108,7 @@ async def test_failed_produce_leaves_no_queued_row(postgres_url: str) -> None:
         async with running_service(settings, with_worker=False) as svc:
             assert (await svc.submit(SPREADSHEET)).status_code == 202
             broker.stop()
-            response = await svc.submit(SPREADSHEET)
+            response = await svc.submit({**SPREADSHEET, "idempotency_key": "retry-me"})
             assert response.status_code == 503, response.text
             assert response.json()["error"]["code"] == "queue_unavailable"
             assert response.headers["retry-after"]
@@ -131,6 +131,8 @@ async def test_failed_produce_leaves_no_queued_row(postgres_url: str) -> None:
                 )
             assert len(failed) == 1 and failed[0].status == "failed" and failed[0].finished_at
             assert queued == 0
+            # The 503 asks for a retry: the key is free again, so the retry is not the dead request.
+            assert failed[0].idempotency_key is None
     finally:
         broker.stop()
 
@@ -256,3 +258,16 @@ async def test_shutdown_cancellation_hands_the_claim_back(postgres_url: str, kaf
         await svc.stop_worker()
         body = (await svc.client.get(f"/api/v1/requests/{request_id}")).json()
         assert body["status"] == "queued"  # ready for redelivery, not stuck in processing
+
+
+async def test_processing_longer_than_the_lease_allows_fails_before_the_lease_runs_out(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    # Past its lease the sweeper would hand the row to another worker (a second LLM call), so the
+    # handler gives up first and the request ends failed, with a clear reason.
+    settings = make_settings(postgres_url, kafka_bootstrap, worker_lease_seconds=5, dryrun_latency_ms=4000)
+    async with running_service(settings) as svc:
+        request_id = (await svc.submit(SPREADSHEET)).json()["id"]
+        final = await svc.wait_final(request_id)
+        assert final["status"] == "failed"
+        assert final["error"]["code"] == "processing_timeout"

@@ -45,8 +45,10 @@ async def test_transitions_only_from_the_expected_status(database_url: str) -> N
 
         # No category given: the row keeps its own; big integers survive the JSON encoding.
         result = {"values": [[2**70]], "text": "t"}
-        await store.complete(done, result=result, category=None, accounting=_ACCOUNTING, template_version=5)
-        assert not await store.fail(done, code="x", message="late", accounting=_ACCOUNTING)
+        await store.complete(
+            claimed.ref, result=result, category=None, accounting=_ACCOUNTING, template_version=5
+        )
+        assert not await store.fail(claimed.ref, code="x", message="late", accounting=_ACCOUNTING)
         async with sessions() as session:
             row = await session.get(AnalysisRequest, done)
         assert row is not None and row.status == RequestStatus.COMPLETED and row.result == result
@@ -55,7 +57,8 @@ async def test_transitions_only_from_the_expected_status(database_url: str) -> N
         assert row.lease_expires_at is None
 
         # Cancelled while processing: neither the result nor a release brings it back.
-        assert await store.claim(cancelled, 60) is not None
+        claimed = await store.claim(cancelled, 60)
+        assert claimed is not None
         async with sessions() as session:
             await session.execute(
                 update(AnalysisRequest)
@@ -64,9 +67,9 @@ async def test_transitions_only_from_the_expected_status(database_url: str) -> N
             )
             await session.commit()
         await store.complete(
-            cancelled, result=result, category=None, accounting=_ACCOUNTING, template_version=None
+            claimed.ref, result=result, category=None, accounting=_ACCOUNTING, template_version=None
         )
-        assert not await store.release(cancelled)
+        assert not await store.release(claimed.ref)
         async with sessions() as session:
             row = await session.get(AnalysisRequest, cancelled)
         assert row is not None and row.status == RequestStatus.CANCELLED and row.result is None
@@ -85,10 +88,19 @@ async def test_release_hands_a_claim_back(database_url: str) -> None:
         async with sessions() as session:
             await repo.insert_request(session, {"id": request_id, "kind": "spreadsheet", "query_text": "q"})
             await session.commit()
-        assert await store.claim(request_id, 60) is not None
-        assert await store.release(request_id)
+        first = await store.claim(request_id, 60)
+        assert first is not None
+        assert await store.release(first.ref)
         again = await store.claim(request_id, 60)
         assert again is not None and again.attempts == 2
+        # The earlier claim is stale now: its holder can neither finish nor release the row.
+        assert not await store.fail(first.ref, code="late", message="late", accounting=_ACCOUNTING)
+        assert not await store.release(first.ref)
+        await store.complete(again.ref, result={"text": "ok"}, category=None, accounting=_ACCOUNTING,
+                             template_version=None)  # fmt: skip
+        async with sessions() as session:
+            row = await session.get(AnalysisRequest, request_id)
+        assert row is not None and row.status == RequestStatus.COMPLETED and row.error_code is None
     finally:
         await store.close()
         await engine.dispose()
@@ -155,6 +167,40 @@ async def test_concurrent_claims_share_a_statement_and_a_row_goes_to_one_caller(
         claims = await asyncio.gather(*(store.claim(request_id, 60) for request_id in ids + ids))
         winners = [claim.id for claim in claims if claim is not None]
         assert sorted(winners) == sorted(ids)
+    finally:
+        await store.close()
+        await engine.dispose()
+
+
+async def test_a_completion_the_database_refuses_fails_alone(database_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, db_pool_size=2)
+    engine = create_engine(settings)
+    sessions = create_session_factory(engine)
+    store = await open_worker_store(settings, engine)
+    try:
+        ids = [uuid.uuid4() for _ in range(4)]
+        async with sessions() as session:
+            for request_id in ids:
+                await repo.insert_request(
+                    session, {"id": request_id, "kind": "spreadsheet", "query_text": "q"}
+                )
+            await session.commit()
+        claims = [await store.claim(request_id, 60) for request_id in ids]
+        results = [{"text": "bad\x00" if index == 1 else "ok"} for index in range(4)]  # JSONB refuses NUL
+        outcomes = await asyncio.gather(
+            *(
+                store.complete(
+                    claim.ref, result=result, category=None, accounting=_ACCOUNTING, template_version=None
+                )
+                for claim, result in zip(claims, results, strict=True)
+                if claim is not None
+            ),
+            return_exceptions=True,
+        )
+        async with sessions() as session:
+            statuses = [(await session.get(AnalysisRequest, request_id)).status for request_id in ids]  # type: ignore[union-attr]
+        assert [statuses[index] for index in (0, 2, 3)] == [RequestStatus.COMPLETED] * 3
+        assert [outcomes[index] for index in (0, 2, 3)] == [None] * 3
     finally:
         await store.close()
         await engine.dispose()

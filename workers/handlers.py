@@ -9,11 +9,13 @@ from loguru import logger
 from pydantic import ValidationError
 
 from service.config import Settings
-from service.db.requests_repo import LLMAccounting
+from service.db.requests_repo import ClaimRef, LLMAccounting
 from service.db.worker_store import WorkerStore
 from service.schemas.envelope import RequestEnvelope
 from service.services.processing import Outcome, Processor
 from workers.runner import PoisonMessage
+
+_FINISH_ATTEMPTS = 5
 
 
 class RequestHandler:
@@ -22,6 +24,8 @@ class RequestHandler:
 
     def __init__(self, settings: Settings, store: WorkerStore, processor: Processor) -> None:
         self._lease_seconds = settings.worker_lease_seconds
+        # Leave time to store the outcome before the lease runs out.
+        self._processing_budget = max(1.0, settings.worker_lease_seconds * 0.9 - 5)
         self._store = store
         self._processor = processor
 
@@ -40,10 +44,18 @@ class RequestHandler:
             return
 
         try:
-            outcome = await self._processor.process(row)
+            # The lease bounds processing: past it the sweeper would hand the row to another worker.
+            async with asyncio.timeout(self._processing_budget):
+                outcome = await self._processor.process(row)
+        except TimeoutError:
+            outcome = Outcome(
+                accounting=LLMAccounting(),
+                error_code="processing_timeout",
+                error_message=f"Processing took longer than {self._processing_budget:.0f} s.",
+            )
         except asyncio.CancelledError:
             # Shutdown mid-flight: hand the row back so the re-delivered record can claim it again.
-            await asyncio.shield(self._release(envelope))
+            await asyncio.shield(self._store.release(row.ref))
             raise
         except Exception as exc:
             logger.exception("processing request {} failed unexpectedly", envelope.request_id)
@@ -52,12 +64,33 @@ class RequestHandler:
                 error_code="internal_error",
                 error_message=f"Processing failed unexpectedly ({type(exc).__name__}).",
             )
-        await self._finish(envelope, outcome)
+        await self._finish(row.ref, outcome)
 
-    async def _finish(self, envelope: RequestEnvelope, outcome: Outcome) -> None:
+    async def _finish(self, claim: ClaimRef, outcome: Outcome) -> None:
+        # The answer is paid for: a database blip must not throw it away. Retried here, because a
+        # re-run of the whole handler would find the row claimed and skip it.
+        for attempt in range(_FINISH_ATTEMPTS):
+            try:
+                await self._store_outcome(claim, outcome)
+                break
+            except Exception:
+                if attempt == _FINISH_ATTEMPTS - 1:
+                    raise
+                logger.warning("storing the outcome of {} failed; retrying", claim.request_id)
+                await asyncio.sleep(0.2 * 2**attempt)
+        # Success is the common case and is counted by the metrics endpoint: an INFO line (a
+        # formatted, flushed write) per request is log volume, not information. Failures stay at INFO.
+        if outcome.ok:
+            logger.debug(
+                "request {} completed ({} tokens)", claim.request_id, outcome.accounting.total_tokens
+            )
+        else:
+            logger.info("request {} failed: {}", claim.request_id, outcome.error_code)
+
+    async def _store_outcome(self, claim: ClaimRef, outcome: Outcome) -> None:
         if outcome.ok:
             await self._store.complete(
-                envelope.request_id,
+                claim,
                 result=outcome.result,
                 category=outcome.category,
                 accounting=outcome.accounting,
@@ -65,19 +98,8 @@ class RequestHandler:
             )
         else:
             await self._store.fail(
-                envelope.request_id,
+                claim,
                 code=outcome.error_code or "failed",
                 message=outcome.error_message or "",
                 accounting=outcome.accounting,
             )
-        # Success is the common case and is counted by the metrics endpoint: an INFO line (a
-        # formatted, flushed write) per request is log volume, not information. Failures stay at INFO.
-        if outcome.ok:
-            logger.debug(
-                "request {} completed ({} tokens)", envelope.request_id, outcome.accounting.total_tokens
-            )
-        else:
-            logger.info("request {} failed: {}", envelope.request_id, outcome.error_code)
-
-    async def _release(self, envelope: RequestEnvelope) -> None:
-        await self._store.release(envelope.request_id)

@@ -195,7 +195,9 @@ class ConsumerRunner:
             logger.warning("offset commit failed ({}); work since the last commit may be re-delivered", exc)
             return
         for tp, meta in offsets.items():
-            self._progress[tp].committed = meta.offset
+            kept = self._progress.get(tp)  # a revocation may have dropped it during the commit
+            if kept is not None:
+                kept.committed = meta.offset
 
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
         if not tasks:

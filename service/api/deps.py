@@ -64,7 +64,8 @@ async def get_owner_id(request: Request) -> str | None:
 
 ClientsDep = Annotated[Clients, Depends(get_clients)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit happens before the response is sent, so a 200 means committed.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 StoreDep = Annotated[RequestStore, Depends(get_store)]
 PublisherDep = Annotated[RequestPublisher, Depends(get_publisher)]

@@ -10,8 +10,8 @@ grow by themselves, which is exactly when the savings matter.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -22,9 +22,18 @@ BulkCall = Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]]
 
 class Batcher(Generic[Item, Result]):
     def __init__(
-        self, bulk_call: BulkCall[Item, Result], *, max_batch: int = 256, max_parallel: int = 2
+        self,
+        bulk_call: BulkCall[Item, Result],
+        *,
+        max_batch: int = 256,
+        max_parallel: int = 2,
+        abandoned: Callable[[Result], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
+        """`abandoned` undoes a result whose caller was cancelled while the batch ran (a claim
+        nobody will process, say); without it such results are dropped."""
         self._bulk_call = bulk_call
+        self._abandoned = abandoned
+        self._background: set[asyncio.Task[None]] = set()
         self._max_batch = max_batch
         self._max_parallel = max_parallel
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -56,11 +65,17 @@ class Batcher(Generic[Item, Result]):
                         raise
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                    self._deliver(future, result)
         finally:
             self._running -= 1
+
+    def _deliver(self, future: asyncio.Future[Result], result: Result | BaseException) -> None:
+        if future.done():  # the caller was cancelled meanwhile
+            if self._abandoned is not None and not isinstance(result, BaseException):
+                task = asyncio.get_running_loop().create_task(self._abandoned(result))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        elif isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

@@ -116,9 +116,9 @@ class PgRequestStore:
         try:
             await self._pool.executemany(self._insert_sql, rows)
             return [None] * len(rows)
-        except asyncpg.UniqueViolationError:
-            # An idempotency key already used: the batch is all or nothing, so find out row by row
-            # which of them is the duplicate.
+        except asyncpg.PostgresError:
+            # The batch is all or nothing: one bad row (a used idempotency key, say) must fail only
+            # its own caller, so the rows are tried one by one.
             return [await self._insert_one(row) for row in rows]
 
     async def _insert_one(self, row: tuple[Any, ...]) -> BaseException | None:
@@ -126,6 +126,8 @@ class PgRequestStore:
             await self._pool.execute(self._insert_sql, *row)
         except asyncpg.UniqueViolationError as exc:
             return DuplicateRequest(str(exc))
+        except asyncpg.PostgresError as exc:
+            return exc
         return None
 
     async def get(self, request_id: uuid.UUID) -> RequestRecord | None:

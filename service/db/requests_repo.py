@@ -91,6 +91,20 @@ class ClaimedRequest:
     options: Any
     attempts: int
 
+    @property
+    def ref(self) -> ClaimRef:
+        return ClaimRef(self.id, self.attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRef:
+    """Which claim of a row a worker holds. A row whose lease ran out is taken back and claimed again
+    (attempts + 1); from then on it no longer accepts writes made under the earlier claim, so a
+    worker that outlived its lease cannot overwrite (or double-finish) the new claimant's work."""
+
+    request_id: uuid.UUID
+    attempts: int
+
 
 _CLAIM_VALUES: dict[str, Any] = {
     "status": RequestStatus.PROCESSING,
@@ -114,8 +128,13 @@ CLAIM_MANY = (
     .returning(*_CLAIMED_COLUMNS)
 )
 
-# Only a row still `processing` is finished: a request cancelled meanwhile stays cancelled.
-_STILL_PROCESSING = (_C.id == bindparam("request_id"), _C.status == RequestStatus.PROCESSING)
+# Only a row still `processing` under the same claim is finished: a request cancelled meanwhile
+# stays cancelled, and one taken back and claimed again belongs to its new claimant.
+_STILL_PROCESSING = (
+    _C.id == bindparam("request_id"),
+    _C.status == RequestStatus.PROCESSING,
+    _C.attempts == bindparam("claimed_attempts"),
+)
 # Parameters for SET are named `new_<column>`: a bind named like a column it sets is reserved.
 _ACCOUNTING: dict[str, Any] = {
     column: bindparam(f"new_{column}")
@@ -175,16 +194,19 @@ def claim_many_params(request_ids: list[uuid.UUID], lease_seconds: int) -> dict[
     }
 
 
+def _claim_params(claim: ClaimRef) -> dict[str, Any]:
+    return {"request_id": claim.request_id, "claimed_attempts": claim.attempts, "now": utcnow()}
+
+
 def complete_params(
-    request_id: uuid.UUID,
+    claim: ClaimRef,
     result: Any,
     category: str | None,
     accounting: LLMAccounting,
     template_version: int | None,
 ) -> dict[str, Any]:
     return {
-        "request_id": request_id,
-        "now": utcnow(),
+        **_claim_params(claim),
         "new_result": result,
         "new_category": category or None,
         "new_template_version": template_version,
@@ -192,18 +214,17 @@ def complete_params(
     }
 
 
-def fail_params(request_id: uuid.UUID, code: str, message: str, accounting: LLMAccounting) -> dict[str, Any]:
+def fail_params(claim: ClaimRef, code: str, message: str, accounting: LLMAccounting) -> dict[str, Any]:
     return {
-        "request_id": request_id,
-        "now": utcnow(),
+        **_claim_params(claim),
         "new_error_code": code,
         "new_error_message": message,
         **_accounting_params(accounting),
     }
 
 
-def release_params(request_id: uuid.UUID) -> dict[str, Any]:
-    return {"request_id": request_id, "now": utcnow()}
+def release_params(claim: ClaimRef) -> dict[str, Any]:
+    return _claim_params(claim)
 
 
 def _accounting_params(accounting: LLMAccounting) -> dict[str, Any]:
@@ -220,7 +241,7 @@ async def claim(
 
 async def complete(
     connection: AsyncConnection,
-    request_id: uuid.UUID,
+    claim: ClaimRef,
     *,
     result: Any,
     category: str | None,
@@ -228,25 +249,25 @@ async def complete(
     template_version: int | None = None,
 ) -> bool:
     """processing → completed with the result; False when the row is no longer processing."""
-    params = complete_params(request_id, result, category, accounting, template_version)
+    params = complete_params(claim, result, category, accounting, template_version)
     return await _hit_one(connection, COMPLETE, params)
 
 
 async def fail(
     connection: AsyncConnection,
-    request_id: uuid.UUID,
+    claim: ClaimRef,
     *,
     code: str,
     message: str,
     accounting: LLMAccounting,
 ) -> bool:
     """processing → failed with the error; False when the row is no longer processing."""
-    return await _hit_one(connection, FAIL, fail_params(request_id, code, message, accounting))
+    return await _hit_one(connection, FAIL, fail_params(claim, code, message, accounting))
 
 
-async def release(connection: AsyncConnection, request_id: uuid.UUID) -> bool:
+async def release(connection: AsyncConnection, claim: ClaimRef) -> bool:
     """processing → queued, for work interrupted by shutdown so that redelivery can claim it again."""
-    return await _hit_one(connection, RELEASE, release_params(request_id))
+    return await _hit_one(connection, RELEASE, release_params(claim))
 
 
 async def _hit_one(connection: AsyncConnection, statement: Any, params: dict[str, Any]) -> bool:
@@ -275,9 +296,12 @@ def _final(status: str, code: str | None = None, message: str | None = None) -> 
 
 
 async def fail_unpublished(session: AsyncSession, request_id: uuid.UUID, message: str) -> None:
-    """A queued request whose message the broker refused: it will never be processed."""
+    """A queued request whose message the broker refused: it will never be processed. Its
+    idempotency key is freed, so the client's retry (the 503 asks for one) is a fresh submit."""
     final = _final(RequestStatus.FAILED, "broker_unavailable", message)
-    await _transition(session, _T.id == request_id, _T.status == RequestStatus.QUEUED, **final)
+    await _transition(
+        session, _T.id == request_id, _T.status == RequestStatus.QUEUED, idempotency_key=None, **final
+    )
 
 
 async def cancel(session: AsyncSession, request_id: uuid.UUID) -> bool:

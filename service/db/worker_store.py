@@ -24,7 +24,7 @@ from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.batching import Batcher
 from service.db.pgpool import open_pool
-from service.db.requests_repo import ClaimedRequest, LLMAccounting
+from service.db.requests_repo import ClaimedRequest, ClaimRef, LLMAccounting
 
 
 class WorkerStore(Protocol):
@@ -32,7 +32,7 @@ class WorkerStore(Protocol):
 
     async def complete(
         self,
-        request_id: uuid.UUID,
+        claim: ClaimRef,
         *,
         result: Any,
         category: str | None,
@@ -41,11 +41,9 @@ class WorkerStore(Protocol):
     ) -> None:
         """processing → completed; a row no longer processing (cancelled) is left as it is."""
 
-    async def fail(
-        self, request_id: uuid.UUID, *, code: str, message: str, accounting: LLMAccounting
-    ) -> bool: ...
+    async def fail(self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting) -> bool: ...
 
-    async def release(self, request_id: uuid.UUID) -> bool: ...
+    async def release(self, claim: ClaimRef) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -63,7 +61,7 @@ class SqlWorkerStore:
 
     async def complete(
         self,
-        request_id: uuid.UUID,
+        claim: ClaimRef,
         *,
         result: Any,
         category: str | None,
@@ -73,22 +71,20 @@ class SqlWorkerStore:
         async with self._engine.connect() as connection:
             await repo.complete(
                 connection,
-                request_id,
+                claim,
                 result=result,
                 category=category,
                 accounting=accounting,
                 template_version=template_version,
             )
 
-    async def fail(
-        self, request_id: uuid.UUID, *, code: str, message: str, accounting: LLMAccounting
-    ) -> bool:
+    async def fail(self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting) -> bool:
         async with self._engine.connect() as connection:
-            return await repo.fail(connection, request_id, code=code, message=message, accounting=accounting)
+            return await repo.fail(connection, claim, code=code, message=message, accounting=accounting)
 
-    async def release(self, request_id: uuid.UUID) -> bool:
+    async def release(self, claim: ClaimRef) -> bool:
         async with self._engine.connect() as connection:
-            return await repo.release(connection, request_id)
+            return await repo.release(connection, claim)
 
     async def close(self) -> None:
         return None
@@ -124,7 +120,9 @@ class PgWorkerStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._claims: Batcher[tuple[uuid.UUID, int], ClaimedRequest | None] = Batcher(self._claim_batch)
+        self._claims: Batcher[tuple[uuid.UUID, int], ClaimedRequest | None] = Batcher(
+            self._claim_batch, abandoned=self._release_abandoned
+        )
         self._completions: Batcher[list[Any], None] = Batcher(self._complete_batch)
 
     @classmethod
@@ -134,6 +132,11 @@ class PgWorkerStore:
     async def claim(self, request_id: uuid.UUID, lease_seconds: int) -> ClaimedRequest | None:
         # Claims arriving together (a fetched batch of messages) share one statement and commit.
         return await self._claims.call((request_id, lease_seconds))
+
+    async def _release_abandoned(self, claimed: ClaimedRequest | None) -> None:
+        # Its handler was cancelled (shutdown) while the claim ran: hand the row back for redelivery.
+        if claimed is not None:
+            await self.release(claimed.ref)
 
     async def _claim_batch(self, items: list[tuple[uuid.UUID, int]]) -> list[ClaimedRequest | None]:
         request_ids = list(dict.fromkeys(request_id for request_id, _ in items))
@@ -145,29 +148,38 @@ class PgWorkerStore:
 
     async def complete(
         self,
-        request_id: uuid.UUID,
+        claim: ClaimRef,
         *,
         result: Any,
         category: str | None,
         accounting: LLMAccounting,
         template_version: int | None,
     ) -> None:
-        params = repo.complete_params(request_id, result, category, accounting, template_version)
+        params = repo.complete_params(claim, result, category, accounting, template_version)
         await self._completions.call(self._complete.args(params))
 
-    async def _complete_batch(self, rows: list[list[Any]]) -> list[None]:
+    async def _complete_batch(self, rows: list[list[Any]]) -> list[BaseException | None]:
         # One pipelined, atomic statement batch: one commit for every request finished meanwhile.
-        await self._pool.executemany(self._complete.sql, rows)
-        return [None] * len(rows)
+        try:
+            await self._pool.executemany(self._complete.sql, rows)
+            return [None] * len(rows)
+        except asyncpg.PostgresError:
+            # All or nothing: one row the database refuses must not fail the others with it.
+            return [await self._complete_one(row) for row in rows]
 
-    async def fail(
-        self, request_id: uuid.UUID, *, code: str, message: str, accounting: LLMAccounting
-    ) -> bool:
-        params = repo.fail_params(request_id, code, message, accounting)
+    async def _complete_one(self, row: list[Any]) -> BaseException | None:
+        try:
+            await self._pool.execute(self._complete.sql, *row)
+        except asyncpg.PostgresError as exc:
+            return exc
+        return None
+
+    async def fail(self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting) -> bool:
+        params = repo.fail_params(claim, code, message, accounting)
         return _rows_hit(await self._pool.execute(self._fail.sql, *self._fail.args(params))) == 1
 
-    async def release(self, request_id: uuid.UUID) -> bool:
-        params = repo.release_params(request_id)
+    async def release(self, claim: ClaimRef) -> bool:
+        params = repo.release_params(claim)
         return _rows_hit(await self._pool.execute(self._release.sql, *self._release.args(params))) == 1
 
     async def close(self) -> None:

@@ -103,21 +103,32 @@ class Processor:
                 accounting=_account(responses),
                 category=prepared.category,
                 error_code=exc.code,
-                error_message=f"The model's answer was invalid: {exc.message}",
+                error_message=without_nul(f"The model's answer was invalid: {exc.message}"),
             )
         except LLMError as exc:
             return Outcome(
                 accounting=_account(responses),
                 category=prepared.category,
                 error_code=exc.code,
-                error_message=exc.message,
+                error_message=without_nul(exc.message),
             )
         return Outcome(
             accounting=_account(responses),
             category=prepared.category,
-            result=result,
+            result=without_nul(result),
             template_version=prepared.template_version,
         )
+
+
+def without_nul(value: Any) -> Any:
+    """A model may emit U+0000, which PostgreSQL text and JSONB cannot store: drop it everywhere."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    return value
 
 
 def _account(responses: list[ChatResponse]) -> LLMAccounting:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -76,8 +77,27 @@ def check_limits(payload: SpreadsheetInput | ProcessAnalysisInput, settings: Set
                 "msg": f"at most {settings.max_description_chars} characters, got {len(payload.description)}",
             }
         )
+    problems.extend(
+        {"loc": loc, "msg": "contains a NUL character (\\u0000), which text cannot hold"}
+        for loc, text in _strings(payload)
+        if "\x00" in text
+    )
     if problems:
-        raise ValidationFailed("The request exceeds a size limit.", details=problems[:20])
+        raise ValidationFailed(
+            "The request exceeds a size limit or holds invalid text.", details=problems[:20]
+        )
+
+
+def _strings(payload: SpreadsheetInput | ProcessAnalysisInput) -> Iterator[tuple[str, str]]:
+    """Every text value of a request with its location, for checks that apply to all of them."""
+    for name, value in payload:
+        if isinstance(value, str):
+            yield name, value
+    if isinstance(payload, SpreadsheetInput):
+        for r, row in enumerate(payload.input_data or []):
+            for c, cell in enumerate(row):
+                if isinstance(cell, str):
+                    yield f"input_data.{r}.{c}", cell
 
 
 def resolve_category(payload: SpreadsheetInput | ProcessAnalysisInput) -> str | None:
@@ -244,6 +264,13 @@ async def cancel(session: AsyncSession, request_id: uuid.UUID, owner_id: str | N
             code="not_cancellable",
             details={"status": record.status},
         )
-    await repo.cancel(session, request_id)
+    cancelled = await repo.cancel(session, request_id)
     await session.refresh(row)
-    return RequestRecord.from_object(row)
+    record = RequestRecord.from_object(row)
+    if not cancelled:  # it finished between the read and the update
+        raise Conflict(
+            f"The request is already {record.status}.",
+            code="not_cancellable",
+            details={"status": record.status},
+        )
+    return record
