@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
@@ -26,31 +26,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        publisher = RequestPublisher(settings)
-        # The API's own backend serves health probes and LLM-assisted classification; it fails
-        # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
-        backend = build_backend(settings)
-        await ensure_topics(settings)
-        await backend.start()
-        await publisher.start()
-        store = await open_request_store(settings, engine)
-        app.state.settings = settings
-        app.state.sessions = create_session_factory(engine)
-        app.state.publisher = publisher
-        app.state.store = store
-        app.state.clients = Clients(settings, app.state.sessions, store, publisher)
-        app.state.llm_backend = backend
-        app.state.llm_health = partial(
-            backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
-        )
-        try:
+        # Every client is closed on shutdown, and also when start-up fails half-way.
+        async with AsyncExitStack() as opened:
+            engine = create_engine(settings)
+            opened.push_async_callback(engine.dispose)
+            await ensure_topics(settings)
+            # The API's own backend serves health probes and LLM-assisted classification; it fails
+            # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
+            backend = build_backend(settings)
+            await backend.start()
+            opened.push_async_callback(backend.close)
+            store = await open_request_store(settings, engine)
+            opened.push_async_callback(store.close)
+            publisher = RequestPublisher(settings)
+            await publisher.start()
+            opened.push_async_callback(publisher.close)
+            app.state.settings = settings
+            app.state.sessions = create_session_factory(engine)
+            app.state.publisher = publisher
+            app.state.store = store
+            app.state.clients = Clients(settings, app.state.sessions, store, publisher)
+            app.state.llm_backend = backend
+            app.state.llm_health = partial(
+                backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
+            )
             yield
-        finally:
-            await publisher.close()
-            await store.close()
-            await backend.close()
-            await engine.dispose()
 
     app = FastAPI(
         # No OpenTelemetry pipeline is configured; the native hooks would cost CPU on every request.

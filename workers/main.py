@@ -40,65 +40,69 @@ class Worker:
 
             self._backend = build_backend(settings)
         backend = self._backend
-        engine = create_engine(settings)
-        sessions = create_session_factory(engine)
-        publisher = RequestPublisher(settings)
-        consumer = AIOKafkaConsumer(
-            **client_args(settings, "worker"),
-            group_id=settings.kafka_consumer_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=settings.worker_concurrency,
-            # Tansu answers a fetch only when this wait is over, even if a message arrived meanwhile
-            # (it ignores fetch_min_bytes; measured: a 500 ms wait gave ~240 ms median delivery), so
-            # up to this wait is added to each request reaching an idle worker. 10 ms rather than
-            # 20 took ~4 ms off the median; it costs a few more empty fetches per second. A Kafka
-            # broker answers as soon as data is there either way.
-            fetch_max_wait_ms=10,
-        )
-        await ensure_topics(settings)
-        await backend.start()
-        await publisher.start()
+        # Every client is closed on shutdown, and also when start-up fails half-way.
+        async with contextlib.AsyncExitStack() as opened:
+            engine = create_engine(settings)
+            opened.push_async_callback(engine.dispose)
+            sessions = create_session_factory(engine)
+            await ensure_topics(settings)
+            await backend.start()
+            opened.push_async_callback(backend.close)
+            publisher = RequestPublisher(settings)
+            await publisher.start()
+            opened.push_async_callback(publisher.close)
+            store = await open_worker_store(settings, engine)
+            opened.push_async_callback(store.close)
+            consumer = AIOKafkaConsumer(
+                **client_args(settings, "worker"),
+                group_id=settings.kafka_consumer_group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=settings.worker_concurrency,
+                # Tansu answers a fetch only when this wait is over, even if a message arrived
+                # meanwhile (it ignores fetch_min_bytes; measured: a 500 ms wait gave ~240 ms median
+                # delivery), so up to this wait is added to each request reaching an idle worker.
+                # 10 ms rather than 20 took ~4 ms off the median; it costs a few more empty fetches
+                # per second. A Kafka broker answers as soon as data is there either way.
+                fetch_max_wait_ms=10,
+            )
 
-        async def dead_letter(record: ConsumerRecord, reason: str, detail: str) -> None:
-            headers = [
-                ("dlq-reason", reason.encode()),
-                ("dlq-detail", detail[:1000].encode()),
-                ("dlq-source", f"{record.topic}:{record.partition}@{record.offset}".encode()),
-            ]
-            await publisher.publish_raw(settings.kafka_topic_dead_letter, record.value, record.key, headers)
+            async def dead_letter(record: ConsumerRecord, reason: str, detail: str) -> None:
+                headers = [
+                    ("dlq-reason", reason.encode()),
+                    ("dlq-detail", detail[:1000].encode()),
+                    ("dlq-source", f"{record.topic}:{record.partition}@{record.offset}".encode()),
+                ]
+                await publisher.publish_raw(
+                    settings.kafka_topic_dead_letter, record.value, record.key, headers
+                )
 
-        store = await open_worker_store(settings, engine)
-        handler = RequestHandler(settings, store, Processor(settings, backend, sessions))
-        self._runner = ConsumerRunner(
-            consumer,
-            [settings.kafka_topic_requests],
-            handler,
-            dead_letter,
-            concurrency=settings.worker_concurrency,
-            commit_interval=settings.worker_commit_interval_ms / 1000,
-            shutdown_grace=settings.worker_shutdown_grace_seconds,
-        )
-        sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
-        await consumer.start()
-        logger.info(
-            "worker consuming {} as group {} (concurrency {}, backend {})",
-            settings.kafka_topic_requests,
-            settings.kafka_consumer_group,
-            settings.worker_concurrency,
-            backend.name,
-        )
-        try:
-            if self._stopping.is_set():
-                self._runner.stop()
-            await self._runner.run()
-        finally:
-            self._stopping.set()
-            with contextlib.suppress(Exception):
-                await sweeper
-            await consumer.stop()
-            await publisher.close()
-            await backend.close()
-            await store.close()
-            await engine.dispose()
-            logger.info("worker stopped")
+            handler = RequestHandler(settings, store, Processor(settings, backend, sessions))
+            self._runner = ConsumerRunner(
+                consumer,
+                [settings.kafka_topic_requests],
+                handler,
+                dead_letter,
+                concurrency=settings.worker_concurrency,
+                commit_interval=settings.worker_commit_interval_ms / 1000,
+                shutdown_grace=settings.worker_shutdown_grace_seconds,
+            )
+            await consumer.start()
+            opened.push_async_callback(consumer.stop)
+            sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
+            logger.info(
+                "worker consuming {} as group {} (concurrency {}, backend {})",
+                settings.kafka_topic_requests,
+                settings.kafka_consumer_group,
+                settings.worker_concurrency,
+                backend.name,
+            )
+            try:
+                if self._stopping.is_set():
+                    self._runner.stop()
+                await self._runner.run()
+            finally:
+                self._stopping.set()
+                with contextlib.suppress(Exception):
+                    await sweeper
+        logger.info("worker stopped")
