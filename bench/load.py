@@ -31,6 +31,7 @@ import orjson
 import psutil
 
 from bench.httpclient import Connection, build_request, parse_loopback_url
+from service.schemas.requests import SEED_EXAMPLE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -38,17 +39,7 @@ LOG_DIR = RESULTS_DIR / "logs"
 
 PHASES = ("submit", "status_reads", "overhead", "throughput_200ms")
 FINAL = frozenset({"completed", "failed", "cancelled", "expired"})
-PAYLOAD = {
-    "kind": "spreadsheet",
-    "query_text": "Проанализируй данные продаж и найди тренды",
-    "input_range": "A1:D10",
-    "category": "analysis",
-    "input_data": [
-        ["Товар", "Январь", "Февраль", "Март"],
-        ["Товар A", 100, 120, 110],
-        ["Товар B", 80, 90, 95],
-    ],
-}
+PAYLOAD = {"kind": "spreadsheet", **SEED_EXAMPLE}
 SUBMIT_PATH = "/api/v1/requests"
 
 TARGETS = {

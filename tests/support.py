@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.app import create_app
 from service.config import Settings
@@ -20,6 +20,10 @@ from service.llm.base import ChatRequest, ChatResponse, LLMBackend
 from service.llm.dryrun import DryrunBackend
 from workers.main import Worker
 
+S = TypeVar("S")
+
+# The seed document's curl body, written out here on purpose: the contract tests must not take it
+# from the code they check.
 SEED_EXAMPLE = {
     "query_text": "Проанализируй данные продаж и найди тренды",
     "input_range": "A1:D10",
@@ -30,6 +34,7 @@ SEED_EXAMPLE = {
         ["Товар B", 80, 90, 95],
     ],
 }
+
 
 PROCESS_EXAMPLE = {
     "kind": "process_analysis",
@@ -128,6 +133,29 @@ class RunningService:
             self.worker.stop()
             await self.worker_task
             self.worker = self.worker_task = None
+
+
+@dataclass
+class StoreUnderTest(Generic[S]):
+    """A hot-path store on a test database, with a session factory to look at the rows."""
+
+    store: S
+    sessions: async_sessionmaker[AsyncSession]
+    dialect: str
+
+
+@asynccontextmanager
+async def open_store(
+    database_url: str, opener: Callable[[Settings, AsyncEngine], Awaitable[S]]
+) -> AsyncIterator[StoreUnderTest[S]]:
+    settings = Settings(_env_file=None, database_url=database_url, db_pool_size=2)  # type: ignore[call-arg]
+    engine = create_engine(settings)
+    store = await opener(settings, engine)
+    try:
+        yield StoreUnderTest(store, create_session_factory(engine), engine.dialect.name)
+    finally:
+        await store.close()  # type: ignore[attr-defined]
+        await engine.dispose()
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from service.api.deps import ClientsDep, OwnerDep, SessionDep, StoreDep
 from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
+    SEED_EXAMPLE,
     ErrorInfo,
     Links,
     RequestInput,
@@ -26,17 +27,7 @@ router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 _EXAMPLES = {
     "spreadsheet": {
         "summary": "Spreadsheet range with a question",
-        "value": {
-            "kind": "spreadsheet",
-            "query_text": "Проанализируй данные продаж и найди тренды",
-            "input_range": "A1:D3",
-            "category": "analysis",
-            "input_data": [
-                ["Товар", "Январь", "Февраль", "Март"],
-                ["Товар A", 100, 120, 110],
-                ["Товар B", 80, 90, 95],
-            ],
-        },
+        "value": {"kind": "spreadsheet", **SEED_EXAMPLE},
     },
     "process_analysis": {
         "summary": "Business process to analyse",

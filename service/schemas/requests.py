@@ -41,6 +41,20 @@ def normalise_range(value: str) -> str:
     return start if start == end else f"{start}:{end}"
 
 
+# The seed document's curl example: existing plugins send exactly this; docs, tests and the
+# benchmark use it as the canonical spreadsheet request.
+SEED_EXAMPLE: dict[str, Any] = {
+    "query_text": "Проанализируй данные продаж и найди тренды",
+    "input_range": "A1:D10",
+    "category": "analysis",
+    "input_data": [
+        ["Товар", "Январь", "Февраль", "Март"],
+        ["Товар A", 100, 120, 110],
+        ["Товар B", 80, 90, 95],
+    ],
+}
+
+
 class SpreadsheetInput(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
