@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -52,6 +53,13 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
+def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Stable partition per request id, by CRC-32 (in C) instead of aiokafka's pure-Python murmur2.
+    Only this service reads the topic, so Java-client partition compatibility does not matter."""
+    partitions = all_partitions if key is not None else (available or all_partitions)
+    return sorted(partitions)[zlib.crc32(key or b"") % len(partitions)]
+
+
 class RequestPublisher:
     """The API's (and the sweeper's) producer. Every send waits for the broker's acknowledgement."""
 
@@ -64,6 +72,7 @@ class RequestPublisher:
             acks="all",
             enable_idempotence=False,
             linger_ms=0,  # sends arriving while one is in flight still batch; lingering cost 1 ms a submit
+            partitioner=key_partitioner,
         )
 
     async def start(self) -> None:

@@ -6,7 +6,6 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict
 
 SCHEMA_VERSION = 1
@@ -24,7 +23,7 @@ class RequestEnvelope(BaseModel):
     published_at: datetime
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        return self.__pydantic_serializer__.to_json(self)  # in Rust, no intermediate dict
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> RequestEnvelope:
