@@ -33,11 +33,11 @@ from service.llm.base import (
     LLMError,
     LLMTimeout,
     Overloaded,
-    RateLimited,
 )
 from service.llm.support import (
     Redactor,
     elapsed_ms,
+    error_for_status,
     models_health,
     parse_retry_after,
     require_readable_file,
@@ -192,10 +192,7 @@ class GigaChatBackend:
         return await models_health(self.name, self._model, names, self._translate, HEALTH_TIMEOUT_SECONDS)
 
     def _translate(self, exc: Exception) -> LLMError:
-        error = _translate(exc, self.name)
-        error.message = self._redact(error.message)
-        error.args = (error.message,)
-        return error
+        return self._redact.error(_translate(exc, self.name))
 
 
 def _translate(exc: Exception, name: str) -> LLMError:
@@ -205,15 +202,7 @@ def _translate(exc: Exception, name: str) -> LLMError:
         status, detail = exc.status_code, snippet(exc.content)
         message = f"{name} answered HTTP {status}: {detail}".rstrip(": ")
         retry_after = parse_retry_after(exc.headers.get("retry-after") if exc.headers else None)
-        if status in (401, 403):
-            return AuthenticationFailed(message)
-        if status == 429:
-            return RateLimited(message, retry_after=retry_after)
-        if status == 408:
-            return LLMTimeout(message)
-        if status >= 500:
-            return Overloaded(message, retry_after=retry_after)
-        return BadRequest(message)
+        return error_for_status(status, message, retry_after) or BadRequest(message)
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return LLMTimeout(f"{name} did not answer in time")
     if isinstance(exc, httpx.TransportError | ssl.SSLError | OSError):

@@ -14,7 +14,6 @@ from loguru import logger
 
 from service.config import Settings
 from service.llm.base import (
-    AuthenticationFailed,
     BadRequest,
     ChatRequest,
     ChatResponse,
@@ -23,11 +22,11 @@ from service.llm.base import (
     LLMError,
     LLMTimeout,
     Overloaded,
-    RateLimited,
 )
 from service.llm.support import (
     Redactor,
     elapsed_ms,
+    error_for_status,
     models_health,
     parse_retry_after,
     snippet,
@@ -121,10 +120,7 @@ class OpenAIBackend:
         return await models_health(self.name, self._model, names, self._translate, HEALTH_TIMEOUT_SECONDS)
 
     def _translate(self, exc: Exception) -> LLMError:
-        error = _translate(exc)
-        error.message = self._redact(error.message)
-        error.args = (error.message,)
-        return error
+        return self._redact.error(_translate(exc))
 
 
 def _translate(exc: Exception) -> LLMError:
@@ -135,17 +131,9 @@ def _translate(exc: Exception) -> LLMError:
         retry_after = parse_retry_after(headers.get("retry-after"))
         if retry_after is None and (millis := headers.get("retry-after-ms")):
             retry_after = (parse_retry_after(millis) or 0.0) / 1000
-        if status in (401, 403):
-            return AuthenticationFailed(message)
-        if status == 429:
-            return RateLimited(message, retry_after=retry_after)
-        if status == 408:
-            return LLMTimeout(message)
-        if status >= 500:
-            return Overloaded(message, retry_after=retry_after)
-        if exc.code in CONTENT_POLICY_CODES:
-            return ContentRejected(message)
-        return BadRequest(message)
+        if mapped := error_for_status(status, message, retry_after):
+            return mapped
+        return ContentRejected(message) if exc.code in CONTENT_POLICY_CODES else BadRequest(message)
     # APITimeoutError subclasses APIConnectionError: test it first.
     if isinstance(exc, openai.APITimeoutError | TimeoutError):
         return LLMTimeout("openai did not answer in time")

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import ConfigurationError
-from service.llm.base import LLMError, Usage, estimate_tokens
+from service.llm.base import (
+    AuthenticationFailed,
+    LLMError,
+    LLMTimeout,
+    Overloaded,
+    RateLimited,
+    Usage,
+    estimate_tokens,
+)
 
 REDACTED = "***"
 # Shorter "secrets" would redact ordinary words; real credentials are far longer.
@@ -31,6 +39,26 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         return text
+
+    def error(self, error: LLMError) -> LLMError:
+        """The same error with every secret removed from its message."""
+        error.message = self(error.message)
+        error.args = (error.message,)
+        return error
+
+
+def error_for_status(status: int, message: str, retry_after: float | None) -> LLMError | None:
+    """The typed error an HTTP status means, the same for every backend; None for other 4xx, which
+    each backend refines (content policy) or reports as a bad request."""
+    if status in (401, 403):
+        return AuthenticationFailed(message)
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after)
+    if status == 408:
+        return LLMTimeout(message)
+    if status >= 500:
+        return Overloaded(message, retry_after=retry_after)
+    return None
 
 
 def parse_retry_after(value: str | None) -> float | None:
