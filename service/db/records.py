@@ -7,7 +7,6 @@ call), and the same whichever way the row was read.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -48,10 +47,6 @@ class RequestRecord:
     started_at: datetime | None
     finished_at: datetime | None
     lease_expires_at: datetime | None
-
-    @classmethod
-    def from_mapping(cls, row: Mapping[str, Any]) -> RequestRecord:
-        return cls(**{name: row[name] for name in FIELD_NAMES})
 
     @classmethod
     def from_object(cls, row: Any) -> RequestRecord:

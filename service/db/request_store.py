@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db.batching import Batcher
-from service.db.models import AnalysisRequest, RequestStatus, utcnow
+from service.db.models import AnalysisRequest
 from service.db.pgpool import open_pool
 from service.db.records import FIELD_NAMES, STATUS_FIELD_NAMES, RequestRecord, StatusRecord
+from service.db.requests_repo import INSERT_COLUMNS, new_request_row
 
 _TABLE: Table = AnalysisRequest.__table__  # type: ignore[assignment]
 
@@ -40,25 +41,6 @@ class RequestStore(Protocol):
     async def close(self) -> None: ...
 
 
-# What a submit writes; every other column starts at its server default (zero counters, NULLs).
-INSERT_COLUMNS: tuple[str, ...] = (
-    "id", "kind", "status", "category", "query_text", "input_range", "input_data", "title",
-    "description", "options", "owner_id", "batch_id", "priority", "idempotency_key", "trace_id",
-    "created_at", "updated_at",
-)  # fmt: skip
-
-
-def _new_row(values: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(values) - set(INSERT_COLUMNS)
-    if unknown:
-        raise ValueError(f"a new request cannot set {sorted(unknown)}")
-    now = utcnow()
-    row: dict[str, Any] = dict.fromkeys(INSERT_COLUMNS)
-    row.update(status=RequestStatus.QUEUED, priority="normal", created_at=now, updated_at=now)
-    row.update(values)
-    return row
-
-
 class SqlRequestStore:
     """Portable implementation on SQLAlchemy Core (statements compiled once and cached)."""
 
@@ -73,14 +55,15 @@ class SqlRequestStore:
     async def insert(self, values: dict[str, Any]) -> None:
         try:
             async with self._engine.begin() as connection:
-                await connection.execute(insert(_TABLE), _new_row(values))
+                await connection.execute(insert(_TABLE), new_request_row(values))
         except IntegrityError as exc:
             raise DuplicateRequest(str(exc.orig)) from exc
 
     async def get(self, request_id: uuid.UUID) -> RequestRecord | None:
         async with self._engine.connect() as connection:
-            row = (await connection.execute(self._select, {"request_id": request_id})).mappings().first()
-        return RequestRecord.from_mapping(dict(row)) if row is not None else None
+            row = (await connection.execute(self._select, {"request_id": request_id})).first()
+        # Table column order is the record's field order (a test holds them together).
+        return RequestRecord(*row) if row is not None else None
 
     async def get_status(self, request_id: uuid.UUID) -> StatusRecord | None:
         async with self._engine.connect() as connection:
@@ -109,7 +92,7 @@ class PgRequestStore:
         return cls(await open_pool(database_url, size))
 
     async def insert(self, values: dict[str, Any]) -> None:
-        await self._inserts.call(tuple(_new_row(values).values()))
+        await self._inserts.call(tuple(new_request_row(values).values()))
 
     async def _insert_many(self, rows: list[tuple[Any, ...]]) -> list[BaseException | None]:
         """Concurrent submits as one pipelined, atomic statement batch (one commit for all)."""

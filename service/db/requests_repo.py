@@ -41,11 +41,29 @@ class LLMAccounting:
         }
 
 
-async def insert_request(session: AsyncSession, values: dict[str, Any]) -> None:
+# What a submit writes; every other column starts at its server default (zero counters, NULLs).
+INSERT_COLUMNS: tuple[str, ...] = (
+    "id", "kind", "status", "category", "query_text", "input_range", "input_data", "title",
+    "description", "options", "owner_id", "batch_id", "priority", "idempotency_key", "trace_id",
+    "created_at", "updated_at",
+)  # fmt: skip
+
+
+def new_request_row(values: dict[str, Any]) -> dict[str, Any]:
+    """A queued request's row: what the caller gives plus the lifecycle defaults."""
+    unknown = set(values) - set(INSERT_COLUMNS)
+    if unknown:
+        raise ValueError(f"a new request cannot set {sorted(unknown)}")
     now = utcnow()
-    await session.execute(
-        insert(_T).values(status=RequestStatus.QUEUED, created_at=now, updated_at=now, attempts=0, **values)
-    )
+    row: dict[str, Any] = dict.fromkeys(INSERT_COLUMNS)
+    row.update(status=RequestStatus.QUEUED, priority="normal", created_at=now, updated_at=now)
+    row.update(values)
+    return row
+
+
+async def insert_request(session: AsyncSession, values: dict[str, Any]) -> None:
+    """The same row the API's hot path (request_store) writes, inside the caller's session."""
+    await session.execute(insert(_T).values(new_request_row(values)))
 
 
 async def get_request(session: AsyncSession, request_id: uuid.UUID) -> AnalysisRequest | None:
