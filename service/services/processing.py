@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.config import Settings
 from service.db.models import RequestKind
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
-from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
-from service.pipeline import categories
+from service.llm.base import ChatResponse, LLMBackend, LLMError
 from service.pipeline.answer import AnswerInvalid, build_repair_request, parse_answer
-from service.services.prompting import PromptSources, build_chat
+from service.services.prompting import BuiltPrompt, PromptSources, build_chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,27 +36,18 @@ class Outcome:
         return self.error_code is None
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedPrompt:
-    chat: ChatRequest
-    category: str
-    template_version: int | None
-    responses: tuple[ChatResponse, ...] = ()  # calls made while preparing (classification)
-
-
-def request_context(row: ClaimedRequest, category: str) -> dict[str, Any]:
-    """The structured input every backend may see (dryrun answers from it)."""
+def request_context(row: ClaimedRequest) -> dict[str, Any]:
+    """The structured input every backend may see (dryrun answers from it); build_chat adds the
+    category it settles on and the language."""
     if row.kind == RequestKind.PROCESS_ANALYSIS:
         return {
             "kind": row.kind,
-            "category": category,
             "title": row.title,
             "description": row.description,
             **(row.options or {}),
         }
     return {
         "kind": row.kind,
-        "category": category,
         "query_text": row.query_text,
         "input_range": row.input_range,
         "input_data": row.input_data,
@@ -72,17 +62,9 @@ class Processor:
         self._backend = backend
         self._sources = PromptSources(sessions)
 
-    async def prepare(self, row: ClaimedRequest) -> PreparedPrompt:
+    async def prepare(self, row: ClaimedRequest) -> BuiltPrompt:
         # Classification (when no category) and the database template: service/services/prompting.py.
-        fallback = categories.PROCESS_CATEGORY if row.kind == RequestKind.PROCESS_ANALYSIS else None
-        context = request_context(row, row.category or fallback or "")
-        built = await build_chat(row, self._settings, self._backend, self._sources, context)
-        return PreparedPrompt(
-            chat=built.chat,
-            category=built.category,
-            template_version=built.template_version,
-            responses=built.responses,
-        )
+        return await build_chat(row, self._settings, self._backend, self._sources, request_context(row))
 
     async def process(self, row: ClaimedRequest) -> Outcome:
         prepared = await self.prepare(row)
