@@ -41,11 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher = RequestPublisher(settings)
             await publisher.start()
             opened.push_async_callback(publisher.close)
-            app.state.settings = settings
-            app.state.sessions = create_session_factory(engine)
-            app.state.publisher = publisher
-            app.state.store = store
-            app.state.clients = Clients(settings, app.state.sessions, store, publisher)
+            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher)
             app.state.llm_backend = backend
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds

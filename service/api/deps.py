@@ -34,24 +34,16 @@ async def get_clients(request: Request) -> Clients:
 
 
 async def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-async def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    return request.app.state.sessions
+    return request.app.state.clients.settings
 
 
 async def get_store(request: Request) -> RequestStore:
-    return request.app.state.store
-
-
-async def get_publisher(request: Request) -> RequestPublisher:
-    return request.app.state.publisher
+    return request.app.state.clients.store
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # The request owns this session and is the only one that commits it.
-    async with request.app.state.sessions() as session:
+    async with request.app.state.clients.sessions() as session:
         yield session
         if session.in_transaction():
             await session.commit()
@@ -66,7 +58,5 @@ ClientsDep = Annotated[Clients, Depends(get_clients)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 # scope="function": the commit happens before the response is sent, so a 200 means committed.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 StoreDep = Annotated[RequestStore, Depends(get_store)]
-PublisherDep = Annotated[RequestPublisher, Depends(get_publisher)]
 OwnerDep = Annotated[str | None, Depends(get_owner_id)]

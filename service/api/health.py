@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/v1", tags=["health"])
 
 async def _database(app: FastAPI) -> dict[str, Any]:
     try:
-        async with app.state.sessions() as session:
+        async with app.state.clients.sessions() as session:
             await asyncio.wait_for(session.execute(text("SELECT 1")), 3)
         return {"ok": True}
     except Exception as exc:
@@ -23,20 +23,17 @@ async def _database(app: FastAPI) -> dict[str, Any]:
 
 async def _broker(app: FastAPI) -> dict[str, Any]:
     try:
-        partitions = await asyncio.wait_for(app.state.publisher.partitions(), 3)
+        partitions = await asyncio.wait_for(app.state.clients.publisher.partitions(), 3)
         return {"ok": bool(partitions), "partitions": len(partitions)}
     except Exception as exc:
         return {"ok": False, "detail": type(exc).__name__}
 
 
 async def _llm(app: FastAPI) -> dict[str, Any]:
-    probe = getattr(app.state, "llm_health", None)
-    if probe is None:
-        return {"ok": True, "backend": app.state.settings.llm_backend, "detail": "not probed by the API"}
-    try:
-        return await asyncio.wait_for(probe(), 10)
+    try:  # the probe caches its answer briefly (LLM_HEALTH_CACHE_SECONDS) and spends no tokens
+        return await asyncio.wait_for(app.state.llm_health(), 10)
     except Exception as exc:
-        return {"ok": False, "backend": app.state.settings.llm_backend, "detail": type(exc).__name__}
+        return {"ok": False, "backend": app.state.clients.settings.llm_backend, "detail": type(exc).__name__}
 
 
 async def health_report(app: FastAPI) -> dict[str, Any]:
