@@ -35,53 +35,30 @@ class Submitted:
 
 
 def check_limits(payload: SpreadsheetInput | ProcessAnalysisInput, settings: Settings) -> None:
-    """The configurable size limits; structural checks already happened in the schema."""
+    """The configurable size limits and text checks; structure was checked by the schema. One pass
+    over every text value of the request."""
     problems: list[dict[str, Any]] = []
+
+    def problem(loc: str, msg: str) -> None:
+        problems.append({"loc": loc, "msg": msg})
+
+    field_limits = {"query_text": settings.max_query_chars, "description": settings.max_description_chars}
+    cell_chars = 0
+    for loc, text in _strings(payload):
+        if "\x00" in text:
+            problem(loc, "contains a NUL character (\\u0000), which text cannot hold")
+        if loc.startswith("input_data."):
+            cell_chars += len(text)
+            if len(text) > settings.max_cell_chars:
+                problem(loc, f"a cell holds at most {settings.max_cell_chars} characters")
+        elif loc in field_limits and len(text) > field_limits[loc]:
+            problem(loc, f"at most {field_limits[loc]} characters, got {len(text)}")
     if isinstance(payload, SpreadsheetInput):
-        if len(payload.query_text) > settings.max_query_chars:
-            problems.append(
-                {
-                    "loc": "query_text",
-                    "msg": f"at most {settings.max_query_chars} characters, got {len(payload.query_text)}",
-                }
-            )
-        rows = payload.input_data or []
-        cells = sum(len(row) for row in rows)
+        cells = sum(len(row) for row in payload.input_data or [])
         if cells > settings.max_input_cells:
-            problems.append(
-                {"loc": "input_data", "msg": f"at most {settings.max_input_cells} cells, got {cells}"}
-            )
-        total_chars = 0
-        for r, row in enumerate(rows):
-            for c, cell in enumerate(row):
-                if isinstance(cell, str):
-                    total_chars += len(cell)
-                    if len(cell) > settings.max_cell_chars:
-                        problems.append(
-                            {
-                                "loc": f"input_data.{r}.{c}",
-                                "msg": f"a cell holds at most {settings.max_cell_chars} characters",
-                            }
-                        )
-        if total_chars > settings.max_input_chars:
-            problems.append(
-                {
-                    "loc": "input_data",
-                    "msg": f"at most {settings.max_input_chars} characters in all, got {total_chars}",
-                }
-            )
-    elif len(payload.description) > settings.max_description_chars:
-        problems.append(
-            {
-                "loc": "description",
-                "msg": f"at most {settings.max_description_chars} characters, got {len(payload.description)}",
-            }
-        )
-    problems.extend(
-        {"loc": loc, "msg": "contains a NUL character (\\u0000), which text cannot hold"}
-        for loc, text in _strings(payload)
-        if "\x00" in text
-    )
+            problem("input_data", f"at most {settings.max_input_cells} cells, got {cells}")
+        if cell_chars > settings.max_input_chars:
+            problem("input_data", f"at most {settings.max_input_chars} characters in all, got {cell_chars}")
     if problems:
         raise ValidationFailed(
             "The request exceeds a size limit or holds invalid text.", details=problems[:20]
