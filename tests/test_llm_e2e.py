@@ -9,6 +9,7 @@ import pytest
 from service.llm.registry import build_backend
 from tests.peers.certs import CertBundle
 from tests.peers.fixtures import *  # noqa: F403 - certs and peers are used by name
+from tests.peers.fixtures import cloud_values, mtls_values, openai_values
 from tests.peers.gigachat_server import GigaChatPeer
 from tests.peers.openai_server import OpenAIPeer
 from tests.support import SEED_EXAMPLE, make_settings, running_service
@@ -23,25 +24,9 @@ REQUEST = {"kind": "spreadsheet", **SEED_EXAMPLE}
 
 def backend_settings(kind: str, peer: Any, certs: CertBundle | None = None) -> dict[str, Any]:
     if kind == "openai":
-        return {"llm_backend": kind, "openai_base_url": peer.base_url, "openai_api_key": peer.api_key}
+        return openai_values(peer)
     assert certs is not None
-    if kind == "gigachat-cloud":
-        return {
-            "llm_backend": kind,
-            "gigachat_base_url": peer.base_url,
-            "gigachat_auth_url": peer.auth_url,
-            "gigachat_credentials": peer.credentials,
-            "gigachat_ca_bundle_file": certs.ca_file,
-        }
-    if kind == "gigachat-mtls":
-        return {
-            "llm_backend": kind,
-            "gigachat_base_url": peer.base_url,
-            "gigachat_auth_url": peer.auth_url,
-            "gigachat_mtls_ca_bundle_file": certs.ca_file,
-            "gigachat_mtls_cert_file": certs.client_cert,
-            "gigachat_mtls_key_file": certs.client_key,
-        }
+    return cloud_values(peer, certs) if kind == "gigachat-cloud" else mtls_values(peer, certs)
 
 
 @pytest.fixture(params=["gigachat-cloud", "gigachat-mtls", "openai"])

@@ -13,6 +13,7 @@ from service.config import Settings
 from service.llm.base import ChatRequest, LLMBackend
 from tests.peers.certs import CertBundle
 from tests.peers.fixtures import *  # noqa: F403 - the fixtures are used by name
+from tests.peers.fixtures import cloud_values, mtls_values, openai_values
 from tests.peers.gigachat_server import GigaChatPeer
 from tests.peers.openai_server import OpenAIPeer
 
@@ -23,35 +24,15 @@ def make_settings(**values: Any) -> Settings:
 
 
 def cloud_settings(peer: GigaChatPeer, certs: CertBundle, **values: Any) -> Settings:
-    defaults: dict[str, Any] = {
-        "llm_backend": "gigachat-cloud",
-        "gigachat_base_url": peer.base_url,
-        "gigachat_auth_url": peer.auth_url,
-        "gigachat_credentials": peer.credentials,
-        "gigachat_ca_bundle_file": certs.ca_file,
-    }
-    return make_settings(**(defaults | values))
+    return make_settings(**(cloud_values(peer, certs) | values))
 
 
 def mtls_settings(peer: GigaChatPeer, certs: CertBundle, **values: Any) -> Settings:
-    defaults: dict[str, Any] = {
-        "llm_backend": "gigachat-mtls",
-        "gigachat_base_url": peer.base_url,
-        "gigachat_auth_url": peer.auth_url,
-        "gigachat_mtls_ca_bundle_file": certs.ca_file,
-        "gigachat_mtls_cert_file": certs.client_cert,
-        "gigachat_mtls_key_file": certs.client_key,
-    }
-    return make_settings(**(defaults | values))
+    return make_settings(**(mtls_values(peer, certs) | values))
 
 
 def openai_settings(peer: OpenAIPeer, **values: Any) -> Settings:
-    defaults: dict[str, Any] = {
-        "llm_backend": "openai",
-        "openai_base_url": peer.base_url,
-        "openai_api_key": peer.api_key,
-    }
-    return make_settings(**(defaults | values))
+    return make_settings(**(openai_values(peer) | values))
 
 
 def ask(user: str = "hello", **values: Any) -> ChatRequest:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,29 @@ def gigachat_mtls(gigachat_mtls_server: GigaChatPeer) -> GigaChatPeer:
 def openai_upstream(openai_server: OpenAIPeer) -> OpenAIPeer:
     openai_server.reset()
     return openai_server
+
+
+# Settings values that point each backend at its local peer (shared by the LLM and end-to-end tests).
+def cloud_values(peer: GigaChatPeer, certs: CertBundle) -> dict[str, Any]:
+    return {
+        "llm_backend": "gigachat-cloud",
+        "gigachat_base_url": peer.base_url,
+        "gigachat_auth_url": peer.auth_url,
+        "gigachat_credentials": peer.credentials,
+        "gigachat_ca_bundle_file": certs.ca_file,
+    }
+
+
+def mtls_values(peer: GigaChatPeer, certs: CertBundle) -> dict[str, Any]:
+    return {
+        "llm_backend": "gigachat-mtls",
+        "gigachat_base_url": peer.base_url,
+        "gigachat_auth_url": peer.auth_url,
+        "gigachat_mtls_ca_bundle_file": certs.ca_file,
+        "gigachat_mtls_cert_file": certs.client_cert,
+        "gigachat_mtls_key_file": certs.client_key,
+    }
+
+
+def openai_values(peer: OpenAIPeer) -> dict[str, Any]:
+    return {"llm_backend": "openai", "openai_base_url": peer.base_url, "openai_api_key": peer.api_key}
