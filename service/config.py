@@ -39,11 +39,18 @@ class Settings(BaseSettings):
     # Only read by the test-suite: the server on which it creates a throw-away database.
     test_database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
+    # --- redis -----------------------------------------------------------------------------------
+    # Optional. When set, limits that must hold across processes (per-key rate limits, backend
+    # concurrency and rates) keep their counters here; unset, they hold per process only.
+    redis_url: str | None = None
+
     # --- kafka -----------------------------------------------------------------------------------
     # Empty means "no external broker": `python -m service up` then starts an embedded Tansu broker.
     kafka_bootstrap_servers: str = ""
     kafka_topic_requests: str = "ai.requests"
     kafka_topic_dead_letter: str = "ai.requests.dlq"
+    # Completion events (a request reached a final status), keyed by request id: the seed's name.
+    kafka_topic_responses: str = "ai.responses"
     kafka_consumer_group: str = "gigaoffice-workers"
     kafka_topic_partitions: int = Field(6, ge=1, le=1000)
     kafka_replication_factor: int = Field(1, ge=1, le=10)
