@@ -17,6 +17,7 @@ from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
 from service.messaging.kafka import RequestPublisher, ensure_topics
+from service.messaging.monitor import BrokerMonitor
 
 VERSION = "0.1.0"
 
@@ -38,7 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             opened.push_async_callback(backend.close)
             store = await open_request_store(settings, engine)
             opened.push_async_callback(store.close)
-            publisher = RequestPublisher(settings)
+            monitor = BrokerMonitor(settings, "api")
+            await monitor.start()
+            opened.push_async_callback(monitor.close)
+            app.state.broker_monitor = monitor
+            publisher = RequestPublisher(settings, monitor)
             await publisher.start()
             opened.push_async_callback(publisher.close)
             app.state.clients = Clients(settings, create_session_factory(engine), store, publisher)

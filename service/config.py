@@ -128,6 +128,17 @@ class Settings(BaseSettings):
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
     prompt_table_token_budget: int = Field(3_000, ge=100)
 
+    # --- broker loss and recovery ----------------------------------------------------------------
+    # Every process asks the broker for its metadata this often; one failed probe reports it down
+    # (readiness 503, submits 503 at once) until a probe succeeds and the topics exist again.
+    broker_probe_interval_seconds: float = Field(1.0, gt=0, le=60)
+    broker_probe_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    # A repeated log line (same condition) is written at most once per this interval, with a count.
+    log_repeat_interval_seconds: float = Field(10.0, ge=0)
+    # Consumer-group session: a member silent this long is dropped. Kafka's floor is 6000 by
+    # default; Tansu lets a member join after half of it, so it also bounds the worker's start.
+    kafka_session_timeout_ms: int = Field(6_000, ge=1_000, le=300_000)
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _strip_servers(cls, value: str) -> str:

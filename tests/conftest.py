@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -36,9 +37,9 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session")
-async def postgres_url() -> AsyncIterator[str]:
-    """A throw-away database on TEST_DATABASE_URL's server, migrated with Alembic, dropped after."""
+@asynccontextmanager
+async def throwaway_postgres() -> AsyncIterator[str]:
+    """A database of its own on TEST_DATABASE_URL's server, migrated with Alembic, dropped after."""
     server_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
     name = f"gigaoffice_test_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(_asyncpg_dsn(server_url))
@@ -50,6 +51,20 @@ async def postgres_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """One throw-away database for the session."""
+    async with throwaway_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+async def own_postgres_url() -> AsyncIterator[str]:
+    """A throw-away database for one test, for tests that act on every row (recovery sweeps)."""
+    async with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

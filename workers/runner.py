@@ -8,7 +8,15 @@ A handler is a plain async function of one record. The runner owns everything ar
   re-delivers everything that was not finished (at-least-once; handlers make effects exactly-once);
 - a record the handler rejects as poison, or that keeps failing, goes to the dead-letter topic with
   the reason in its headers, and the runner goes on;
-- on revocation and on shutdown, in-flight work gets a grace period, then offsets are committed.
+- on revocation and on shutdown, in-flight work gets a grace period, then offsets are committed;
+- after the broker lost its state (`rewind()`), the consumer's positions and any offsets committed
+  since mean nothing: the runner forgets its bookkeeping and reads every partition it holds, or is
+  given later, from the beginning of the re-created topic, once; the claims make re-read records
+  no-ops. A partition whose offsets go backwards (the topic was re-created under a live consumer) is
+  the same signal: the runner rewinds and reports it through `on_offsets_regressed`;
+- every call that waits on the broker is bounded, so stopping never hangs on an absent broker;
+- the runner makes its consumer itself, and tries again while the broker is away at start;
+- `ready` is set once the consumer has joined the group and holds partitions.
 """
 
 from __future__ import annotations
@@ -23,13 +31,18 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
 
+from service.logging import throttled
+
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
 DeadLetterSink = Callable[[ConsumerRecord, str, str], Awaitable[None]]
+ConsumerFactory = Callable[[], AIOKafkaConsumer]
 
 _HANDLER_RETRIES = 3
 # While every slot is busy, a poll at least this often keeps the member in its group (a consumer
 # that has not polled for max_poll_interval_ms, 300 s by default, leaves it).
 _KEEPALIVE_POLL_SECONDS = 10.0
+# Pause between attempts to start a replacement consumer while the broker is still away.
+_RECONNECT_PAUSE_SECONDS = 1.0
 
 
 class PoisonMessage(Exception):
@@ -50,7 +63,7 @@ class _PartitionProgress:
 class ConsumerRunner:
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer_factory: ConsumerFactory,
         topics: list[str],
         handler: Handler,
         dead_letter: DeadLetterSink,
@@ -58,8 +71,17 @@ class ConsumerRunner:
         concurrency: int,
         commit_interval: float = 0.5,
         shutdown_grace: float = 20.0,
+        broker_timeout: float = 10.0,
+        on_offsets_regressed: Callable[[], None] | None = None,
     ) -> None:
-        self._consumer = consumer
+        self._consumer_factory = consumer_factory
+        self._consumer: AIOKafkaConsumer | None = None
+        self._generation = 0  # which consumer the rebalance callbacks belong to
+        # Partitions read again from the beginning since the last broker reset (None: no reset yet).
+        self._rewound: set[TopicPartition] | None = None
+        self._broker_timeout = broker_timeout
+        self._on_offsets_regressed = on_offsets_regressed
+        self.ready = asyncio.Event()
         self._topics = topics
         self._handler = handler
         self._dead_letter = dead_letter
@@ -67,7 +89,8 @@ class ConsumerRunner:
         self._commit_interval = commit_interval
         self._grace = shutdown_grace
         self._progress: dict[TopicPartition, _PartitionProgress] = {}
-        self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int]] = {}
+        # Each task with its partition, offset and the bookkeeping it belongs to (replaced on a reset).
+        self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int, _PartitionProgress]] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._paused = False
@@ -78,20 +101,23 @@ class ConsumerRunner:
         self._stopping.set()
         self._slot_freed.set()  # a runner waiting for a slot looks at `_stopping` at once
 
+    def rewind(self) -> None:
+        """The broker lost its state: read every partition again from the beginning (once each)."""
+        self._progress.clear()  # tasks in flight keep their own bookkeeping; it is never committed
+        self._rewound = set()
+
     async def run(self) -> None:
-        self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         last_commit = asyncio.get_running_loop().time()
         try:
             while not self._stopping.is_set():
+                if self._consumer is None and not await self._open_consumer():
+                    await self._pause(_RECONNECT_PAUSE_SECONDS)
+                    continue
                 free = self._concurrency - len(self._tasks)
                 if free <= 0:
                     await self._wait_for_slot()
                 else:
-                    self._set_paused(False)
-                    batches = await self._consumer.getmany(timeout_ms=200, max_records=free)
-                    for tp, records in batches.items():
-                        for record in records:
-                            self._dispatch(tp, record)
+                    await self._poll(free)
                 now = asyncio.get_running_loop().time()
                 if now - last_commit >= self._commit_interval:
                     await self._commit()
@@ -99,6 +125,59 @@ class ConsumerRunner:
         finally:
             await self._drain(list(self._tasks))
             await self._commit()
+            await self._close_consumer()
+
+    async def _poll(self, free: int) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        self._set_paused(False)
+        if self._rewound is not None:
+            pending = consumer.assignment() - self._rewound
+            if pending:
+                await consumer.seek_to_beginning(*pending)
+                self._rewound |= pending
+                logger.info("reading {} partition(s) again from the beginning", len(pending))
+        batches = await consumer.getmany(timeout_ms=200, max_records=free)
+        for tp, records in batches.items():
+            for record in records:
+                self._dispatch(tp, record)
+        if not self.ready.is_set() and consumer.assignment():
+            self.ready.set()
+            logger.info(
+                "worker ready: joined the group, {} partition(s) of {} assigned",
+                len(consumer.assignment()),
+                ", ".join(self._topics),
+            )
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    # --- the consumer ------------------------------------------------------------------------------
+
+    async def _open_consumer(self) -> bool:
+        self._generation += 1
+        consumer = self._consumer_factory()
+        try:
+            await asyncio.wait_for(consumer.start(), self._broker_timeout)
+        except Exception as exc:
+            throttled("consumer-start").warning("consumer could not start ({}); retrying", exc)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), self._broker_timeout)
+            return False
+        consumer.subscribe(self._topics, listener=_Rebalance(self, self._generation))
+        self._consumer = consumer
+        return True
+
+    async def _close_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        self._generation += 1  # callbacks the closing consumer still makes are stale
+        try:
+            await asyncio.wait_for(consumer.stop(), self._broker_timeout)
+        except Exception as exc:
+            logger.warning("consumer did not stop cleanly ({}); dropped", type(exc).__name__)
 
     # --- dispatch ----------------------------------------------------------------------------------
 
@@ -113,31 +192,49 @@ class ConsumerRunner:
         except TimeoutError:
             # Still full after a long while (a slow model): poll with the partitions paused, so
             # that nothing is handed over, only to stay in the group.
-            self._set_paused(True)
-            await self._consumer.getmany(timeout_ms=0)
+            if self._consumer is not None:
+                self._set_paused(True)
+                await self._consumer.getmany(timeout_ms=0)
 
     def _set_paused(self, paused: bool) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
         if paused and not self._paused:
-            self._consumer.pause(*self._consumer.assignment())
+            consumer.pause(*consumer.assignment())
         elif not paused and self._paused:
-            self._consumer.resume(*self._consumer.assignment())
+            consumer.resume(*consumer.assignment())
         self._paused = paused
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         progress = self._progress.setdefault(tp, _PartitionProgress())
+        if record.offset in progress.in_flight:
+            return  # delivered again while still being handled
         if record.offset <= progress.highest_dispatched:
-            return  # already handled or in flight (re-fetched after a seek)
+            # A consumer never goes back by itself: the partition started again from zero (the
+            # broker lost the topic and it was re-created). Start its bookkeeping afresh and handle
+            # what comes; the claims make anything already handled a no-op.
+            throttled("offsets-regressed").warning(
+                "{} went back from offset {} to {}: the broker lost this topic's data",
+                tp,
+                progress.highest_dispatched,
+                record.offset,
+            )
+            self.rewind()
+            self._rewound = {tp}  # this one restarts here, at the topic's beginning
+            progress = self._progress[tp] = _PartitionProgress()
+            if self._on_offsets_regressed is not None:
+                self._on_offsets_regressed()
         progress.in_flight.add(record.offset)
         progress.highest_dispatched = record.offset
         task = asyncio.create_task(self._handle(record))
-        self._tasks[task] = (tp, record.offset)
+        self._tasks[task] = (tp, record.offset, progress)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        tp, offset = self._tasks.pop(task)
-        progress = self._progress.get(tp)
+        _tp, offset, progress = self._tasks.pop(task)
         # A cancelled record stays "in flight": the offset must not move past unfinished work.
-        if progress is not None and not task.cancelled():
+        if not task.cancelled():
             progress.in_flight.discard(offset)
         self._slot_freed.set()
 
@@ -187,12 +284,16 @@ class ConsumerRunner:
             position = progress.commit_position()
             if position > progress.committed and position > 0:
                 offsets[tp] = OffsetAndMetadata(position, "")
-        if not offsets:
+        if not offsets or self._consumer is None:
             return
         try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            logger.warning("offset commit failed ({}); work since the last commit may be re-delivered", exc)
+            # aiokafka waits for a coordinator as long as none is known: bound it.
+            await asyncio.wait_for(self._consumer.commit(offsets), self._broker_timeout)
+        except (CommitFailedError, KafkaError, TimeoutError) as exc:
+            throttled("offset-commit").warning(
+                "offset commit failed ({}); work since the last commit may be re-delivered",
+                type(exc).__name__,
+            )
             return
         for tp, meta in offsets.items():
             kept = self._progress.get(tp)  # a revocation may have dropped it during the commit
@@ -210,7 +311,7 @@ class ConsumerRunner:
                 await task
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._drain([task for task, (tp, _) in self._tasks.items() if tp in revoked])
+        await self._drain([task for task, (tp, _, _) in self._tasks.items() if tp in revoked])
         await self._commit(revoked)
         for tp in revoked:
             self._progress.pop(tp, None)
@@ -218,11 +319,13 @@ class ConsumerRunner:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, runner: ConsumerRunner) -> None:
+    def __init__(self, runner: ConsumerRunner, generation: int) -> None:
         self._runner = runner
+        self._generation = generation
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._runner.partitions_revoked(set(revoked))
+        if self._generation == self._runner._generation:  # not from a consumer being replaced
+            await self._runner.partitions_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -13,6 +14,9 @@ from loguru import logger
 from service.config import Settings
 from service.errors import ConfigurationError, ServiceUnavailable
 from service.schemas.envelope import RequestEnvelope
+
+if TYPE_CHECKING:
+    from service.messaging.monitor import BrokerMonitor
 
 
 def bootstrap_servers(settings: Settings) -> str:
@@ -53,6 +57,13 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
+def queue_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The request queue is unavailable; the request was not accepted. Please retry.",
+        code="queue_unavailable",
+    )
+
+
 def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
     """Stable partition per request id, by CRC-32 (in C) instead of aiokafka's pure-Python murmur2.
     Only this service reads the topic, so Java-client partition compatibility does not matter."""
@@ -63,8 +74,9 @@ def key_partitioner(key: bytes | None, all_partitions: list[int], available: lis
 class RequestPublisher:
     """The API's (and the sweeper's) producer. Every send waits for the broker's acknowledgement."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, monitor: BrokerMonitor | None = None) -> None:
         self._settings = settings
+        self.monitor = monitor
         # No idempotent/transactional producer: Tansu lacks InitProducerId, and exactly-once
         # effects come from the database claim instead.
         self._producer = AIOKafkaProducer(
@@ -79,18 +91,27 @@ class RequestPublisher:
         await self._producer.start()
 
     async def close(self) -> None:
-        await self._producer.stop()
+        # Flushing waits for the broker; without one, give up after a request timeout.
+        try:
+            await asyncio.wait_for(self._producer.stop(), self._settings.kafka_request_timeout_ms / 1000)
+        except TimeoutError:
+            logger.warning("producer did not flush before shutdown (broker unavailable)")
+
+    def require_available(self) -> None:
+        """Raise ServiceUnavailable at once while the broker is known to be down."""
+        if self.monitor is not None:
+            self.monitor.require_up()
 
     async def publish(self, envelope: RequestEnvelope) -> None:
+        self.require_available()
         try:
             await self._producer.send_and_wait(
                 self._settings.kafka_topic_requests, envelope.to_bytes(), key=envelope.key
             )
         except KafkaError as exc:
-            raise ServiceUnavailable(
-                "The request queue is unavailable; the request was not accepted. Please retry.",
-                code="queue_unavailable",
-            ) from exc
+            if self.monitor is not None:
+                self.monitor.report_failure(exc)
+            raise queue_unavailable() from exc
 
     async def partitions(self) -> set[int]:
         """Partitions of the request topic, from the broker's metadata: a cheap reachability probe."""
