@@ -141,6 +141,7 @@ class ConsumerRunner:
         for tp, records in batches.items():
             for record in records:
                 self._dispatch(tp, record)
+        self._check_high_watermarks(consumer)
         if not self.ready.is_set() and consumer.assignment():
             self.ready.set()
             logger.info(
@@ -211,25 +212,33 @@ class ConsumerRunner:
         if record.offset in progress.in_flight:
             return  # delivered again while still being handled
         if record.offset <= progress.highest_dispatched:
-            # A consumer never goes back by itself: the partition started again from zero (the
-            # broker lost the topic and it was re-created). Start its bookkeeping afresh and handle
-            # what comes; the claims make anything already handled a no-op.
-            throttled("offsets-regressed").warning(
-                "{} went back from offset {} to {}: the broker lost this topic's data",
-                tp,
-                progress.highest_dispatched,
-                record.offset,
-            )
-            self.rewind()
-            self._rewound = {tp}  # this one restarts here, at the topic's beginning
-            progress = self._progress[tp] = _PartitionProgress()
-            if self._on_offsets_regressed is not None:
-                self._on_offsets_regressed()
+            # A consumer never goes back by itself: the partition started again from zero.
+            self._broker_reset_seen(tp, progress.highest_dispatched, record.offset)
+            progress = self._progress.setdefault(tp, _PartitionProgress())
         progress.in_flight.add(record.offset)
         progress.highest_dispatched = record.offset
         task = asyncio.create_task(self._handle(record))
         self._tasks[task] = (tp, record.offset, progress)
         task.add_done_callback(self._finished)
+
+    def _check_high_watermarks(self, consumer: AIOKafkaConsumer) -> None:
+        """A partition whose end is now below what this consumer already read was re-created (the
+        broker lost it). Tansu then answers fetches beyond the end with nothing, not an error, so
+        without this check the consumer would wait there until the new log grew past its old place."""
+        for tp in consumer.assignment() & self._progress.keys():
+            highwater = consumer.highwater(tp)
+            highest = self._progress[tp].highest_dispatched
+            if highwater is not None and highwater <= highest:
+                self._broker_reset_seen(tp, highest, highwater)
+                return
+
+    def _broker_reset_seen(self, tp: TopicPartition, was: int, now: int) -> None:
+        throttled("offsets-regressed").warning(
+            "{} went back from offset {} to {}: the broker lost this topic's data", tp, was, now
+        )
+        self.rewind()
+        if self._on_offsets_regressed is not None:
+            self._on_offsets_regressed()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         _tp, offset, progress = self._tasks.pop(task)

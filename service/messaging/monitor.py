@@ -42,6 +42,7 @@ class BrokerMonitor:
         self._timeout = settings.broker_probe_timeout_seconds
         self._wanted = {settings.kafka_topic_requests, settings.kafka_topic_dead_letter}
         self._client: AIOKafkaClient | None = None
+        self._connections: dict[Any, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[ResetListener] = []
         self._up = True  # start-up created the topics, so the broker was usable a moment ago
@@ -128,11 +129,27 @@ class BrokerMonitor:
             client = AIOKafkaClient(**client_args(self._settings, f"{self._role}-monitor"))
             self._client = client
             await client.bootstrap()
+        elif self._connections_changed(self._client):
+            # The broker closed our connection since the last probe: it restarted (or the network
+            # failed) between two probes. It may have come back empty although it answers now.
+            self._mark_down("connection lost")
         metadata = await self._client.fetch_all_metadata()
+        self._connections = self._connection_ids(self._client)
         return set(metadata.topics())
+
+    @staticmethod
+    def _connection_ids(client: AIOKafkaClient) -> dict[Any, int]:
+        # aiokafka drops a closed connection from this table and reconnects silently: the table is
+        # the only place a drop shows.
+        return {key: id(conn) for key, conn in getattr(client, "_conns", {}).items() if conn.connected()}
+
+    def _connections_changed(self, client: AIOKafkaClient) -> bool:
+        now = self._connection_ids(client)
+        return any(now.get(key) != conn_id for key, conn_id in self._connections.items())
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None
+        self._connections = {}
         if client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.close(), self._timeout)
