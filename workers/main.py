@@ -127,6 +127,7 @@ class Worker:
                 shutdown_grace=settings.worker_shutdown_grace_seconds,
                 broker_timeout=broker_timeout,
                 on_offsets_regressed=lambda: sweeper.request_recovery(utcnow()),
+                broker_available=lambda: monitor.is_up,
             )
 
             async def broker_returned(epoch_started_at: datetime) -> None:

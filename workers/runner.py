@@ -43,6 +43,10 @@ _HANDLER_RETRIES = 3
 _KEEPALIVE_POLL_SECONDS = 10.0
 # Pause between attempts to start a replacement consumer while the broker is still away.
 _RECONNECT_PAUSE_SECONDS = 1.0
+# After a rewind, lower offsets than already seen are the rewind itself, not another broker reset.
+_REWIND_SETTLE_SECONDS = 30.0
+# Closing a client waits for the broker (leave the group, flush): not long, it may be gone.
+_CLOSE_TIMEOUT_SECONDS = 3.0
 
 
 class PoisonMessage(Exception):
@@ -73,12 +77,15 @@ class ConsumerRunner:
         shutdown_grace: float = 20.0,
         broker_timeout: float = 10.0,
         on_offsets_regressed: Callable[[], None] | None = None,
+        broker_available: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._broker_available = broker_available
         self._consumer_factory = consumer_factory
         self._consumer: AIOKafkaConsumer | None = None
         self._generation = 0  # which consumer the rebalance callbacks belong to
         # Partitions read again from the beginning since the last broker reset (None: no reset yet).
         self._rewound: set[TopicPartition] | None = None
+        self._rewound_at = float("-inf")
         self._broker_timeout = broker_timeout
         self._on_offsets_regressed = on_offsets_regressed
         self.ready = asyncio.Event()
@@ -105,6 +112,11 @@ class ConsumerRunner:
         """The broker lost its state: read every partition again from the beginning (once each)."""
         self._progress.clear()  # tasks in flight keep their own bookkeeping; it is never committed
         self._rewound = set()
+        self._rewound_at = self._loop_time()
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
     async def run(self) -> None:
         last_commit = asyncio.get_running_loop().time()
@@ -124,7 +136,7 @@ class ConsumerRunner:
                     last_commit = now
         finally:
             await self._drain(list(self._tasks))
-            await self._commit()
+            await self._commit(timeout=_CLOSE_TIMEOUT_SECONDS)
             await self._close_consumer()
 
     async def _poll(self, free: int) -> None:
@@ -141,7 +153,6 @@ class ConsumerRunner:
         for tp, records in batches.items():
             for record in records:
                 self._dispatch(tp, record)
-        self._check_high_watermarks(consumer)
         if not self.ready.is_set() and consumer.assignment():
             self.ready.set()
             logger.info(
@@ -176,7 +187,7 @@ class ConsumerRunner:
             return
         self._generation += 1  # callbacks the closing consumer still makes are stale
         try:
-            await asyncio.wait_for(consumer.stop(), self._broker_timeout)
+            await asyncio.wait_for(consumer.stop(), _CLOSE_TIMEOUT_SECONDS)
         except Exception as exc:
             logger.warning("consumer did not stop cleanly ({}); dropped", type(exc).__name__)
 
@@ -212,25 +223,16 @@ class ConsumerRunner:
         if record.offset in progress.in_flight:
             return  # delivered again while still being handled
         if record.offset <= progress.highest_dispatched:
-            # A consumer never goes back by itself: the partition started again from zero.
-            self._broker_reset_seen(tp, progress.highest_dispatched, record.offset)
-            progress = self._progress.setdefault(tp, _PartitionProgress())
+            # A consumer never goes back by itself: the partition started again from zero. Right
+            # after a rewind this is the rewind itself (records fetched before it came first).
+            if self._loop_time() - self._rewound_at > _REWIND_SETTLE_SECONDS:
+                self._broker_reset_seen(tp, progress.highest_dispatched, record.offset)
+            progress = self._progress[tp] = _PartitionProgress()
         progress.in_flight.add(record.offset)
         progress.highest_dispatched = record.offset
         task = asyncio.create_task(self._handle(record))
         self._tasks[task] = (tp, record.offset, progress)
         task.add_done_callback(self._finished)
-
-    def _check_high_watermarks(self, consumer: AIOKafkaConsumer) -> None:
-        """A partition whose end is now below what this consumer already read was re-created (the
-        broker lost it). Tansu then answers fetches beyond the end with nothing, not an error, so
-        without this check the consumer would wait there until the new log grew past its old place."""
-        for tp in consumer.assignment() & self._progress.keys():
-            highwater = consumer.highwater(tp)
-            highest = self._progress[tp].highest_dispatched
-            if highwater is not None and highwater <= highest:
-                self._broker_reset_seen(tp, highest, highwater)
-                return
 
     def _broker_reset_seen(self, tp: TopicPartition, was: int, now: int) -> None:
         throttled("offsets-regressed").warning(
@@ -285,7 +287,9 @@ class ConsumerRunner:
 
     # --- commits -----------------------------------------------------------------------------------
 
-    async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:
+    async def _commit(
+        self, partitions: set[TopicPartition] | None = None, timeout: float | None = None
+    ) -> None:
         offsets = {}
         for tp, progress in self._progress.items():
             if partitions is not None and tp not in partitions:
@@ -293,11 +297,11 @@ class ConsumerRunner:
             position = progress.commit_position()
             if position > progress.committed and position > 0:
                 offsets[tp] = OffsetAndMetadata(position, "")
-        if not offsets or self._consumer is None:
-            return
+        if not offsets or self._consumer is None or not self._broker_available():
+            return  # with the broker known to be away, a commit could only wait and fail
         try:
             # aiokafka waits for a coordinator as long as none is known: bound it.
-            await asyncio.wait_for(self._consumer.commit(offsets), self._broker_timeout)
+            await asyncio.wait_for(self._consumer.commit(offsets), timeout or self._broker_timeout)
         except (CommitFailedError, KafkaError, TimeoutError) as exc:
             throttled("offset-commit").warning(
                 "offset commit failed ({}); work since the last commit may be re-delivered",

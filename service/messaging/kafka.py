@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from service.messaging.monitor import BrokerMonitor
 
 
+# Closing waits for the broker (flush, leave): not long, it may be gone.
+_CLOSE_TIMEOUT_SECONDS = 3.0
+
+
 def bootstrap_servers(settings: Settings) -> str:
     if not settings.kafka_bootstrap_servers:
         raise ConfigurationError(
@@ -93,7 +97,7 @@ class RequestPublisher:
     async def close(self) -> None:
         # Flushing waits for the broker; without one, give up after a request timeout.
         try:
-            await asyncio.wait_for(self._producer.stop(), self._settings.kafka_request_timeout_ms / 1000)
+            await asyncio.wait_for(self._producer.stop(), _CLOSE_TIMEOUT_SECONDS)
         except TimeoutError:
             logger.warning("producer did not flush before shutdown (broker unavailable)")
 
