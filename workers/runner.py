@@ -101,12 +101,15 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._paused = False
+        self._commit_task: asyncio.Future[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def stop(self) -> None:
         self._stopping.set()
         self._slot_freed.set()  # a runner waiting for a slot looks at `_stopping` at once
+        if self._commit_task is not None:
+            self._commit_task.cancel()  # the final commit after draining tries again
 
     def rewind(self) -> None:
         """The broker lost its state: read every partition again from the beginning (once each)."""
@@ -299,13 +302,23 @@ class ConsumerRunner:
                 offsets[tp] = OffsetAndMetadata(position, "")
         if not offsets or self._consumer is None or not self._broker_available():
             return  # with the broker known to be away, a commit could only wait and fail
+        # aiokafka waits for a coordinator as long as none is known: bound it, and let stop() cut
+        # it short (the broker may have gone just before the monitor noticed).
+        commit = self._commit_task = asyncio.ensure_future(
+            asyncio.wait_for(self._consumer.commit(offsets), timeout or self._broker_timeout)
+        )
         try:
-            # aiokafka waits for a coordinator as long as none is known: bound it.
-            await asyncio.wait_for(self._consumer.commit(offsets), timeout or self._broker_timeout)
-        except (CommitFailedError, KafkaError, TimeoutError) as exc:
+            await asyncio.wait({commit})
+        finally:
+            self._commit_task = None
+            commit.cancel()  # a no-op once done; otherwise we are being cancelled ourselves
+        failure = "stopping" if commit.cancelled() else commit.exception()
+        if failure is not None:
+            if not isinstance(failure, str | CommitFailedError | KafkaError | TimeoutError):
+                raise failure
             throttled("offset-commit").warning(
                 "offset commit failed ({}); work since the last commit may be re-delivered",
-                type(exc).__name__,
+                failure if isinstance(failure, str) else type(failure).__name__,
             )
             return
         for tp, meta in offsets.items():
