@@ -111,6 +111,7 @@ class RunningService:
     backend: CountingBackend
     worker: Worker | None
     worker_task: asyncio.Task[None] | None
+    app: Any = None  # the FastAPI application under test
 
     async def submit(self, body: dict[str, Any], path: str = "/api/v1/requests") -> httpx.Response:
         return await self.client.post(path, json=body)
@@ -177,7 +178,9 @@ async def running_service(
         transport = httpx.ASGITransport(app=app)
         headers = bearer(api_key) if api_key else None
         async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
-            service = RunningService(settings, client, create_session_factory(engine), counting, None, None)
+            service = RunningService(
+                settings, client, create_session_factory(engine), counting, None, None, app
+            )
             if with_worker:
                 service.start_worker()
             try:
