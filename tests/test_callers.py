@@ -8,13 +8,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from loguru import logger
 
 from service.api.deps import require_admin
 from service.callers.auth import check_anonymous_exposure
@@ -22,17 +20,15 @@ from service.callers.cli import run_keys
 from service.callers.secrets import digest
 from service.errors import ConfigurationError
 from service.services.keys import revoke_key
-from tests.support import PROCESS_EXAMPLE, SEED_EXAMPLE, bearer, issue_key, make_settings, running_service
-
-
-@contextmanager
-def captured_logs() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(str(message)), level="TRACE")
-    try:
-        yield lines
-    finally:
-        logger.remove(sink)
+from tests.support import (
+    PROCESS_EXAMPLE,
+    SEED_EXAMPLE,
+    bearer,
+    captured_logs,
+    issue_key,
+    make_settings,
+    running_service,
+)
 
 
 def keyed_settings(postgres_url: str, kafka_bootstrap: str, **overrides: Any) -> Any:
