@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ConfigDict
 
-from service.api.deps import AdmissionDep, ClientsDep, OwnerDep, StoreDep
+from service.api.deps import AdmissionDep, OwnerDep, StoreDep
 from service.api.health import health_report
 from service.api.requests import processing_seconds
 from service.schemas.requests import SpreadsheetInput
@@ -29,12 +29,11 @@ class CompatProcessInput(SpreadsheetInput):
 @router.post("/ai/process", summary="Submit a spreadsheet request (seed contract)")
 async def ai_process(
     payload: CompatProcessInput,
-    clients: ClientsDep,
-    owner_id: OwnerDep,
-    _admitted: AdmissionDep,
+    admitted: AdmissionDep,
 ) -> dict[str, Any]:
+    clients = admitted.clients
     submitted = await service.submit(
-        clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id
+        clients.store, clients.sessions, clients.publisher, clients.settings, payload, admitted.owner_id
     )
     return {
         "success": True,
