@@ -8,9 +8,10 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from service.api import compat, health, metrics, prompts, prompts_compat, reports, requests
+from service.api import compat, feedback, health, metrics, prompts, prompts_compat, reports, requests
 from service.api.deps import Clients
 from service.api.errors import install_error_handlers
+from service.api.web import install_web
 from service.config import Settings, get_settings
 from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
@@ -56,9 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Asynchronous AI analysis of spreadsheet ranges and business processes. "
         "Submit a request, then poll (or long-poll) its status and fetch its result.",
         lifespan=lifespan,
+        # Served by install_web from the service's own files (offline deployments).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (requests, reports, prompts, health, metrics, compat, prompts_compat):
+    install_web(app, settings)
+    for module in (requests, reports, prompts, health, metrics, compat, prompts_compat, feedback):
         app.include_router(module.router)
     return app
 
