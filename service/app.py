@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from service.api import compat, feedback, health, metrics, prompts, prompts_compat, reports, requests
 from service.api.deps import Clients
 from service.api.errors import install_error_handlers
-from service.api.web import install_web
+from service.api.web import ServiceApp, install_web
 from service.config import Settings, get_settings
 from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
 
-    app = FastAPI(
+    app = ServiceApp(
         # No OpenTelemetry pipeline is configured; the native hooks would cost CPU on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         title="GigaOffice AI Service",

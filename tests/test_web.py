@@ -129,3 +129,18 @@ async def test_credentialed_cors_echoes_only_the_listed_origin() -> None:
         )
     assert response.headers["access-control-allow-origin"] == ORIGIN
     assert response.headers["access-control-allow-credentials"] == "true"
+
+
+async def test_an_unhandled_error_still_carries_the_headers() -> None:
+    app = create_app(_settings(cors_allow_origins=ORIGIN))
+
+    @app.get("/test-boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/test-boom", headers={"Origin": ORIGIN})
+    assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
+    assert _has_security_headers(response)
+    assert response.headers["access-control-allow-origin"] == ORIGIN

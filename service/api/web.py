@@ -6,8 +6,11 @@ ReDoc from files the service itself serves (the `fastapi-offline` package ships 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -55,24 +58,41 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+class ServiceApp(FastAPI):
+    """FastAPI with layers outside Starlette's ServerErrorMiddleware: what `add_middleware` adds sits
+    inside it, so an unhandled error's 500 would go out without security headers and CORS."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.outer_layers: list[Callable[[ASGIApp], ASGIApp]] = []
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        for layer in reversed(self.outer_layers):  # the first listed ends up outermost
+            stack = layer(stack)
+        return stack
+
+
 def docs_assets_dir() -> Path:
     return Path(str(files("fastapi_offline") / "static"))
 
 
-def install_web(app: FastAPI, settings: Settings) -> None:
-    """Call once on a FastAPI made with docs_url=None and redoc_url=None."""
+def install_web(app: ServiceApp, settings: Settings) -> None:
+    """Call once on an app made with docs_url=None and redoc_url=None."""
+    # Outermost first: CORS preflight answers get the security headers too.
+    app.outer_layers.append(SecurityHeadersMiddleware)
     if settings.cors_allow_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_allow_origins,
-            allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["Location", "Retry-After"],
-            max_age=600,
+        app.outer_layers.append(
+            partial(
+                CORSMiddleware,
+                allow_origins=settings.cors_allow_origins,
+                allow_credentials=settings.cors_allow_credentials,
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=["Location", "Retry-After"],
+                max_age=600,
+            )
         )
-    # Added last = outermost: CORS preflight answers get the headers too.
-    app.add_middleware(SecurityHeadersMiddleware)
 
     app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=docs_assets_dir()), name="docs-assets")
     title = f"{app.title} — API"
