@@ -155,11 +155,11 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:
-        # The seed's .env says LOG_LEVEL=info; loguru wants INFO, uvicorn wants info.
+        # The seed's .env says LOG_LEVEL=info; loguru wants INFO, uvicorn info (levels both know).
         if isinstance(value, str):
             level = value.strip().upper()
             level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
-            if level not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
+            if level not in ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
                 raise ValueError(f"unknown log level {value!r}")
             return level
         return value
