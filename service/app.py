@@ -8,9 +8,21 @@ from functools import partial
 
 from fastapi import Depends, FastAPI
 
-from service.api import compat, health, keys, metrics, prompts, prompts_compat, reports, requests, usage
+from service.api import (
+    compat,
+    feedback,
+    health,
+    keys,
+    metrics,
+    prompts,
+    prompts_compat,
+    reports,
+    requests,
+    usage,
+)
 from service.api.deps import Clients, get_caller
 from service.api.errors import install_error_handlers
+from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
 from service.callers.ratelimit import RequestRateLimiter
@@ -54,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
 
-    app = FastAPI(
+    app = ServiceApp(
         # No OpenTelemetry pipeline is configured; the native hooks would cost CPU on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         title="GigaOffice AI Service",
@@ -62,9 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Asynchronous AI analysis of spreadsheet ranges and business processes. "
         "Submit a request, then poll (or long-poll) its status and fetch its result.",
         lifespan=lifespan,
+        # Served by install_web from the service's own files (offline deployments).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (requests, reports, health, metrics, compat, keys, usage):
+    install_web(app, settings)
+    for module in (requests, reports, health, metrics, compat, keys, usage, feedback):
         app.include_router(module.router)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loguru import logger
@@ -101,8 +101,10 @@ class ResilientBackend:
                 logger.warning("closing LLM backend {} failed: {}", backend.name, type(exc).__name__)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        # A model chosen per call (LLM_CLASSIFY_MODEL, ...) names one of the primary's models; the
+        # fallback answers with its own configured model.
         if self.fallback is not None and time.monotonic() < self._primary_down_until:
-            return await self._with_retries(self.fallback, request)
+            return await self._with_retries(self.fallback, replace(request, model=None))
         try:
             return await self._with_retries(self.primary, request)
         except LLMError as error:
@@ -116,7 +118,7 @@ class ResilientBackend:
                 self.fallback.name,
                 self._cooldown,
             )
-            return await self._with_retries(self.fallback, request)
+            return await self._with_retries(self.fallback, replace(request, model=None))
 
     async def _with_retries(self, backend: LLMBackend, request: ChatRequest) -> ChatResponse:
         attempt = 1

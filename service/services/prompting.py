@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from loguru import logger
@@ -121,7 +121,8 @@ async def build_chat(
     if category is None:
 
         async def ask(request: ChatRequest) -> str:
-            response = await backend.chat(request)
+            # The seed's GIGACHAT_CLASSIFY_MODEL: classification may run on a cheaper model.
+            response = await backend.chat(replace(request, model=settings.llm_classify_model))
             responses.append(response)
             return response.text
 
@@ -154,6 +155,7 @@ async def build_chat(
     chat = ChatRequest(
         system=rendered.system,
         user=rendered.user,
+        model=settings.answer_model(category),
         temperature=settings.llm_temperature,
         max_tokens=settings.llm_max_tokens,
         timeout=settings.llm_timeout_seconds,
