@@ -93,11 +93,9 @@ class OpenAIBackend:
         if not completion.choices:
             raise Overloaded("openai returned no choices")
         choice = completion.choices[0]
-        if choice.finish_reason == "content_filter":
-            raise ContentRejected("openai refused to answer (content filter)")
         text = choice.message.content or ""
         usage = completion.usage
-        return ChatResponse(
+        response = ChatResponse(
             text=text,
             usage=usage_or_estimate(
                 usage.prompt_tokens if usage else None,
@@ -109,6 +107,10 @@ class OpenAIBackend:
             latency_ms=elapsed_ms(started),
             backend=self.name,
         )
+        if choice.finish_reason == "content_filter":
+            # Refused, but generated and billed: the error carries the usage, never the text.
+            raise ContentRejected("openai refused to answer (content filter)", response=response)
+        return response
 
     async def health(self) -> dict[str, Any]:
         """Lists models: authenticated and routed like a completion, but free."""

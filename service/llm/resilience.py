@@ -143,7 +143,12 @@ class ResilientBackend:
         if limiter is None:
             return await backend.chat(request)
         async with limiter.reserve(estimate_tokens(request.system) + estimate_tokens(request.user)) as slot:
-            response = await backend.chat(request)
+            try:
+                response = await backend.chat(request)
+            except LLMError as error:
+                for billed in error.billed:  # a refused answer still used the provider's budget
+                    slot.record_usage(billed.usage.total_tokens)
+                raise
             slot.record_usage(response.usage.total_tokens)
             return response
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import html
 import os
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -76,13 +78,40 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+_HTML_START = re.compile(r"\s*<(!doctype|html|head|body|title|center|h1)\b", re.IGNORECASE)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _text(body: bytes | str) -> str:
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+
+
+def is_html(body: bytes | str | None) -> bool:
+    return bool(body) and bool(_HTML_START.match(_text(body or "")))
+
+
 def snippet(body: bytes | str | None, limit: int = 200) -> str:
-    """A short, single-line excerpt of an error body for messages (servers explain 400s there)."""
+    """A short, single-line excerpt of an error body for messages (servers explain 400s there).
+
+    An HTML error page (a proxy's, not the API's) is never copied: only its title, as plain text."""
     if not body:
         return ""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = _text(body)
+    if is_html(text):
+        title = _HTML_TITLE.search(text)
+        plain = html.unescape(_TAG.sub("", title.group(1))) if title else ""
+        text = f"HTML error page ({plain})" if plain.strip() else "HTML error page"
+        text = text.replace("<", "").replace(">", "")
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def certificate_refused_page(status: int, body: bytes | str | None) -> bool:
+    """True for a proxy's "400 Bad Request: the SSL certificate error" page: an auth failure that
+    arrives as an HTTP answer instead of a TLS alert. nginx says "The SSL certificate error" or "No
+    required SSL certificate was sent" once the handshake went through without a usable certificate."""
+    return status == 400 and is_html(body) and "certificate" in _text(body or "").lower()
 
 
 def usage_or_estimate(

@@ -94,8 +94,11 @@ async def test_slow_answer_times_out(openai_upstream: OpenAIPeer) -> None:
 async def test_content_filter_is_a_rejection(openai_upstream: OpenAIPeer) -> None:
     openai_upstream.finish_reason = "content_filter"
     async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
-        with pytest.raises(ContentRejected):
+        with pytest.raises(ContentRejected) as caught:
             await backend.chat(ask())
+    # Billed all the same: the usage the server reported travels with the error.
+    (billed,) = caught.value.billed
+    assert (billed.usage.total_tokens, billed.usage.estimated) == (18, False)
 
 
 async def test_health_lists_models_without_completions(openai_upstream: OpenAIPeer) -> None:

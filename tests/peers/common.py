@@ -102,6 +102,12 @@ class TLSConfig:
     cert_file: Path
     key_file: Path
     client_ca_file: Path | None = None  # set: mutual TLS, a client certificate from this CA is required
+    # False: a refused handshake is closed at once, so the client's unread request turns the close
+    # into a TCP reset that usually overtakes the TLS alert (what many real servers do under TLS 1.3).
+    linger_on_refusal: bool = True
+    # Set: refuse certificates nginx-style - complete the handshake with any certificate from
+    # client_ca_file (or none), then answer HTTP 400 with an HTML page unless it was issued by this CA.
+    certificate_page_unless_issuer: str | None = None
 
 
 @contextmanager
@@ -112,8 +118,14 @@ def serve(app: Starlette, tls: TLSConfig | None = None) -> Iterator[str]:
         if tls is None:
             yield f"http://127.0.0.1:{port}"
             return
-        context = server_context(tls.cert_file, tls.key_file, tls.client_ca_file)
-        with tls_front(context, port) as tls_port:
+        optional = tls.certificate_page_unless_issuer is not None
+        context = server_context(tls.cert_file, tls.key_file, tls.client_ca_file, optional=optional)
+        with tls_front(
+            context,
+            port,
+            linger_on_refusal=tls.linger_on_refusal,
+            certificate_page_unless_issuer=tls.certificate_page_unless_issuer,
+        ) as tls_port:
             yield f"https://127.0.0.1:{tls_port}"
 
 
