@@ -79,10 +79,10 @@ async def test_seed_variables_drive_an_mtls_backend_end_to_end(
     assert (answer.backend, answer.text, answer.model) == (
         "gigachat-mtls",
         "echo: seed",
-        "GigaChat-Pro:1.0.26.20",
+        "GigaChat-Pro:2.0.28.2",
     )
     assert gigachat_mtls.calls_to("/oauth") == []
-    assert gigachat_mtls.calls_to("/chat/completions")[0].body["max_tokens"] == 512
+    assert gigachat_mtls.calls_to("/chat/completions")[0].body["model_options"]["max_tokens"] == 512
 
 
 async def test_seed_variables_drive_a_cloud_backend_end_to_end(
