@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     openai_organization: str | None = None
     # JSON object of extra HTTP headers, e.g. {"HTTP-Referer": "https://example.org"} for OpenRouter.
     openai_extra_headers: dict[str, str] = Field(default_factory=dict)
+    # Trust store for this backend only (PEM), e.g. a private CA in front of vLLM; unset: the system's.
+    openai_ca_bundle_file: Path | None = None
+    openai_verify_ssl_certs: bool = True
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)

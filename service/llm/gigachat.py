@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -45,6 +44,7 @@ from service.llm.support import (
     snippet,
     tls_failure,
     usage_or_estimate,
+    verified_tls_context,
 )
 from service.llm.tls_probe import CERTIFICATE_REFUSED, CertificateCheck
 
@@ -59,13 +59,12 @@ def build_ssl_context(settings: Settings, mode: Mode) -> ssl.SSLContext:
     ca_setting, ca_file = "GIGACHAT_CA_BUNDLE_FILE", settings.gigachat_ca_bundle_file
     if mode == "mtls" and settings.gigachat_mtls_ca_bundle_file is not None:
         ca_setting, ca_file = "GIGACHAT_MTLS_CA_BUNDLE_FILE", settings.gigachat_mtls_ca_bundle_file
-    context = ssl.create_default_context()
-    if not settings.gigachat_verify_ssl_certs:
-        logger.warning("GigaChat TLS certificate verification is OFF (GIGACHAT_VERIFY_SSL_CERTS=false)")
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif ca_file is not None:
-        _load(context.load_verify_locations, require_readable_file(ca_file, "CA bundle", ca_setting))
+    context = verified_tls_context(
+        ca_file,
+        ca_setting,
+        verify=settings.gigachat_verify_ssl_certs,
+        verify_setting="GIGACHAT_VERIFY_SSL_CERTS",
+    )
     if mode == "mtls":
         cert = require_readable_file(
             settings.gigachat_mtls_cert_file, "client certificate", "GIGACHAT_MTLS_CERT_FILE"
@@ -83,13 +82,6 @@ def build_ssl_context(settings: Settings, mode: Mode) -> ssl.SSLContext:
                 "missing (GIGACHAT_MTLS_KEY_FILE_PASSWORD), or the key does not match the certificate"
             ) from None
     return context
-
-
-def _load(loader: Any, path: Path) -> None:
-    try:
-        loader(cafile=str(path))
-    except ssl.SSLError:
-        raise ConfigurationError(f"CA bundle {path} contains no usable PEM certificates") from None
 
 
 class GigaChatBackend:

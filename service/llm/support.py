@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from service.errors import ConfigurationError
 from service.llm.base import (
     AuthenticationFailed,
@@ -144,6 +146,26 @@ def tls_failure(exc: BaseException) -> str | None:
             return "the server rejected the client certificate"
         current = current.__cause__ or current.__context__
     return None
+
+
+def verified_tls_context(
+    ca_file: Path | None, ca_setting: str, *, verify: bool, verify_setting: str
+) -> ssl.SSLContext:
+    """Client TLS that verifies the server against `ca_file` (the system store when None), unless
+    `verify` is off - said loudly. Per backend, unlike the process-wide SSL_CERT_FILE."""
+    context = ssl.create_default_context()
+    if not verify:
+        logger.warning("TLS certificate verification is OFF ({}=false)", verify_setting)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if ca_file is not None:
+        path = require_readable_file(ca_file, "CA bundle", ca_setting)
+        try:
+            context.load_verify_locations(cafile=str(path))
+        except ssl.SSLError:
+            raise ConfigurationError(f"CA bundle {path} contains no usable PEM certificates") from None
+    return context
 
 
 def require_readable_file(path: Path | None, what: str, setting: str) -> Path:

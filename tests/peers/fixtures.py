@@ -27,6 +27,8 @@ __all__ = [
     "gigachat_mtls_nginx_server",
     "gigachat_mtls_server",
     "openai_server",
+    "openai_tls",
+    "openai_tls_server",
     "openai_upstream",
 ]
 
@@ -66,6 +68,18 @@ def gigachat_mtls_nginx_server(certs: CertBundle) -> Iterator[GigaChatPeer]:
 def openai_server() -> Iterator[OpenAIPeer]:
     with openai_peer() as peer:
         yield peer
+
+
+@pytest.fixture(scope="session")
+def openai_tls_server(certs: CertBundle) -> Iterator[OpenAIPeer]:
+    with openai_peer(certs) as peer:
+        yield peer
+
+
+@pytest.fixture
+def openai_tls(openai_tls_server: OpenAIPeer) -> OpenAIPeer:
+    openai_tls_server.reset()
+    return openai_tls_server
 
 
 @pytest.fixture
