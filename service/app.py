@@ -17,6 +17,7 @@ from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
 from service.messaging.kafka import RequestPublisher, ensure_topics
+from service.redis_client import open_redis
 
 VERSION = "0.1.0"
 
@@ -33,7 +34,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await ensure_topics(settings)
             # The API's own backend serves health probes and LLM-assisted classification; it fails
             # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
-            backend = build_backend(settings)
+            # Its LLM capacity is shared with the workers through Redis (when REDIS_URL is set).
+            redis = open_redis(settings)
+            if redis is not None:
+                opened.push_async_callback(redis.aclose)
+            backend = build_backend(settings, redis)
             await backend.start()
             opened.push_async_callback(backend.close)
             store = await open_request_store(settings, engine)

@@ -50,6 +50,8 @@ class PeerState:
     faults: Faults = field(default_factory=Faults)
     calls: list[RecordedCall] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0  # calls being answered right now
+    max_in_flight: int = 0  # the most calls the peer was answering at once since the last reset
 
     def record(self, request: Request, body: Any) -> None:
         call = RecordedCall(request.method, request.url.path, time.monotonic(), dict(request.headers), body)
@@ -64,6 +66,7 @@ class PeerState:
         with self.lock:
             self.calls.clear()
             self.faults = Faults()
+            self.in_flight = self.max_in_flight = 0
 
     def take_fault(self) -> Response | None:
         """The injected failure for this request, if any (decrements the matching counter)."""
@@ -82,8 +85,17 @@ class PeerState:
         return None
 
     async def maybe_delay(self) -> None:
-        if self.faults.delay_seconds:
+        """Sleep `delay_seconds` (if set), counting the calls that overlap meanwhile."""
+        if not self.faults.delay_seconds:
+            return
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
             await asyncio.sleep(self.faults.delay_seconds)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
