@@ -120,6 +120,9 @@ class LocalCapacity:
     """The limits of one process: an asyncio semaphore for the cap, ratelimit.RateLimiter for rates."""
 
     def __init__(self, *, max_concurrency: int = 0, rates: RateLimiter | None = None) -> None:
+        self.max_concurrency = max_concurrency
+        self.max_requests = rates.max_requests if rates is not None else 0
+        self.max_tokens = rates.max_tokens if rates is not None else 0
         self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency > 0 else None
         self._rates = rates if rates is not None and rates.enabled else None
 
