@@ -127,7 +127,12 @@ class GigaChatBackend:
             key_file_password="",
             max_retries=0,
         )
-        self._certificate = CertificateCheck(s.gigachat_base_url, context, timeout=HEALTH_TIMEOUT_SECONDS)
+        self._certificate = CertificateCheck(
+            s.gigachat_base_url,
+            context,
+            presents_certificate=self._mode == "mtls",
+            timeout=HEALTH_TIMEOUT_SECONDS,
+        )
         logger.info("LLM backend {} ready: base_url={} model={}", self.name, s.gigachat_base_url, self._model)
 
     async def close(self) -> None:

@@ -10,13 +10,15 @@ So after a connection-level failure the backend asks the server directly: a fres
 with the same SSLContext sends one tiny request and reads what comes back. A TLS alert, or a close
 before any HTTP answer, right after a completed handshake means the certificate was refused; a
 proxy's "400 ... SSL certificate" page means the same; any other HTTP answer means the certificate
-is fine and the original failure really was the network. One probe serves all concurrent callers
-and is reused for a few seconds.
+is fine and the original failure really was the network. Asyncio servers send no alert at all and
+under TLS 1.2 drop the handshake itself: dropped twice while we present a certificate counts as a
+refusal. One probe serves all concurrent callers and is reused for a few seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from urllib.parse import urlsplit
@@ -27,36 +29,66 @@ CERTIFICATE_REFUSED = "the server rejected the client certificate"
 _READ_LIMIT = 16_384
 
 
-async def probe_certificate(url: str, context: ssl.SSLContext, timeout: float) -> str | None:
+class _Dropped:
+    """The server accepted the TCP connection, then dropped the TLS handshake without a reason."""
+
+
+_DROPPED = _Dropped()
+# Without an alert a dropped handshake is ambiguous: ask twice before calling it a refusal.
+_DROPPED_HANDSHAKES_FOR_REFUSAL = 2
+
+
+async def probe_certificate(
+    url: str, context: ssl.SSLContext, timeout: float, *, presents_certificate: bool = False
+) -> str | None:
     """Why the server at `url` refuses our TLS client (a readable reason), or None when it answered
-    normally or the probe could not tell (unreachable, timed out)."""
+    normally or the probe could not tell (unreachable, timed out).
+
+    `presents_certificate`: we send a client certificate. Asyncio-based servers (uvicorn and co.)
+    refuse one by dropping the connection without an alert; under TLS 1.2 that happens inside the
+    handshake. A server that accepts TCP and then drops our handshake every time is refusing us."""
+    for _ in range(_DROPPED_HANDSHAKES_FOR_REFUSAL):
+        verdict = await _probe_once(url, context, timeout)
+        if verdict is not _DROPPED:
+            return verdict if isinstance(verdict, str) else None
+    return f"{CERTIFICATE_REFUSED} (it dropped the TLS handshake)" if presents_certificate else None
+
+
+async def _probe_once(url: str, context: ssl.SSLContext, timeout: float) -> str | _Dropped | None:
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         return None
     host, port = parts.hostname, parts.port or 443
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
-    except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-        return tls_failure(exc)  # TLS 1.2 and earlier: the alert arrives during the handshake
+            reader, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return None  # unreachable: a network problem, not a refusal
     try:
+        try:
+            async with asyncio.timeout(timeout):
+                await writer.start_tls(context, server_hostname=host)
+        except TimeoutError:
+            return None
+        except OSError as exc:  # ssl.SSLError is an OSError
+            # TLS 1.2 and earlier: the alert arrives during the handshake - or nothing does.
+            return tls_failure(exc) or _DROPPED
         request = f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         writer.write(request.encode("ascii", "replace"))
-        async with asyncio.timeout(timeout):
-            await writer.drain()
-            answer = await reader.read(_READ_LIMIT)
-    except TimeoutError:
-        return None  # the server is slow, not refusing us
-    except OSError as exc:
-        # An alert, or a reset, right after a handshake that completed on our side.
-        return tls_failure(exc) or CERTIFICATE_REFUSED
+        try:
+            async with asyncio.timeout(timeout):
+                await writer.drain()
+                answer = await reader.read(_READ_LIMIT)
+        except TimeoutError:
+            return None  # the server is slow, not refusing us
+        except OSError as exc:
+            # An alert, or a reset, right after a handshake that completed on our side.
+            return tls_failure(exc) or CERTIFICATE_REFUSED
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(1.0):
                 await writer.wait_closed()
-        except (OSError, TimeoutError):
-            pass
     if not answer:
         return CERTIFICATE_REFUSED  # closed without a word after the handshake
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -69,9 +101,18 @@ async def probe_certificate(url: str, context: ssl.SSLContext, timeout: float) -
 class CertificateCheck:
     """`probe_certificate` shared by concurrent callers and remembered for `max_age` seconds."""
 
-    def __init__(self, url: str, context: ssl.SSLContext, *, timeout: float = 5.0, max_age: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        context: ssl.SSLContext,
+        *,
+        presents_certificate: bool,
+        timeout: float = 5.0,
+        max_age: float = 5.0,
+    ) -> None:
         self._url = url
         self._context = context
+        self._presents_certificate = presents_certificate
         self._timeout = timeout
         self._max_age = max_age
         self._lock = asyncio.Lock()
@@ -81,6 +122,8 @@ class CertificateCheck:
     async def refusal(self) -> str | None:
         async with self._lock:
             if time.monotonic() - self._checked_at >= self._max_age:
-                self._verdict = await probe_certificate(self._url, self._context, self._timeout)
+                self._verdict = await probe_certificate(
+                    self._url, self._context, self._timeout, presents_certificate=self._presents_certificate
+                )
                 self._checked_at = time.monotonic()
             return self._verdict

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import struct
+import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -22,7 +27,7 @@ from service.llm.registry import build_backend
 from service.llm.support import snippet
 from tests.llm.conftest import ask, cloud_settings, make_settings, mtls_settings, started
 from tests.peers.certs import CertBundle
-from tests.peers.gigachat_server import GigaChatPeer
+from tests.peers.gigachat_server import GigaChatPeer, gigachat_peer
 from tests.peers.openai_server import OpenAIPeer
 
 # The SDK renews a token once it is within this many seconds of expiry.
@@ -295,14 +300,29 @@ async def test_health_lists_models_without_spending_tokens(
     assert all(call.at >= before for call in gigachat_cloud.calls)
 
 
-async def test_a_refused_certificate_is_an_auth_failure_even_when_tls_13_loses_the_alert(
-    gigachat_mtls_abrupt: GigaChatPeer, openai_upstream: OpenAIPeer, certs: CertBundle
+REFUSING_SERVERS: dict[str, dict[str, Any]] = {
+    # TLS 1.3, alert sent but the close turns into a reset that usually overtakes it.
+    "tls13-reset": {"linger_on_refusal": False},
+    # uvicorn terminating TLS (any asyncio server): the handshake is dropped without an alert.
+    "uvicorn-tls13": {"asyncio_tls": True},
+    "uvicorn-tls12": {"asyncio_tls": True, "max_version": ssl.TLSVersion.TLSv1_2},
+}
+
+
+@pytest.fixture(params=sorted(REFUSING_SERVERS))
+def refusing_mtls_peer(request: pytest.FixtureRequest, certs: CertBundle) -> Iterator[GigaChatPeer]:
+    with gigachat_peer(certs, mtls=True, **REFUSING_SERVERS[request.param]) as peer:
+        yield peer
+
+
+async def test_a_refused_certificate_is_an_auth_failure_whatever_tls_does_to_the_alert(
+    refusing_mtls_peer: GigaChatPeer, openai_upstream: OpenAIPeer, certs: CertBundle
 ) -> None:
     """TLS 1.3: the request goes out before the server checks the certificate; the server's close
-    then usually arrives as a reset that swallows the alert. Still a final auth failure: never
-    retried as a connection error, never answered by the fallback."""
+    then usually arrives as a reset that swallows the alert (and asyncio servers send none at all).
+    Still a final auth failure: never retried as a connection error, never answered by the fallback."""
     settings = mtls_settings(
-        gigachat_mtls_abrupt,
+        refusing_mtls_peer,
         certs,
         gigachat_mtls_cert_file=certs.foreign_client_cert,
         gigachat_mtls_key_file=certs.foreign_client_key,
@@ -319,17 +339,49 @@ async def test_a_refused_certificate_is_an_auth_failure_even_when_tls_13_loses_t
     assert all(isinstance(outcome, AuthenticationFailed) for outcome in outcomes), outcomes
     assert all("rejected the client certificate" in str(outcome) for outcome in outcomes)
     assert openai_upstream.calls_to("/chat/completions") == []  # no fallback for an auth failure
-    assert gigachat_mtls_abrupt.calls == []
+    assert refusing_mtls_peer.calls == []
     assert health["primary"]["error"] == "llm_auth_failed"
 
+    # The same server accepts the right certificate: the probe must not call that a refusal.
+    async with started(GigaChatBackend(mtls_settings(refusing_mtls_peer, certs), "mtls")) as backend:
+        assert (await backend.chat(ask("accepted"))).text == "echo: accepted"
+        assert await backend._refusal() is None  # the probe itself
 
-async def test_an_accepted_certificate_with_a_dead_server_stays_a_connection_error(
-    gigachat_mtls: GigaChatPeer, certs: CertBundle
-) -> None:
-    # The probe must not turn every network failure into an auth failure: a server that answers
-    # the probe normally means the certificate is fine.
-    async with started(GigaChatBackend(mtls_settings(gigachat_mtls, certs), "mtls")) as backend:
-        assert await backend._refusal() is None
+
+async def test_a_server_that_resets_every_connection_stays_a_connection_error(certs: CertBundle) -> None:
+    # TCP accepted, then reset before TLS says anything, with no client certificate involved: a
+    # network or server fault, retryable - the probe must not turn it into an auth failure.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def reset_everything() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()
+
+    thread = threading.Thread(target=reset_everything, daemon=True)
+    thread.start()
+    settings = make_settings(
+        gigachat_base_url=f"https://127.0.0.1:{port}/api/v1",
+        gigachat_auth_url=f"https://127.0.0.1:{port}/api/v2/oauth",
+        gigachat_credentials="dGVzdDp0ZXN0",
+        gigachat_ca_bundle_file=certs.ca_file,
+    )
+    try:
+        async with started(GigaChatBackend(settings, "cloud")) as backend:
+            with pytest.raises(LLMConnectionError) as caught:
+                await backend.chat(ask())
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+    assert caught.value.retryable
 
 
 async def test_a_certificate_refused_nginx_style_is_an_auth_failure_without_html(

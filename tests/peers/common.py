@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -120,18 +121,29 @@ class TLSConfig:
     # Set: refuse certificates nginx-style - complete the handshake with any certificate from
     # client_ca_file (or none), then answer HTTP 400 with an HTML page unless it was issued by this CA.
     certificate_page_unless_issuer: str | None = None
+    # True: uvicorn terminates TLS itself, like any asyncio server: a refused handshake is dropped
+    # without a TLS alert (the client sees a reset or EOF, under TLS 1.2 during the handshake).
+    asyncio_tls: bool = False
+    max_version: ssl.TLSVersion | None = None  # e.g. TLSv1_2 to pin the older protocol
 
 
 @contextmanager
 def serve(app: Starlette, tls: TLSConfig | None = None) -> Iterator[str]:
     """Run `app` on a free loopback port in a background thread (behind a TLS front if `tls`);
     yield its origin URL."""
-    with _uvicorn_thread(app) as port:
-        if tls is None:
-            yield f"http://127.0.0.1:{port}"
-            return
+    context = None
+    if tls is not None:
         optional = tls.certificate_page_unless_issuer is not None
         context = server_context(tls.cert_file, tls.key_file, tls.client_ca_file, optional=optional)
+        if tls.max_version is not None:
+            context.maximum_version = tls.max_version
+    with _uvicorn_thread(app, context if tls is not None and tls.asyncio_tls else None) as port:
+        if tls is None or context is None:
+            yield f"http://127.0.0.1:{port}"
+            return
+        if tls.asyncio_tls:
+            yield f"https://127.0.0.1:{port}"
+            return
         with tls_front(
             context,
             port,
@@ -142,13 +154,16 @@ def serve(app: Starlette, tls: TLSConfig | None = None) -> Iterator[str]:
 
 
 @contextmanager
-def _uvicorn_thread(app: Starlette) -> Iterator[int]:
+def _uvicorn_thread(app: Starlette, ssl_context: ssl.SSLContext | None = None) -> Iterator[int]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         app, log_level="warning", lifespan="off", loop="asyncio", http="h11", access_log=False
     )
+    if ssl_context is not None:
+        config.load()
+        config.ssl = ssl_context  # ours rather than one built from files: TLS version, client CA
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="llm-peer")
     thread.start()

@@ -21,8 +21,6 @@ __all__ = [
     "gigachat_cloud",
     "gigachat_cloud_server",
     "gigachat_mtls",
-    "gigachat_mtls_abrupt",
-    "gigachat_mtls_abrupt_server",
     "gigachat_mtls_nginx",
     "gigachat_mtls_nginx_server",
     "gigachat_mtls_server",
@@ -47,13 +45,6 @@ def gigachat_cloud_server(certs: CertBundle) -> Iterator[GigaChatPeer]:
 @pytest.fixture(scope="session")
 def gigachat_mtls_server(certs: CertBundle) -> Iterator[GigaChatPeer]:
     with gigachat_peer(certs, mtls=True) as peer:
-        yield peer
-
-
-@pytest.fixture(scope="session")
-def gigachat_mtls_abrupt_server(certs: CertBundle) -> Iterator[GigaChatPeer]:
-    """mTLS peer that closes a refused handshake at once (the alert is usually lost to a reset)."""
-    with gigachat_peer(certs, mtls=True, linger_on_refusal=False) as peer:
         yield peer
 
 
@@ -92,12 +83,6 @@ def gigachat_cloud(gigachat_cloud_server: GigaChatPeer) -> GigaChatPeer:
 def gigachat_mtls(gigachat_mtls_server: GigaChatPeer) -> GigaChatPeer:
     gigachat_mtls_server.reset()
     return gigachat_mtls_server
-
-
-@pytest.fixture
-def gigachat_mtls_abrupt(gigachat_mtls_abrupt_server: GigaChatPeer) -> GigaChatPeer:
-    gigachat_mtls_abrupt_server.reset()
-    return gigachat_mtls_abrupt_server
 
 
 @pytest.fixture

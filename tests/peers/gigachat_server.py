@@ -8,6 +8,7 @@ the API needs no token, as with GigaChat's certificate access.
 from __future__ import annotations
 
 import secrets
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,11 +176,18 @@ def _text(message: dict[str, Any]) -> str:
 
 @contextmanager
 def gigachat_peer(
-    certs: CertBundle, *, mtls: bool = False, linger_on_refusal: bool = True, nginx_style: bool = False
+    certs: CertBundle,
+    *,
+    mtls: bool = False,
+    linger_on_refusal: bool = True,
+    nginx_style: bool = False,
+    asyncio_tls: bool = False,
+    max_version: ssl.TLSVersion | None = None,
 ) -> Iterator[GigaChatPeer]:
     """Start a GigaChat peer over TLS (mutual TLS when `mtls`); yields it with base_url/auth_url set.
 
-    `nginx_style`: a foreign client certificate passes the handshake and gets an HTML 400 page."""
+    `nginx_style`: a foreign client certificate passes the handshake and gets an HTML 400 page.
+    `asyncio_tls`: uvicorn terminates TLS and drops a refused handshake without an alert."""
     peer = GigaChatPeer(require_token=not mtls)
     client_ca = certs.ca_file if mtls else None
     if mtls and nginx_style:
@@ -191,6 +199,8 @@ def gigachat_peer(
         client_ca,
         linger_on_refusal,
         certificate_page_unless_issuer="GigaOffice Test CA" if nginx_style else None,
+        asyncio_tls=asyncio_tls,
+        max_version=max_version,
     )
     with serve(peer.app(), tls) as origin:
         peer.base_url = f"{origin}/api/v1"
