@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
 
-from service.api.deps import ClientsDep, OwnerDep, SessionDep, StoreDep
+from service.api.deps import AdmissionDep, ClientsDep, OwnerDep, SessionDep, StoreDep
 from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
     SEED_EXAMPLE,
@@ -98,6 +98,7 @@ def processing_seconds(row: RequestRecord) -> float | None:
 async def submit_request(
     clients: ClientsDep,
     owner_id: OwnerDep,
+    rate_limit_headers: AdmissionDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
 ) -> Response:
     submitted = await service.submit(
@@ -112,6 +113,7 @@ async def submit_request(
     )
     response = model_response(body, 202 if submitted.created else 200)
     response.headers["Location"] = body.links.status
+    response.headers.update(rate_limit_headers)
     return response
 
 
