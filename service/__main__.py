@@ -15,6 +15,7 @@ import uvicorn
 from loguru import logger
 
 from service.config import Settings, get_settings
+from service.errors import ConfigurationError
 from service.logging import configure_logging
 
 
@@ -199,8 +200,32 @@ def main(argv: list[str] | None = None) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings)
-    COMMANDS[args.command][1](settings)
+    try:
+        if args.command in SERVING_COMMANDS:
+            check_llm_configuration(settings)
+        COMMANDS[args.command][1](settings)
+    except ConfigurationError as exc:
+        # A setting that cannot work is the operator's to fix: one clear line, not a traceback.
+        logger.error("configuration error: {}", exc.message)
+        return 2
     return 0
+
+
+SERVING_COMMANDS = {"api", "worker", "up"}
+
+
+def check_llm_configuration(settings: Settings) -> None:
+    """Open and close the configured LLM backends once (no network I/O): a missing certificate,
+    a wrong key password or absent credentials stop start-up here, before any server or child
+    process starts and reports the same problem again."""
+    from service.llm.registry import build_backend
+
+    async def check() -> None:
+        backend = build_backend(settings)
+        await backend.start()
+        await backend.close()
+
+    asyncio.run(check())
 
 
 if __name__ == "__main__":
