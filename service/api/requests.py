@@ -6,7 +6,7 @@ import math
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel
 
 from service.api.deps import AdmissionDep, Clients, OwnerDep, SessionDep, StoreDep, get_caller
@@ -24,6 +24,16 @@ from service.schemas.requests import (
 from service.services import requests as service
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="Same as the body's idempotency_key: a repeat returns the first request; "
+        "the same key with a different body is 409 idempotency_conflict.",
+    ),
+]
 
 _EXAMPLES = {
     "spreadsheet": {
@@ -104,10 +114,17 @@ def processing_seconds(row: RequestRecord) -> float | None:
 async def submit_request(
     admitted: AdmissionDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     clients = admitted.clients
     submitted = await service.submit(
-        clients.store, clients.sessions, clients.publisher, clients.settings, payload, admitted.owner_id
+        clients.store,
+        clients.sessions,
+        clients.publisher,
+        clients.settings,
+        payload,
+        admitted.owner_id,
+        idempotency_key,
     )
     body = SubmitResponse(
         id=submitted.id,
