@@ -111,7 +111,5 @@ async def test_feedback_is_scoped_to_the_owner(
         assert theirs.status_code == 404
         mine = await svc.client.get(f"/api/v1/requests/{request_id}/feedback", headers=alice)
         assert [f["rating"] for f in mine.json()] == ["good"]
-        mallory_metrics = (
-            await svc.client.get("/api/v1/metrics", headers=bearer(keys["mallory"]))
-        ).json()
+        mallory_metrics = (await svc.client.get("/api/v1/metrics", headers=bearer(keys["mallory"]))).json()
         assert mallory_metrics["feedback"]["by_category_version"] == []
