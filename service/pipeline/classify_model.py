@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import yaml
 from scipy.sparse import csr_matrix, hstack
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from service.pipeline import categories as cat
@@ -103,7 +103,9 @@ class TextModel:
         self._words = TfidfVectorizer(
             analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\w+"
         )
-        self._classifier = CalibratedClassifierCV(LinearSVC(C=c), method="sigmoid", cv=CALIBRATION_FOLDS)
+        self._classifier = CalibratedClassifierCV(
+            LinearSVC(C=c, random_state=0), method="sigmoid", cv=CALIBRATION_FOLDS
+        )
         self.known_stems: frozenset[str] = frozenset()
         self.classes: tuple[str, ...] = ()
 
