@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import BaseModel
 
-from service.api.deps import ClientsDep, OwnerDep, SessionDep, StoreDep
+from service.api.deps import AdmissionDep, ClientsDep, OwnerDep, SessionDep, StoreDep
 from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
     SEED_EXAMPLE,
@@ -23,6 +23,16 @@ from service.schemas.requests import (
 from service.services import requests as service
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="Same as the body's idempotency_key: a repeat returns the first request; "
+        "the same key with a different body is 409 idempotency_conflict.",
+    ),
+]
 
 _EXAMPLES = {
     "spreadsheet": {
@@ -98,10 +108,18 @@ def processing_seconds(row: RequestRecord) -> float | None:
 async def submit_request(
     clients: ClientsDep,
     owner_id: OwnerDep,
+    rate_limit_headers: AdmissionDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     submitted = await service.submit(
-        clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id
+        clients.store,
+        clients.sessions,
+        clients.publisher,
+        clients.settings,
+        payload,
+        owner_id,
+        idempotency_key,
     )
     body = SubmitResponse(
         id=submitted.id,
@@ -112,6 +130,7 @@ async def submit_request(
     )
     response = model_response(body, 202 if submitted.created else 200)
     response.headers["Location"] = body.links.status
+    response.headers.update(rate_limit_headers)
     return response
 
 
