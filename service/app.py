@@ -16,6 +16,7 @@ from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
 
 VERSION = "0.1.0"
@@ -41,7 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher = RequestPublisher(settings)
             await publisher.start()
             opened.push_async_callback(publisher.close)
-            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher)
+            hub = StatusHub(settings)
+            await hub.start()
+            opened.push_async_callback(hub.close)
+            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
             app.state.llm_backend = backend
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds

@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     # JSON object of extra HTTP headers, e.g. {"HTTP-Referer": "https://example.org"} for OpenRouter.
     openai_extra_headers: dict[str, str] = Field(default_factory=dict)
 
+    # --- front door: status events, live status, webhooks, Prometheus (issue 11) ----------------
+    # How long the API's status hub lets the broker hold an empty fetch: bounds how late a waiter
+    # wakes (Tansu always waits this long), and costs that many empty fetches a second when idle.
+    events_fetch_max_wait_ms: int = Field(10, ge=1, le=5000)
+
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
     prompt_table_token_budget: int = Field(3_000, ge=100)

@@ -77,7 +77,7 @@ class Worker:
                     settings.kafka_topic_dead_letter, record.value, record.key, headers
                 )
 
-            handler = RequestHandler(settings, store, Processor(settings, backend, sessions))
+            handler = RequestHandler(settings, store, Processor(settings, backend, sessions), publisher)
             self._runner = ConsumerRunner(
                 consumer,
                 [settings.kafka_topic_requests],

@@ -5,6 +5,7 @@
   published again; the database claim keeps a duplicate from calling the LLM twice;
 - abandoned rows that used every attempt end as failed;
 - rows older than REQUEST_TTL_SECONDS end as expired.
+Rows it finishes get their completion events (schemas/events.py) once the sweep is committed.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class Sweeper:
                 limit=_BATCH,
             )
             await session.commit()
+        # Announced once committed: a waiter woken by an event must find the final row.
+        await self._publisher.publish_events([*expired, *failed])
         for request_id, kind, attempts in lost:
             await self._publisher.publish(
                 RequestEnvelope(
@@ -68,6 +71,9 @@ class Sweeper:
             )
         if expired or failed or lost:
             logger.info(
-                "sweep: {} expired, {} failed after lost workers, {} re-published", expired, failed, len(lost)
+                "sweep: {} expired, {} failed after lost workers, {} re-published",
+                len(expired),
+                len(failed),
+                len(lost),
             )
         return len(lost)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
 from service.db.request_store import RequestStore
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher
 
 
@@ -27,6 +28,7 @@ class Clients:
     sessions: async_sessionmaker[AsyncSession]
     store: RequestStore
     publisher: RequestPublisher
+    hub: StatusHub  # wakes waiters on status events (long-poll, Prefer: wait, SSE, chat)
 
 
 async def get_clients(request: Request) -> Clients:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import BaseModel
 
-from service.api.deps import ClientsDep, OwnerDep, SessionDep, StoreDep
+from service.api.deps import ClientsDep, OwnerDep, StoreDep
+from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
     SEED_EXAMPLE,
@@ -82,6 +83,18 @@ def usage_out(row: RequestRecord) -> UsageInfo:
     )
 
 
+def prefer_wait(prefer: str | None, limit: float) -> float:
+    """Seconds asked for by an RFC 7240 `Prefer: wait=N` header (0 without one), capped at `limit`."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                return max(0.0, min(float(value.strip().strip('"')), limit))
+            except ValueError:
+                return 0.0  # an unintelligible preference is ignored, as RFC 7240 asks
+    return 0.0
+
+
 def processing_seconds(row: RequestRecord) -> float | None:
     if row.started_at and row.finished_at:
         return round((row.finished_at - row.started_at).total_seconds(), 3)
@@ -93,16 +106,35 @@ def processing_seconds(row: RequestRecord) -> float | None:
     status_code=202,
     response_model=SubmitResponse,
     summary="Submit an analysis request",
-    responses={200: {"model": SubmitResponse, "description": "An earlier submit with this idempotency key"}},
+    responses={
+        200: {
+            "model": SubmitResponse | RequestStatusOut,
+            "description": "An earlier submit with this idempotency key, or (with `Prefer: wait`) "
+            "the request's final status",
+        }
+    },
 )
 async def submit_request(
     clients: ClientsDep,
     owner_id: OwnerDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
+    prefer: Annotated[
+        str | None,
+        Header(description="`wait=N`: answer with the finished request if it ends within N seconds."),
+    ] = None,
 ) -> Response:
     submitted = await service.submit(
         clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id
     )
+    location = links(submitted.id).status
+    wait = prefer_wait(prefer, clients.settings.long_poll_max_seconds)
+    if wait > 0:
+        row = await service.wait_for_final(clients.store, clients.hub, submitted.id, owner_id, wait)
+        if row.status in RequestStatus.FINAL:
+            response = model_response(status_out(row), 200)
+            response.headers["Location"] = location
+            response.headers["Preference-Applied"] = f"wait={wait:g}"
+            return response
     body = SubmitResponse(
         id=submitted.id,
         kind=submitted.kind,
@@ -111,7 +143,7 @@ async def submit_request(
         links=links(submitted.id),
     )
     response = model_response(body, 202 if submitted.created else 200)
-    response.headers["Location"] = body.links.status
+    response.headers["Location"] = location
     return response
 
 
@@ -124,7 +156,7 @@ async def get_status(
 ) -> Response:
     if wait > 0:
         wait = min(wait, clients.settings.long_poll_max_seconds)
-        row = await service.wait_for_final(clients.store, request_id, owner_id, wait)
+        row = await service.wait_for_final(clients.store, clients.hub, request_id, owner_id, wait)
     else:
         row = await service.get_status(clients.store, request_id, owner_id)
     return model_response(status_out(row))
@@ -153,5 +185,5 @@ async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep)
 @router.post(
     "/{request_id}/cancel", response_model=RequestStatusOut, summary="Cancel a queued or running request"
 )
-async def cancel_request(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> RequestStatusOut:
-    return status_out(await service.cancel(session, request_id, owner_id))
+async def cancel_request(request_id: uuid.UUID, clients: ClientsDep, owner_id: OwnerDep) -> RequestStatusOut:
+    return status_out(await service.cancel(clients.sessions, clients.publisher, request_id, owner_id))
