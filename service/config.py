@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     # How long the API's status hub lets the broker hold an empty fetch: bounds how late a waiter
     # wakes (Tansu always waits this long), and costs that many empty fetches a second when idle.
     events_fetch_max_wait_ms: int = Field(10, ge=1, le=5000)
+    # SSE status streams: a keep-alive comment this often; a stream ends after this long (the client
+    # reconnects with Last-Event-ID), which is also when it re-reads the row in case an event was lost.
+    sse_keepalive_seconds: float = Field(15.0, gt=0)
+    sse_max_seconds: float = Field(300.0, gt=0)
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi.responses import StreamingResponse
+from fastapi.sse import format_sse_event
 from pydantic import BaseModel
 
-from service.api.deps import ClientsDep, OwnerDep, StoreDep
+from service.api.deps import Clients, ClientsDep, OwnerDep, StoreDep
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
     SEED_EXAMPLE,
     ErrorInfo,
     Links,
+    QueueInfo,
     RequestInput,
     RequestResultOut,
     RequestStatusOut,
     SubmitResponse,
     UsageInfo,
 )
+from service.services import live
 from service.services import requests as service
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
@@ -54,7 +60,7 @@ def links(request_id: uuid.UUID) -> Links:
     return Links(status=base, result=f"{base}/result")
 
 
-def status_out(row: RequestRecord | StatusRecord) -> RequestStatusOut:
+def status_out(row: RequestRecord | StatusRecord, queue: QueueInfo | None = None) -> RequestStatusOut:
     return RequestStatusOut(
         id=row.id,
         kind=row.kind,
@@ -67,7 +73,16 @@ def status_out(row: RequestRecord | StatusRecord) -> RequestStatusOut:
         finished_at=row.finished_at,
         error=ErrorInfo(code=row.error_code, message=row.error_message or "") if row.error_code else None,
         links=links(row.id),
+        queue=queue,
     )
+
+
+async def live_status_out(clients: Clients, row: RequestRecord | StatusRecord) -> RequestStatusOut:
+    """The status with, while queued, the position in its lane and an ETA."""
+    queue = None
+    if row.status == RequestStatus.QUEUED:
+        queue = await live.queue_info(clients.sessions, clients.hub, row)
+    return status_out(row, queue)
 
 
 def usage_out(row: RequestRecord) -> UsageInfo:
@@ -159,7 +174,58 @@ async def get_status(
         row = await service.wait_for_final(clients.store, clients.hub, request_id, owner_id, wait)
     else:
         row = await service.get_status(clients.store, request_id, owner_id)
-    return model_response(status_out(row))
+    return model_response(await live_status_out(clients, row))
+
+
+@router.get(
+    "/{request_id}/events",
+    summary="Server-sent events of a request's status changes",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "`event: status` per change"}},
+)
+async def status_events(
+    request_id: uuid.UUID,
+    clients: ClientsDep,
+    owner_id: OwnerDep,
+    last_event_id: Annotated[str | None, Header(description="Resume after this event id.")] = None,
+) -> StreamingResponse:
+    """queued → processing → completed/failed/cancelled/expired, one `status` event each (data: the
+    status object, id: 1, 2, 3), then the stream ends. A reconnect with `Last-Event-ID` skips what
+    was seen."""
+    watch = clients.hub.open_watch(request_id)  # before the read: nothing can slip in between
+    try:
+        first = await service.get_status(clients.store, request_id, owner_id)
+    except BaseException:
+        watch.close()
+        raise
+    changes = live.status_changes(
+        clients.store,
+        watch,
+        first,
+        owner_id,
+        seen_rank=live.parse_last_event_id(last_event_id),
+        keepalive_seconds=clients.settings.sse_keepalive_seconds,
+        max_seconds=clients.settings.sse_max_seconds,
+    )
+    return StreamingResponse(
+        _sse_frames(clients, changes),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse_frames(clients: Clients, changes: AsyncIterator[StatusRecord | None]) -> AsyncIterator[bytes]:
+    async with aclosing(changes):  # type: ignore[type-var]
+        async for row in changes:
+            if row is None:
+                yield b": keep-alive\n\n"
+                continue
+            body = await live_status_out(clients, row)
+            yield format_sse_event(
+                data_str=body.model_dump_json(),
+                event="status",
+                id=str(live.status_rank(row.status)),
+            )
 
 
 @router.get(

@@ -119,6 +119,8 @@ class AnalysisRequest(Base):
         Index("ix_requests_active", "status", "updated_at", **partial(ACTIVE_ROWS)),
         Index("ix_requests_owner_created", "owner_id", "created_at", **partial("owner_id IS NOT NULL")),
         Index("ix_requests_batch", "batch_id", **partial("batch_id IS NOT NULL")),
+        # Queue position (migration 0005): queued rows of a lane by age.
+        Index("ix_requests_queued_lane", "priority", "created_at", **partial("status = 'queued'")),
         # Scoped to the owner in its value ("owner:key"), so anonymous callers are deduplicated too.
         Index(
             "ix_requests_idempotency",

@@ -424,6 +424,30 @@ async def take_back_for_requeue(
     return [(row[0], row[1], row[2]) for row in (await session.execute(stmt)).all()]
 
 
+# --- queue position ------------------------------------------------------------------------------
+
+
+async def queue_position(session: AsyncSession, request_id: uuid.UUID, cap: int) -> tuple[str, int] | None:
+    """(lane, queued requests of that lane submitted before it) for a queued request, else None.
+    The count walks ix_requests_queued_lane and stops at `cap`: its cost is bounded whatever the
+    queue's length."""
+    mine = (
+        await session.execute(
+            select(_T.priority, _T.created_at).where(_T.id == request_id, _T.status == RequestStatus.QUEUED)
+        )
+    ).first()
+    if mine is None:
+        return None
+    lane, created_at = mine
+    ahead = (
+        select(_T.id)
+        .where(_T.status == RequestStatus.QUEUED, _T.priority == lane, _T.created_at < created_at)
+        .limit(cap)
+        .subquery()
+    )
+    return lane, int(await session.scalar(select(func.count()).select_from(ahead)) or 0)
+
+
 # --- usage metrics -------------------------------------------------------------------------------
 
 

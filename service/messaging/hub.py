@@ -35,11 +35,16 @@ _RATE_WINDOW_SECONDS = 60.0
 class Watch:
     """The events of one request (or batch) seen by this process since the watch began."""
 
-    __slots__ = ("_pending", "_signal")
+    __slots__ = ("_hub", "_pending", "_signal", "key")
 
-    def __init__(self) -> None:
+    def __init__(self, hub: StatusHub, key: uuid.UUID) -> None:
+        self._hub = hub
+        self.key = key
         self._pending: deque[StatusEvent] = deque()
         self._signal = asyncio.Event()
+
+    def close(self) -> None:
+        self._hub._close_watch(self)
 
     def push(self, event: StatusEvent) -> None:
         self._pending.append(event)
@@ -103,19 +108,27 @@ class StatusHub:
                 if task is not None and task.cancelling():
                     raise
 
+    def open_watch(self, key: uuid.UUID) -> Watch:
+        """Events of request (or batch) `key` from now until the watch is closed."""
+        watch = Watch(self, key)
+        self._watches.setdefault(key, set()).add(watch)
+        return watch
+
+    def _close_watch(self, watch: Watch) -> None:
+        watchers = self._watches.get(watch.key)
+        if watchers is not None:
+            watchers.discard(watch)
+            if not watchers:
+                del self._watches[watch.key]
+
     @contextlib.contextmanager
     def watch(self, key: uuid.UUID) -> Iterator[Watch]:
         """Events of request (or batch) `key` while the block runs."""
-        watch = Watch()
-        self._watches.setdefault(key, set()).add(watch)
+        watch = self.open_watch(key)
         try:
             yield watch
         finally:
-            watchers = self._watches.get(key)
-            if watchers is not None:
-                watchers.discard(watch)
-                if not watchers:
-                    del self._watches[key]
+            watch.close()
 
     @property
     def waiting(self) -> int:

@@ -142,6 +142,19 @@ class UsageInfo(BaseModel):
     model: str | None
 
 
+class QueueInfo(BaseModel):
+    lane: str
+    ahead: int = Field(
+        description="Queued requests of this lane submitted earlier (a lower bound when capped)."
+    )
+    ahead_capped: bool = Field(
+        False, description="True when there are at least `ahead` (the count stops there)."
+    )
+    eta_seconds: float | None = Field(
+        None, description="Estimated wait before processing starts, from the recent completion rate."
+    )
+
+
 class RequestStatusOut(BaseModel):
     id: uuid.UUID
     kind: str
@@ -154,6 +167,7 @@ class RequestStatusOut(BaseModel):
     finished_at: datetime | None
     error: ErrorInfo | None
     links: Links
+    queue: QueueInfo | None = Field(None, description="While queued: position in its lane and an ETA.")
 
 
 class RequestResultOut(BaseModel):
