@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Generator
 
 import uvicorn
@@ -24,6 +26,10 @@ def cmd_migrate(settings: Settings) -> None:
 
 
 def cmd_api(settings: Settings) -> None:
+    if settings.api_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several processes answer /metrics in turn: each writes its figures to files here and
+        # every one of them reports the sum (prometheus-client's multi-process mode).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gigaoffice-metrics-")
     uvicorn.run(
         "service.app:create_app_from_env",
         factory=True,
@@ -40,6 +46,12 @@ def cmd_api(settings: Settings) -> None:
 
 def cmd_worker(settings: Settings) -> None:
     from workers.main import Worker
+
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+        logger.info("worker metrics on http://{}:{}/metrics", settings.host, settings.worker_metrics_port)
 
     async def main() -> None:
         worker = Worker(settings)

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     # reconnects with Last-Event-ID), which is also when it re-reads the row in case an event was lost.
     sse_keepalive_seconds: float = Field(15.0, gt=0)
     sse_max_seconds: float = Field(300.0, gt=0)
+    # A worker serves its Prometheus metrics on this port (0: not served; `up` shows them at /metrics).
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # How often a worker refreshes the queue-depth and consumer-lag gauges.
+    metrics_refresh_seconds: float = Field(15.0, gt=0)
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)

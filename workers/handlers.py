@@ -8,6 +8,7 @@ from aiokafka import ConsumerRecord
 from loguru import logger
 from pydantic import ValidationError
 
+from service import monitoring
 from service.config import Settings
 from service.db.requests_repo import ClaimRef, LLMAccounting, StateChange
 from service.db.worker_store import WorkerStore
@@ -49,6 +50,7 @@ class RequestHandler:
             return
         await self._events.publish_event(StatusEvent.of(row.state()))
 
+        monitoring.IN_FLIGHT.inc()
         try:
             # The lease bounds processing: past it the sweeper would hand the row to another worker.
             async with asyncio.timeout(self._processing_budget):
@@ -70,6 +72,9 @@ class RequestHandler:
                 error_code="internal_error",
                 error_message=f"Processing failed unexpectedly ({type(exc).__name__}).",
             )
+        finally:
+            monitoring.IN_FLIGHT.dec()
+        monitoring.llm_used(outcome.accounting)
         await self._finish(row.ref, outcome)
 
     async def _finish(self, claim: ClaimRef, outcome: Outcome) -> None:
@@ -88,6 +93,7 @@ class RequestHandler:
         if changed is None:
             return  # cancelled or taken back meanwhile: whoever did that announces it
         await self._events.publish_event(StatusEvent.of(changed))
+        monitoring.request_finished(changed)
         # Success is the common case and is counted by the metrics endpoint: an INFO line (a
         # formatted, flushed write) per request is log volume, not information. Failures stay at INFO.
         if outcome.ok:

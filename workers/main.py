@@ -14,6 +14,7 @@ from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
 from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
 from service.services.processing import Processor
+from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
 from workers.sweeper import Sweeper
@@ -90,6 +91,9 @@ class Worker:
             await consumer.start()
             opened.push_async_callback(consumer.stop)
             sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
+            gauges = asyncio.create_task(
+                refresh_gauges(sessions, consumer, settings.metrics_refresh_seconds, self._stopping)
+            )
             logger.info(
                 "worker consuming {} as group {} (concurrency {}, backend {})",
                 settings.kafka_topic_requests,
@@ -105,4 +109,6 @@ class Worker:
                 self._stopping.set()
                 with contextlib.suppress(Exception):
                     await sweeper
+                with contextlib.suppress(Exception):
+                    await gauges
         logger.info("worker stopped")

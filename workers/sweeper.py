@@ -17,6 +17,7 @@ from datetime import timedelta
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.models import utcnow
@@ -58,6 +59,8 @@ class Sweeper:
             await session.commit()
         # Announced once committed: a waiter woken by an event must find the final row.
         await self._publisher.publish_events([*expired, *failed])
+        for change in (*expired, *failed):
+            monitoring.request_finished(change)
         for request_id, kind, attempts in lost:
             await self._publisher.publish(
                 RequestEnvelope(

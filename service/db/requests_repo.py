@@ -96,7 +96,7 @@ _C = _TABLE.c
 
 @dataclass(frozen=True, slots=True)
 class ClaimedRequest:
-    """What processing needs of a claimed row (the input), nothing of its lifecycle or outcome."""
+    """What processing needs of a claimed row (the input), and what its status event carries."""
 
     id: uuid.UUID
     kind: str
@@ -108,11 +108,12 @@ class ClaimedRequest:
     description: str | None
     options: Any
     attempts: int
-    # What the `processing` status event carries.
+    # What the `processing` status event and the metrics carry.
     owner_id: str | None
     batch_id: uuid.UUID | None
     created_at: datetime
     started_at: datetime | None
+    priority: str
 
     @property
     def ref(self) -> ClaimRef:
@@ -121,7 +122,7 @@ class ClaimedRequest:
     def state(self) -> StateChange:
         return StateChange(
             self.id, self.kind, RequestStatus.PROCESSING, self.owner_id, self.batch_id, None,
-            self.created_at, self.started_at, None,
+            self.created_at, self.started_at, None, self.category, self.priority,
         )  # fmt: skip
 
 
@@ -138,6 +139,9 @@ class StateChange:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # For the metrics' labels.
+    category: str | None
+    priority: str
 
 
 STATE_CHANGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StateChange))
@@ -446,6 +450,12 @@ async def queue_position(session: AsyncSession, request_id: uuid.UUID, cap: int)
         .subquery()
     )
     return lane, int(await session.scalar(select(func.count()).select_from(ahead)) or 0)
+
+
+async def queued_by_lane(session: AsyncSession) -> dict[str, int]:
+    """Queue depth per lane, for the metrics (ix_requests_queued_lane holds exactly these rows)."""
+    stmt = select(_T.priority, func.count()).where(_T.status == RequestStatus.QUEUED).group_by(_T.priority)
+    return {lane: count for lane, count in (await session.execute(stmt)).all()}
 
 
 # --- usage metrics -------------------------------------------------------------------------------

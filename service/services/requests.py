@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.models import RequestKind, RequestStatus, utcnow
@@ -179,6 +180,7 @@ async def submit(
             await repo.fail_unpublished(session, request_id, exc.message)
             await session.commit()
         raise
+    monitoring.request_submitted(values["kind"], "normal", category)
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
 
 
@@ -259,4 +261,5 @@ async def cancel(
             details={"status": record.status},
         )
     await publisher.publish_event(StatusEvent.of(changed))
+    monitoring.request_finished(changed)
     return record
