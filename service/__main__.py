@@ -63,6 +63,19 @@ def cmd_worker(settings: Settings) -> None:
     run_async(main())
 
 
+def cmd_webhooks(settings: Settings) -> None:
+    from service.webhooks.dispatcher import WebhookDispatcher
+
+    async def main() -> None:
+        dispatcher = WebhookDispatcher(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, dispatcher.stop)
+        await dispatcher.run()
+
+    run_async(main())
+
+
 def run_async(coro: object) -> None:
     import uvloop
 
@@ -98,6 +111,7 @@ def cmd_up(settings: Settings) -> None:
 
 async def _serve_all(settings: Settings) -> None:
     from service.app import create_app
+    from service.webhooks.dispatcher import WebhookDispatcher
     from workers.main import Worker
 
     config = uvicorn.Config(
@@ -110,16 +124,19 @@ async def _serve_all(settings: Settings) -> None:
     )
     server = _EmbeddedServer(config)
     worker = Worker(settings)
+    dispatcher = WebhookDispatcher(settings)
 
     def shutdown() -> None:
         logger.info("shutting down")
         server.should_exit = True
         worker.stop()
+        dispatcher.stop()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, shutdown)
     worker_task = asyncio.create_task(worker.run())
+    dispatcher_task = asyncio.create_task(dispatcher.run())
     logger.info(
         "GigaOffice AI Service listening on http://{}:{} (docs at /docs)", settings.host, settings.port
     )
@@ -127,7 +144,9 @@ async def _serve_all(settings: Settings) -> None:
         await server.serve()
     finally:
         worker.stop()
+        dispatcher.stop()
         await worker_task
+        await dispatcher_task
 
 
 def run_seed(settings: Settings) -> None:
@@ -142,6 +161,7 @@ def run_seed(settings: Settings) -> None:
 COMMANDS = {
     "api": cmd_api,
     "worker": cmd_worker,
+    "webhooks": cmd_webhooks,
     "up": cmd_up,
     "migrate": cmd_migrate,
     "seed": run_seed,

@@ -8,7 +8,17 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from service.api import compat, health, metrics, prometheus, prompts, prompts_compat, reports, requests
+from service.api import (
+    compat,
+    health,
+    metrics,
+    prometheus,
+    prompts,
+    prompts_compat,
+    reports,
+    requests,
+    webhooks,
+)
 from service.api.deps import Clients
 from service.api.errors import install_error_handlers
 from service.config import Settings, get_settings
@@ -62,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (requests, reports, prompts, health, metrics, compat, prompts_compat, prometheus):
+    for module in (requests, reports, prompts, health, metrics, compat, prompts_compat, prometheus, webhooks):
         app.include_router(module.router)
     return app
 

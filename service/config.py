@@ -136,6 +136,19 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(0, ge=0, le=65535)
     # How often a worker refreshes the queue-depth and consumer-lag gauges.
     metrics_refresh_seconds: float = Field(15.0, gt=0)
+    # Webhooks. Per-request webhooks are signed with these `whsec_…` secrets (comma-separated; all
+    # sign during a rotation); unset, per-request webhooks are refused. Owner endpoints have their own.
+    webhook_secrets: SecretStr | None = None
+    # On-premises receivers on private networks; off, such targets are refused (SSRF guard).
+    webhook_allow_private_targets: bool = False
+    webhook_consumer_group: str = "gigaoffice-webhooks"
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(8, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(5.0, ge=0)
+    webhook_retry_max_seconds: float = Field(3600.0, ge=0)
+    webhook_concurrency: int = Field(32, ge=1, le=1000)
+    # How often an idle dispatcher looks for retries that became due.
+    webhook_poll_seconds: float = Field(1.0, gt=0)
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)

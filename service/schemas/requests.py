@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from service.pipeline.table import column_index, column_letters
+from service.schemas.webhooks import WebhookSpec
 
 Cell = str | int | float | bool | None
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -67,6 +68,7 @@ class SpreadsheetInput(BaseModel):
     output_range: str | None = Field(None, description="Where the plugin intends to write the answer.")
     category: str | None = Field(None, description="Category name or alias; omitted = classified.")
     idempotency_key: str | None = Field(None, max_length=128)
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
     @field_validator("input_range", "output_range")
     @classmethod
@@ -108,6 +110,7 @@ class ProcessAnalysisInput(BaseModel):
     industry: str | None = Field(None, max_length=128)
     language: Literal["ru", "en"] | None = None
     idempotency_key: str | None = Field(None, max_length=128)
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
 
 RequestInput = Annotated[SpreadsheetInput | ProcessAnalysisInput, Field(discriminator="kind")]

@@ -25,6 +25,7 @@ from service.pipeline.categories import resolve_category as resolve_category_nam
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
 from service.schemas.requests import ProcessAnalysisInput, SpreadsheetInput
+from service.services.webhooks import register_request_webhook
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,8 @@ async def submit(
         "idempotency_key": scoped_key,
         **_row_values(payload, category),
     }
+    if payload.webhook is not None:
+        await register_request_webhook(sessions, settings, payload.webhook, request_id, owner_id)
     try:
         await store.insert(values)
     except DuplicateRequest:
