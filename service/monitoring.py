@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 
 from service.db.models import utcnow
+from service.db.requests_repo import lane_of
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 
@@ -72,7 +73,8 @@ def request_submitted(kind: str, lane: str, category: str | None) -> None:
 
 def request_finished(change: Any) -> None:
     """From a requests_repo.StateChange, where the final state was committed."""
-    REQUESTS_FINISHED.labels(change.kind, change.priority, _category(change.category), change.status).inc()
+    lane = lane_of(change.batch_id)
+    REQUESTS_FINISHED.labels(change.kind, lane, _category(change.category), change.status).inc()
     finished: datetime = change.finished_at or utcnow()
     REQUEST_DURATION.labels(change.kind, change.status).observe(
         max(0.0, (finished - change.created_at).total_seconds())

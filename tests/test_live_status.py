@@ -61,7 +61,7 @@ async def test_sse_of_a_waiting_request_ends_at_its_deadline(postgres_url: str, 
         events = parse_sse(response.text)
         assert [(event["id"], event["data"]["status"]) for event in events] == [("1", "queued")]
         assert ": keep-alive" in response.text
-        assert events[0]["data"]["queue"]["lane"] == "normal"
+        assert events[0]["data"]["queue"]["lane"] == "interactive"
         unknown = await svc.client.get("/api/v1/requests/00000000-0000-0000-0000-000000000000/events")
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
 
@@ -73,7 +73,7 @@ async def test_queued_status_tells_the_position_in_the_lane(postgres_url: str, k
         queues = [(await svc.client.get(f"/api/v1/requests/{rid}")).json()["queue"] for rid in ids]
         # The shared test database may hold older queued rows: positions are relative.
         assert [queue["ahead"] - queues[0]["ahead"] for queue in queues] == [0, 1, 2]
-        assert all(queue["lane"] == "normal" and not queue["ahead_capped"] for queue in queues)
+        assert all(queue["lane"] == "interactive" and not queue["ahead_capped"] for queue in queues)
         await svc.client.post(f"/api/v1/requests/{ids[0]}/cancel")
         after = (await svc.client.get(f"/api/v1/requests/{ids[2]}")).json()["queue"]
         assert after["ahead"] == queues[2]["ahead"] - 1

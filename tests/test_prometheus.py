@@ -57,7 +57,7 @@ async def test_metrics_move_when_requests_finish(postgres_url: str, kafka_bootst
     def moved(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
 
-    assert moved("gigaoffice_requests_submitted_total", kind="spreadsheet", lane="normal") == 2
+    assert moved("gigaoffice_requests_submitted_total", kind="spreadsheet", lane="interactive") == 2
     finished = {"kind": "spreadsheet", "status": "completed", "category": "spreadsheet-analysis"}
     assert moved("gigaoffice_requests_finished_total", **finished) == 2
     assert moved("gigaoffice_request_duration_seconds_count", kind="spreadsheet", status="completed") == 2
@@ -71,7 +71,7 @@ async def test_metrics_move_when_requests_finish(postgres_url: str, kafka_bootst
 def test_multi_process_mode_sums_every_process(tmp_path: Path) -> None:
     """With PROMETHEUS_MULTIPROC_DIR set (API_WORKERS > 1), any process reports every process's figures."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    count = "from service import monitoring; monitoring.request_submitted('spreadsheet', 'normal', None)"
+    count = "from service import monitoring; monitoring.request_submitted('spreadsheet', 'interactive', None)"
     for _ in range(2):
         subprocess.run([sys.executable, "-c", count], env=env, check=True)
     report = "from service.monitoring import exposition; print(exposition()[0].decode())"

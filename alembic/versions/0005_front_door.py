@@ -17,19 +17,24 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-_QUEUED = "status = 'queued'"
 _PENDING = "state = 'pending'"
+QUEUED_INTERACTIVE = "status = 'queued' AND batch_id IS NULL"
+QUEUED_BATCH = "status = 'queued' AND batch_id IS NOT NULL"
 
 
 def upgrade() -> None:
-    # Queue position: queued rows of one lane by age, so "how many ahead" is an index range count.
-    op.create_index(
-        "ix_requests_queued_lane",
-        "requests",
-        ["priority", "created_at"],
-        postgresql_where=sa.text(_QUEUED),
-        sqlite_where=sa.text(_QUEUED),
-    )
+    # Queue position: queued rows of each lane by age, so "how many ahead" is an index range count.
+    for name, condition in (
+        ("ix_requests_queued_interactive", QUEUED_INTERACTIVE),
+        ("ix_requests_queued_batch", QUEUED_BATCH),
+    ):
+        op.create_index(
+            name,
+            "requests",
+            ["created_at"],
+            postgresql_where=sa.text(condition),
+            sqlite_where=sa.text(condition),
+        )
     op.create_table(
         "webhook_endpoints",
         sa.Column("id", sa.Uuid(), primary_key=True),
@@ -79,4 +84,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_endpoints")
-    op.drop_index("ix_requests_queued_lane", table_name="requests")
+    op.drop_index("ix_requests_queued_batch", table_name="requests")
+    op.drop_index("ix_requests_queued_interactive", table_name="requests")

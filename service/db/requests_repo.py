@@ -113,7 +113,6 @@ class ClaimedRequest:
     batch_id: uuid.UUID | None
     created_at: datetime
     started_at: datetime | None
-    priority: str
 
     @property
     def ref(self) -> ClaimRef:
@@ -122,7 +121,7 @@ class ClaimedRequest:
     def state(self) -> StateChange:
         return StateChange(
             self.id, self.kind, RequestStatus.PROCESSING, self.owner_id, self.batch_id, None,
-            self.created_at, self.started_at, None, self.category, self.priority,
+            self.created_at, self.started_at, None, self.category,
         )  # fmt: skip
 
 
@@ -139,9 +138,7 @@ class StateChange:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    # For the metrics' labels.
-    category: str | None
-    priority: str
+    category: str | None  # for the metrics' labels
 
 
 STATE_CHANGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StateChange))
@@ -430,22 +427,33 @@ async def take_back_for_requeue(
 
 # --- queue position ------------------------------------------------------------------------------
 
+INTERACTIVE_LANE, BATCH_LANE = "interactive", "batch"
+
+
+def lane_of(batch_id: uuid.UUID | None) -> str:
+    """Batch lines travel on their own lane (topic); everything else is interactive."""
+    return INTERACTIVE_LANE if batch_id is None else BATCH_LANE
+
+
+def _in_lane(lane: str) -> ColumnElement[bool]:
+    return _T.batch_id.is_(None) if lane == INTERACTIVE_LANE else _T.batch_id.is_not(None)
+
 
 async def queue_position(session: AsyncSession, request_id: uuid.UUID, cap: int) -> tuple[str, int] | None:
     """(lane, queued requests of that lane submitted before it) for a queued request, else None.
-    The count walks ix_requests_queued_lane and stops at `cap`: its cost is bounded whatever the
-    queue's length."""
+    The count walks the lane's partial index (migration 0005) and stops at `cap`: its cost is
+    bounded whatever the queue's length."""
     mine = (
         await session.execute(
-            select(_T.priority, _T.created_at).where(_T.id == request_id, _T.status == RequestStatus.QUEUED)
+            select(_T.batch_id, _T.created_at).where(_T.id == request_id, _T.status == RequestStatus.QUEUED)
         )
     ).first()
     if mine is None:
         return None
-    lane, created_at = mine
+    lane = lane_of(mine[0])
     ahead = (
         select(_T.id)
-        .where(_T.status == RequestStatus.QUEUED, _T.priority == lane, _T.created_at < created_at)
+        .where(_T.status == RequestStatus.QUEUED, _in_lane(lane), _T.created_at < mine[1])
         .limit(cap)
         .subquery()
     )
@@ -453,9 +461,16 @@ async def queue_position(session: AsyncSession, request_id: uuid.UUID, cap: int)
 
 
 async def queued_by_lane(session: AsyncSession) -> dict[str, int]:
-    """Queue depth per lane, for the metrics (ix_requests_queued_lane holds exactly these rows)."""
-    stmt = select(_T.priority, func.count()).where(_T.status == RequestStatus.QUEUED).group_by(_T.priority)
-    return {lane: count for lane, count in (await session.execute(stmt)).all()}
+    """Queue depth per lane, for the metrics (the lanes' partial indexes hold exactly these rows)."""
+    return {
+        lane: int(
+            await session.scalar(
+                select(func.count()).select_from(_T).where(_T.status == RequestStatus.QUEUED, _in_lane(lane))
+            )
+            or 0
+        )
+        for lane in (INTERACTIVE_LANE, BATCH_LANE)
+    }
 
 
 # --- usage metrics -------------------------------------------------------------------------------

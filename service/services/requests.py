@@ -183,7 +183,7 @@ async def submit(
             await repo.fail_unpublished(session, request_id, exc.message)
             await session.commit()
         raise
-    monitoring.request_submitted(values["kind"], "normal", category)
+    monitoring.request_submitted(values["kind"], repo.lane_of(values.get("batch_id")), category)
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
 
 
