@@ -1,4 +1,4 @@
-"""The one CLI: python -m service api | worker | up | migrate | seed."""
+"""The one CLI: python -m service api | worker | up | migrate | seed | keys …"""
 
 from __future__ import annotations
 
@@ -92,8 +92,12 @@ class _EmbeddedServer(uvicorn.Server):
 
 def cmd_up(settings: Settings) -> None:
     """Everything in one process: (embedded broker) + migrate + seed + API + worker."""
+    from service.callers.auth import is_loopback
     from service.messaging.embedded import EmbeddedBroker
 
+    if "allow_anonymous" not in settings.model_fields_set and is_loopback(settings.host):
+        # The embedded default answers the seed's curl example as is; never on a public address.
+        settings = settings.model_copy(update={"allow_anonymous": True})
     broker = None
     if not settings.kafka_bootstrap_servers:
         broker = EmbeddedBroker()
@@ -169,11 +173,18 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
-    parser.add_argument("command", choices=sorted(COMMANDS), help="what to run")
-    args = parser.parse_args(argv)
+    parser.add_argument("command", choices=[*sorted(COMMANDS), "keys"], help="what to run")
+    args = parser.parse_args(argv[:1])
     settings = get_settings()
     configure_logging(settings)
+    if args.command == "keys":  # API keys: python -m service keys create|list|revoke|update …
+        from service.callers.cli import run_keys
+
+        return run_keys(settings, argv[1:])
+    if argv[1:]:
+        parser.error(f"unrecognized arguments: {' '.join(argv[1:])}")
     COMMANDS[args.command](settings)
     return 0
 

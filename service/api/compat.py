@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ConfigDict
 
-from service.api.deps import ClientsDep, OwnerDep, StoreDep
+from service.api.deps import AdmissionDep, ClientsDep, OwnerDep, StoreDep
 from service.api.health import health_report
 from service.api.requests import processing_seconds
 from service.schemas.requests import SpreadsheetInput
@@ -31,6 +31,7 @@ async def ai_process(
     payload: CompatProcessInput,
     clients: ClientsDep,
     owner_id: OwnerDep,
+    _admitted: AdmissionDep,
 ) -> dict[str, Any]:
     submitted = await service.submit(
         clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id

@@ -42,8 +42,10 @@ def install_error_handlers(app: FastAPI) -> None:
             logger.error("{}: {}", exc.code, exc.message)
         if exc.status_code == 429:
             monitoring.REFUSALS.labels(exc.code).inc()
-        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
-        return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+        headers = {"Retry-After": "5"} if exc.status_code == 503 else {}
+        if exc.headers:
+            headers.update(exc.headers)
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel
 
-from service.api.deps import Clients, ClientsDep, OwnerDep, StoreDep
+from service.api.deps import AdmissionDep, Clients, ClientsDep, OwnerDep, StoreDep
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
@@ -132,6 +132,7 @@ def processing_seconds(row: RequestRecord) -> float | None:
 async def submit_request(
     clients: ClientsDep,
     owner_id: OwnerDep,
+    rate_limit_headers: AdmissionDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
     prefer: Annotated[
         str | None,
@@ -141,24 +142,24 @@ async def submit_request(
     submitted = await service.submit(
         clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id
     )
-    location = links(submitted.id).status
     wait = prefer_wait(prefer, clients.settings.long_poll_max_seconds)
+    row = None
     if wait > 0:
         row = await service.wait_for_final(clients.store, clients.hub, submitted.id, owner_id, wait)
-        if row.status in RequestStatus.FINAL:
-            response = model_response(status_out(row), 200)
-            response.headers["Location"] = location
-            response.headers["Preference-Applied"] = f"wait={wait:g}"
-            return response
-    body = SubmitResponse(
-        id=submitted.id,
-        kind=submitted.kind,
-        status=submitted.status,
-        created_at=submitted.created_at,
-        links=links(submitted.id),
-    )
-    response = model_response(body, 202 if submitted.created else 200)
-    response.headers["Location"] = location
+    if row is not None and row.status in RequestStatus.FINAL:
+        response = model_response(status_out(row), 200)
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+    else:
+        body = SubmitResponse(
+            id=submitted.id,
+            kind=submitted.kind,
+            status=submitted.status,
+            created_at=submitted.created_at,
+            links=links(submitted.id),
+        )
+        response = model_response(body, 202 if submitted.created else 200)
+    response.headers["Location"] = links(submitted.id).status
+    response.headers.update(rate_limit_headers)
     return response
 
 

@@ -108,7 +108,8 @@ class ClaimedRequest:
     description: str | None
     options: Any
     attempts: int
-    # What the `processing` status event and the metrics carry.
+    # Whose budget the work spends (the worker checks it before any LLM call); with the rest, what
+    # the `processing` status event and the metrics carry.
     owner_id: str | None
     batch_id: uuid.UUID | None
     created_at: datetime
