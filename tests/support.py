@@ -94,6 +94,9 @@ class CountingBackend:
     async def health(self) -> dict[str, Any]:
         return await self.inner.health()
 
+    async def models(self) -> list[str]:
+        return await self.inner.models()
+
     async def chat(self, request: ChatRequest) -> ChatResponse:
         self.calls.append(request)
         self.in_flight += 1

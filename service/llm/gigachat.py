@@ -184,12 +184,18 @@ class GigaChatBackend:
 
     async def health(self) -> dict[str, Any]:
         """Lists models: needs a token (cloud) or the certificate (mTLS) but spends no tokens."""
-        client = self._require_client()
+        return await models_health(
+            self.name, self._model, self._list_models, self._translate, HEALTH_TIMEOUT_SECONDS
+        )
 
-        async def names() -> list[str]:
-            return [model.id_ for model in (await client.aget_models()).data]
+    async def _list_models(self) -> list[str]:
+        return [model.id_ for model in (await self._require_client().aget_models()).data]
 
-        return await models_health(self.name, self._model, names, self._translate, HEALTH_TIMEOUT_SECONDS)
+    async def models(self) -> list[str]:
+        try:
+            return await self._list_models()
+        except Exception as exc:
+            raise self._translate(exc) from exc
 
     def _translate(self, exc: Exception) -> LLMError:
         return self._redact.error(_translate(exc, self.name))
