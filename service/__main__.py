@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import uvicorn
 from loguru import logger
 
 from service.config import Settings, get_settings
+from service.errors import ConfigurationError
 from service.logging import configure_logging
 
 
@@ -162,31 +164,102 @@ def run_seed(settings: Settings) -> None:
     asyncio.run(seed_database(settings))
 
 
+# name → (what it does, the function). Each command gets its own --help.
 COMMANDS = {
-    "api": cmd_api,
-    "worker": cmd_worker,
-    "webhooks": cmd_webhooks,
-    "up": cmd_up,
-    "migrate": cmd_migrate,
-    "seed": run_seed,
+    "api": ("Run the HTTP API (uvicorn; API_WORKERS processes on HOST:PORT).", cmd_api),
+    "worker": ("Run a worker: consume requests from Kafka and answer them.", cmd_worker),
+    "webhooks": (
+        "Run a webhook dispatcher: deliver signed webhooks from the completion events.",
+        cmd_webhooks,
+    ),
+    "up": (
+        "Everything in one process: (embedded broker unless KAFKA_BOOTSTRAP_SERVERS) + migrate + "
+        "seed + API + worker.",
+        cmd_up,
+    ),
+    "migrate": ("Upgrade the database schema to the latest revision (Alembic).", cmd_migrate),
+    "seed": ("Load resources/ (categories, prompt templates, presets) into the database.", run_seed),
 }
+
+# name → (what it does, "module:function" taking (settings, argv) and returning an exit code).
+DELEGATED = {
+    "keys": (
+        "Manage API keys: create, list, revoke, update (see `keys --help`).",
+        "service.callers.cli:run_keys",
+    ),
+}
+
+
+def _delegated_runner(name: str) -> Callable[[Settings, list[str]], int]:
+    module, function = DELEGATED[name][1].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+_SETTINGS_NOTE = (
+    "Settings come from the environment and .env (see .env.example); the options below override them."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (summary, _run) in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=f"{summary} {_SETTINGS_NOTE}")
+        sub.add_argument("--log-level", help="LOG_LEVEL for this run (any case: debug, INFO, ...)")
+        if name in ("api", "up"):
+            sub.add_argument("--host", help="HOST to listen on")
+            sub.add_argument("--port", type=int, help="PORT to listen on")
+        if name == "api":
+            sub.add_argument("--workers", dest="api_workers", type=int, help="API_WORKERS processes")
+        if name in ("worker", "up"):
+            sub.add_argument("--concurrency", dest="worker_concurrency", type=int, help="WORKER_CONCURRENCY")
+    for name, (summary, _target) in DELEGATED.items():
+        commands.add_parser(name, help=summary, add_help=False)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
-    parser.add_argument("command", choices=[*sorted(COMMANDS), "keys"], help="what to run")
-    args = parser.parse_args(argv[:1])
+    if argv and argv[0] in DELEGATED:
+        # A command with sub-commands of its own parses the rest of the line (and its --help) itself.
+        settings = get_settings()
+        configure_logging(settings)
+        return _delegated_runner(argv[0])(settings, argv[1:])
+    args = build_parser().parse_args(argv)
+    # Options become the environment variables they stand for, so API worker processes (which read
+    # their settings afresh) see them too, validated like any other value.
+    for key, value in vars(args).items():
+        if key != "command" and value is not None:
+            os.environ[key.upper()] = str(value)
+    get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings)
-    if args.command == "keys":  # API keys: python -m service keys create|list|revoke|update …
-        from service.callers.cli import run_keys
-
-        return run_keys(settings, argv[1:])
-    if argv[1:]:
-        parser.error(f"unrecognized arguments: {' '.join(argv[1:])}")
-    COMMANDS[args.command](settings)
+    try:
+        if args.command in SERVING_COMMANDS:
+            check_llm_configuration(settings)
+        COMMANDS[args.command][1](settings)
+    except ConfigurationError as exc:
+        # A setting that cannot work is the operator's to fix: one clear line, not a traceback.
+        logger.error("configuration error: {}", exc.message)
+        return 2
     return 0
+
+
+SERVING_COMMANDS = {"api", "worker", "up"}
+
+
+def check_llm_configuration(settings: Settings) -> None:
+    """Open and close the configured LLM backends once (no network I/O): a missing certificate,
+    a wrong key password or absent credentials stop start-up here, before any server or child
+    process starts and reports the same problem again."""
+    from service.llm.registry import build_backend
+
+    async def check() -> None:
+        backend = build_backend(settings)
+        await backend.start()
+        await backend.close()
+
+    asyncio.run(check())
 
 
 if __name__ == "__main__":

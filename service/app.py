@@ -7,9 +7,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
 from fastapi import Depends, FastAPI
+from redis.asyncio import Redis
 
 from service.api import (
     compat,
+    feedback,
     health,
     keys,
     metrics,
@@ -23,6 +25,7 @@ from service.api import (
 )
 from service.api.deps import Clients, get_caller
 from service.api.errors import install_error_handlers
+from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
 from service.callers.ratelimit import RequestRateLimiter
@@ -49,9 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine = create_engine(settings)
             opened.push_async_callback(engine.dispose)
             await ensure_topics(settings)
+            # The process's one Redis client (None without REDIS_URL): callers' rate limits, and the
+            # LLM capacity shared with the workers.
+            redis = open_redis(settings)
+            if redis is not None:
+                opened.push_async_callback(redis.aclose)
             # The API's own backend serves health probes and LLM-assisted classification; it fails
             # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
-            backend = build_backend(settings)
+            backend = build_backend(settings, redis)
             await backend.start()
             opened.push_async_callback(backend.close)
             store = await open_request_store(settings, engine)
@@ -63,14 +71,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.start()
             opened.push_async_callback(hub.close)
             app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
-            open_callers(app, settings, opened)
+            open_callers(app, settings, opened, redis)
             app.state.llm_backend = backend
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
             )
             yield
 
-    app = FastAPI(
+    app = ServiceApp(
         # No OpenTelemetry pipeline is configured; the native hooks would cost CPU on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         title="GigaOffice AI Service",
@@ -78,9 +86,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Asynchronous AI analysis of spreadsheet ranges and business processes. "
         "Submit a request, then poll (or long-poll) its status and fetch its result.",
         lifespan=lifespan,
+        # Served by install_web from the service's own files (offline deployments).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (requests, reports, health, metrics, compat, keys, usage, prometheus, webhooks):
+    install_web(app, settings)
+    for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         app.include_router(module.router)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
@@ -89,12 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def open_callers(app: FastAPI, settings: Settings, opened: AsyncExitStack) -> None:
+def open_callers(app: FastAPI, settings: Settings, opened: AsyncExitStack, redis: Redis | None) -> None:
     """Authentication, rate limits and budgets of an API process (service/callers)."""
     sessions = app.state.clients.sessions
-    redis = open_redis(settings)
-    if redis is not None:
-        opened.push_async_callback(redis.aclose)
     authenticator = Authenticator(settings, sessions)
     authenticator.start()
     opened.push_async_callback(authenticator.close)

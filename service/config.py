@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 BackendName = Literal["dryrun", "gigachat-cloud", "gigachat-mtls", "openai"]
 
@@ -91,9 +93,14 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(4, ge=1, le=20)
     # After the primary fails retryably on all attempts, send calls to the fallback for this long.
     llm_fallback_cooldown_seconds: float = Field(30.0, ge=0)
-    # Budgets per backend and worker process; 0 disables the limit.
+    # Budgets per backend; 0 disables the limit. With REDIS_URL they hold across all processes
+    # (workers and API together), otherwise per process.
     llm_requests_per_minute: int = Field(0, ge=0)
     llm_tokens_per_minute: int = Field(0, ge=0)
+    # Calls in flight per backend (e.g. GigaChat's concurrent streams); 0 = no cap. Shared like the above.
+    llm_max_concurrency: int = Field(0, ge=0, le=10_000)
+    # Redis key prefix of the shared capacity; deployments sharing one Redis need distinct prefixes.
+    llm_capacity_key_prefix: str = Field("gigaoffice:llm-capacity", min_length=1, max_length=200)
     llm_health_cache_seconds: float = Field(30.0, ge=0)
 
     # --- LLM: dryrun -----------------------------------------------------------------------------
@@ -123,6 +130,9 @@ class Settings(BaseSettings):
     openai_organization: str | None = None
     # JSON object of extra HTTP headers, e.g. {"HTTP-Referer": "https://example.org"} for OpenRouter.
     openai_extra_headers: dict[str, str] = Field(default_factory=dict)
+    # Trust store for this backend only (PEM), e.g. a private CA in front of vLLM; unset: the system's.
+    openai_ca_bundle_file: Path | None = None
+    openai_verify_ssl_certs: bool = True
 
     # --- front door: status events, live status, webhooks, Prometheus (issue 11) ----------------
     # How long the API's status hub lets the broker hold an empty fetch: bounds how late a waiter
@@ -178,6 +188,74 @@ class Settings(BaseSettings):
     budget_reserve_tokens_per_request: int = Field(1000, ge=0)
     # JSON object: model name -> price per 1000 tokens, for the cost figure of /api/v1/usage.
     llm_price_per_1k_tokens: dict[str, float] = Field(default_factory=dict)
+
+    # --- seed compatibility and deployment (issue 8) ---------------------------------------------
+    # The seed's database settings: they build DATABASE_URL (PostgreSQL) when it is not set.
+    db_host: str | None = None
+    db_port: int = Field(5432, ge=1, le=65535)
+    db_name: str | None = None
+    db_user: str | None = None
+    db_password: SecretStr | None = None
+    # Also log to this file (stderr stays on), rotated and pruned by loguru, e.g. logs/gigaoffice.log.
+    log_file: Path | None = None
+    log_rotation: str = "00:00"  # daily at midnight, as the seed did; or "100 MB", "1 week"
+    log_retention: str = "14 days"  # or a count of files, e.g. "10"
+    # Browser plugins run in the editor's page. Comma-separated origins; empty = no CORS headers.
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+    # Model names sent to the primary backend; empty = its configured model (GIGACHAT_MODEL, ...).
+    llm_classify_model: str | None = None  # seed name: GIGACHAT_CLASSIFY_MODEL
+    llm_generate_model: str | None = None  # seed name: GIGACHAT_GENERATE_MODEL
+    # JSON object {category: model}, e.g. {"process-analysis": "GigaChat-Max"}; wins over the above.
+    llm_model_by_category: dict[str, str] = Field(default_factory=dict)
+    gigachat_classify_model: str | None = None
+    gigachat_generate_model: str | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        # The seed's .env says LOG_LEVEL=info; loguru wants INFO, uvicorn info (levels both know).
+        if isinstance(value, str):
+            level = value.strip().upper()
+            level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+            if level not in ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+                raise ValueError(f"unknown log level {value!r}")
+            return level
+        return value
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _apply_seed_deployment(self) -> Settings:
+        if "database_url" not in self.model_fields_set and self.db_host:
+            self.database_url = URL.create(
+                "postgresql+asyncpg",
+                username=self.db_user,
+                password=self.db_password.get_secret_value() if self.db_password else None,
+                host=self.db_host,
+                port=self.db_port,
+                database=self.db_name,
+            ).render_as_string(hide_password=False)
+        if self.gigachat_classify_model and "llm_classify_model" not in self.model_fields_set:
+            self.llm_classify_model = self.gigachat_classify_model
+        if self.gigachat_generate_model and "llm_generate_model" not in self.model_fields_set:
+            self.llm_generate_model = self.gigachat_generate_model
+        if "*" in self.cors_allow_origins and self.cors_allow_credentials:
+            # A wildcard with credentials would let every site act with the user's cookies.
+            raise ValueError("CORS_ALLOW_CREDENTIALS cannot be combined with CORS_ALLOW_ORIGINS=*")
+        return self
+
+    def answer_model(self, category: str | None) -> str | None:
+        """The model for a request's answer: per category, else the generate model, else None."""
+        return self.llm_model_by_category.get(category or "") or self.llm_generate_model
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

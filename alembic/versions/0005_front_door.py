@@ -1,7 +1,7 @@
 """Front door: the queue-position index, webhook endpoints and their durable delivery log.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from service.db.models import JSONType, UTCDateTime
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -31,6 +31,16 @@ from service.services import requests as service
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="Same as the body's idempotency_key: a repeat returns the first request; "
+        "the same key with a different body is 409 idempotency_conflict.",
+    ),
+]
+
 _EXAMPLES = {
     "spreadsheet": {
         "summary": "Spreadsheet range with a question",
@@ -138,9 +148,16 @@ async def submit_request(
         str | None,
         Header(description="`wait=N`: answer with the finished request if it ends within N seconds."),
     ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     submitted = await service.submit(
-        clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id
+        clients.store,
+        clients.sessions,
+        clients.publisher,
+        clients.settings,
+        payload,
+        owner_id,
+        idempotency_key,
     )
     wait = prefer_wait(prefer, clients.settings.long_poll_max_seconds)
     row = None

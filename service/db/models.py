@@ -113,6 +113,9 @@ class AnalysisRequest(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A processing row whose lease ran out belongs to a worker that vanished.
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SHA-256 of the submitted body (without its key): a reused idempotency key with another body
+    # is a conflict, not a replay of the first request.
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64))
 
     # Partial indexes: every submit inserts and every request updates its row twice, so each index
     # holds only the rows its queries look for (PostgreSQL CPU per submit drops accordingly).

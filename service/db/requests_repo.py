@@ -45,7 +45,7 @@ class LLMAccounting:
 INSERT_COLUMNS: tuple[str, ...] = (
     "id", "kind", "status", "category", "query_text", "input_range", "input_data", "title",
     "description", "options", "owner_id", "batch_id", "priority", "idempotency_key", "trace_id",
-    "created_at", "updated_at",
+    "created_at", "updated_at", "idempotency_hash",
 )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from service.pipeline.table import column_index, column_letters
+from service.schemas.rows import ROW_OBJECTS
 from service.schemas.webhooks import WebhookSpec
 
 Cell = str | int | float | bool | None
@@ -62,8 +63,10 @@ class SpreadsheetInput(BaseModel):
     kind: Literal["spreadsheet"] = "spreadsheet"
     query_text: NonBlank = Field(description="What to do with the range, in the user's words.")
     input_range: str | None = Field(None, description="Address of the input range, e.g. A1:D10.")
-    input_data: list[list[Cell]] | None = Field(
-        None, description="Rows of cell values (str/number/bool/null)."
+    input_data: Annotated[list[list[Cell]] | None, ROW_OBJECTS] = Field(
+        None,
+        description="Rows of cell values (str/number/bool/null), or a list of row objects "
+        '(`[{"Товар": "A", "Янв": 1}]`: the keys become the header row).',
     )
     output_range: str | None = Field(None, description="Where the plugin intends to write the answer.")
     category: str | None = Field(None, description="Category name or alias; omitted = classified.")

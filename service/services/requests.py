@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -136,6 +138,7 @@ async def submit(
     settings: Settings,
     payload: SpreadsheetInput | ProcessAnalysisInput,
     owner_id: str | None = None,
+    header_idempotency_key: str | None = None,
 ) -> Submitted:
     """Store, then publish and wait for the broker's ack.
 
@@ -146,14 +149,15 @@ async def submit(
     category = resolve_category(payload)
     request_id = uuid.uuid4()
     now = utcnow()
-    scoped_key = (
-        repo.scoped_idempotency_key(owner_id, payload.idempotency_key) if payload.idempotency_key else None
-    )
+    key = idempotency_key(payload.idempotency_key, header_idempotency_key)
+    scoped_key = repo.scoped_idempotency_key(owner_id, key) if key else None
+    body_hash = body_fingerprint(payload) if key else None
     values = {
         "id": request_id,
         "owner_id": owner_id,
         "trace_id": request_id.hex,
         "idempotency_key": scoped_key,
+        "idempotency_hash": body_hash,
         **_row_values(payload, category),
     }
     if payload.webhook is not None:
@@ -167,6 +171,12 @@ async def submit(
             existing = await repo.find_by_idempotency_key(session, scoped_key)
         if existing is None:
             raise
+        if existing.idempotency_hash is not None and existing.idempotency_hash != body_hash:
+            raise Conflict(
+                "This idempotency key was already used with a different request body.",
+                code="idempotency_conflict",
+                details={"request_id": str(existing.id)},
+            ) from None
         return Submitted(existing.id, existing.kind, existing.status, existing.created_at, created=False)
     envelope = RequestEnvelope(
         request_id=request_id,
@@ -185,6 +195,24 @@ async def submit(
         raise
     monitoring.request_submitted(values["kind"], repo.lane_of(values.get("batch_id")), category)
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
+
+
+def idempotency_key(body_key: str | None, header_key: str | None) -> str | None:
+    """The key from the body or the `Idempotency-Key` header; both given, they must agree."""
+    body_key = body_key.strip() if body_key else None
+    header_key = header_key.strip() if header_key else None
+    if body_key and header_key and body_key != header_key:
+        raise ValidationFailed(
+            "The Idempotency-Key header and the body's idempotency_key differ.",
+            details=[{"loc": "idempotency_key", "msg": "differs from the Idempotency-Key header"}],
+        )
+    return body_key or header_key or None
+
+
+def body_fingerprint(payload: SpreadsheetInput | ProcessAnalysisInput) -> str:
+    """SHA-256 of the request as validated (ranges normalised, row objects unfolded), without its key."""
+    data = payload.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 _Row = TypeVar("_Row", RequestRecord, StatusRecord)
