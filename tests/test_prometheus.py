@@ -82,3 +82,14 @@ def test_multi_process_mode_sums_every_process(tmp_path: Path) -> None:
         for sample in family.samples
     }
     assert total(samples, "gigaoffice_requests_submitted_total", kind="spreadsheet") == 2
+
+
+async def test_rate_limit_refusals_are_counted_by_reason(postgres_url: str, kafka_bootstrap: str) -> None:
+    settings = make_settings(postgres_url, kafka_bootstrap, anonymous_requests_per_minute=1)
+    async with running_service(settings, with_worker=False) as svc:
+        before = await scrape(svc.client)
+        statuses = [(await svc.submit({"kind": "spreadsheet", **SEED_EXAMPLE})).status_code for _ in range(2)]
+        after = await scrape(svc.client)
+    assert statuses == [202, 429]
+    refused = total(after, "gigaoffice_refusals_total") - total(before, "gigaoffice_refusals_total")
+    assert refused == 1
