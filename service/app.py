@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,11 +17,13 @@ from service.api import (
     health,
     keys,
     metrics,
+    prometheus,
     prompts,
     prompts_compat,
     reports,
     requests,
     usage,
+    webhooks,
 )
 from service.api.deps import Clients, get_caller
 from service.api.errors import install_error_handlers
@@ -33,7 +36,9 @@ from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
+from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 
 VERSION = "0.1.0"
@@ -55,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis = open_redis(settings)
             if redis is not None:
                 opened.push_async_callback(redis.aclose)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             # The API's own backend serves health probes and LLM-assisted classification; it fails
             # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
             backend = build_backend(settings, redis)
@@ -65,7 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher = RequestPublisher(settings)
             await publisher.start()
             opened.push_async_callback(publisher.close)
-            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher)
+            hub = StatusHub(settings)
+            await hub.start()
+            opened.push_async_callback(hub.close)
+            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
             open_callers(app, settings, opened, redis)
             app.state.llm_backend = backend
             app.state.llm_health = partial(
@@ -91,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_web(app, settings)
-    for module in (requests, reports, health, metrics, compat, keys, usage, feedback):
+    for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         app.include_router(module.router)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
