@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from service.api import compat, health, metrics, prompts, prompts_compat, reports, requests
 from service.api.deps import Clients
-from service.api.errors import install_error_handlers
+from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.config import Settings, get_settings
 from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     for module in (requests, reports, prompts, health, metrics, compat, prompts_compat):
-        app.include_router(module.router)
+        # Every operation documents the error envelope for the statuses any route can answer.
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     return app
 
 

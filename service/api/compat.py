@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from pydantic import ConfigDict
 
 from service.api.deps import ClientsDep, OwnerDep, StoreDep
+from service.api.errors import CONFLICT_RESPONSE
 from service.api.health import health_report
 from service.api.requests import processing_seconds
 from service.schemas.requests import SpreadsheetInput
@@ -58,7 +59,11 @@ async def ai_status(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) 
     }
 
 
-@router.get("/ai/result/{request_id}", summary="Result of a completed request (seed contract)")
+@router.get(
+    "/ai/result/{request_id}",
+    summary="Result of a completed request (seed contract)",
+    responses=CONFLICT_RESPONSE,
+)
 async def ai_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) -> dict[str, Any]:
     row = service.require_completed(await service.get_request(store, request_id, owner_id))
     result = row.result if isinstance(row.result, dict) else {}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
 from service.api.deps import OwnerDep, StoreDep
+from service.api.errors import CONFLICT_RESPONSE
 from service.db.models import RequestKind
 from service.errors import NotFound
 from service.pipeline.prompt import detect_language
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
     "/{request_id}/report",
     response_class=PlainTextResponse,
     summary="Markdown report of a completed process analysis",
-    responses={200: {"content": {"text/markdown": {}}}, 409: {"description": "Not completed (yet)"}},
+    responses={200: {"content": {"text/markdown": {}}}, **CONFLICT_RESPONSE},
 )
 async def get_report(
     request_id: uuid.UUID,

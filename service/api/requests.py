@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
 
 from service.api.deps import ClientsDep, OwnerDep, SessionDep, StoreDep
+from service.api.errors import CONFLICT_RESPONSE
 from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
     SEED_EXAMPLE,
@@ -120,7 +121,14 @@ async def get_status(
     request_id: uuid.UUID,
     clients: ClientsDep,
     owner_id: OwnerDep,
-    wait: float = Query(0, ge=0, description="Long-poll: wait up to this many seconds for a final status."),
+    wait: float = Query(
+        0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Long-poll: wait up to this many seconds (capped by LONG_POLL_MAX_SECONDS) "
+        "for a final status.",
+    ),
 ) -> Response:
     if wait > 0:
         wait = min(wait, clients.settings.long_poll_max_seconds)
@@ -134,7 +142,7 @@ async def get_status(
     "/{request_id}/result",
     response_model=RequestResultOut,
     summary="Result of a completed request",
-    responses={409: {"description": "Not completed (yet): the current status is in details"}},
+    responses=CONFLICT_RESPONSE,
 )
 async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) -> RequestResultOut:
     row = service.require_completed(await service.get_request(store, request_id, owner_id))
@@ -151,7 +159,10 @@ async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep)
 
 
 @router.post(
-    "/{request_id}/cancel", response_model=RequestStatusOut, summary="Cancel a queued or running request"
+    "/{request_id}/cancel",
+    response_model=RequestStatusOut,
+    summary="Cancel a queued or running request",
+    responses=CONFLICT_RESPONSE,
 )
 async def cancel_request(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> RequestStatusOut:
     return status_out(await service.cancel(session, request_id, owner_id))
