@@ -34,7 +34,9 @@ def raw_json(body: Any) -> bytes:
 
 async def send(svc: RunningService, method: str, path: str, body: Any = None) -> httpx.Response:
     content = None if body is None else raw_json(body)
-    return await svc.client.request(method, path, content=content, headers={"content-type": "application/json"})
+    return await svc.client.request(
+        method, path, content=content, headers={"content-type": "application/json"}
+    )
 
 
 def assert_422(response: httpx.Response, loc: str, words: str) -> None:
@@ -134,7 +136,9 @@ async def test_unstorable_templates_are_422(
     svc: RunningService, change: dict[str, Any], loc: str, words: str
 ) -> None:
     assert_422(await send(svc, "POST", "/api/v1/prompts", {**TEMPLATE, **change}), loc, words)
-    update = {key: value for key, value in {**TEMPLATE, **change}.items() if key not in ("category", "language")}
+    update = {
+        key: value for key, value in {**TEMPLATE, **change}.items() if key not in ("category", "language")
+    }
     if "category" not in change:
         assert_422(await send(svc, "PUT", "/api/v1/prompts/1", update), loc, words)
     assert_422(await send(svc, "PUT", "/api/v1/prompts/99999999999", update), "path.template_id", "less than")

@@ -69,9 +69,10 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
-def render_app_error(exc: AppError) -> JSONResponse:
+def render_app_error(exc: AppError, cause: BaseException | None = None) -> JSONResponse:
     if exc.status_code >= 500:
-        logger.error("{}: {}", exc.code, exc.message)
+        reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        logger.error("{}: {}{}", exc.code, exc.message, reason)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status_code == 503 else None
     return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
@@ -98,7 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return _internal(exc)
         if mapped.status_code < 500:  # the edge should have refused it: worth a look, not an alarm
             logger.warning("database refused a value the validation let through: {}", type(exc).__name__)
-        return render_app_error(mapped)
+        return render_app_error(mapped, exc)
 
     for exception_type in DATABASE_EXCEPTIONS:
         app.add_exception_handler(exception_type, _database)
