@@ -11,8 +11,10 @@ from collections.abc import Generator
 
 import uvicorn
 from loguru import logger
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from service.config import Settings, get_settings
+from service.config import Settings, get_settings, settings_problems
 from service.logging import configure_logging
 
 
@@ -140,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     parser.add_argument("command", choices=sorted(COMMANDS), help="what to run")
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except (ValidationError, SettingsError) as exc:
+        # One clear line per problem; a traceback would bury the variable to fix.
+        for line in settings_problems(exc):
+            print(f"configuration error: {line}", file=sys.stderr)
+        return 2
     configure_logging(settings)
     COMMANDS[args.command](settings)
     return 0
