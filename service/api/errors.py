@@ -38,6 +38,7 @@ def _documented(description: str) -> dict[str, Any]:
 
 # Statuses any operation may answer with. A router adds its own (409, 401/403 ...) via `responses=`.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("A body that cannot be read at all (e.g. not UTF-8)"),
     404: _documented("Not found: unknown id or path (someone else's resource looks the same)"),
     422: _documented("Invalid input: every problem with its location in `details`"),
     500: _documented("Internal error (logged; no internals in the message)"),
@@ -90,7 +91,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
 
     async def _database(_request: Request, exc: Exception) -> JSONResponse:

@@ -20,9 +20,12 @@ router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 
 @router.get(
     "/{request_id}/report",
-    response_class=PlainTextResponse,
     summary="Markdown report of a completed process analysis",
-    responses={200: {"content": {"text/markdown": {}}}, **CONFLICT_RESPONSE},
+    # No response_class: errors stay documented as the JSON envelope; the report itself is Markdown.
+    responses={
+        200: {"description": "The report", "content": {"text/markdown": {"schema": {"type": "string"}}}},
+        **CONFLICT_RESPONSE,
+    },
 )
 async def get_report(
     request_id: uuid.UUID,
