@@ -2,8 +2,8 @@
 in-process app on real PostgreSQL and Tansu. No 5xx, and every response is documented: its status
 code, content type and body schema; invalid input is refused.
 
-Bounded (SCHEMATHESIS_MAX_EXAMPLES per operation and mode, default 20) and reproducible
-(derandomized: the same examples every run); about a minute on a quiet machine.
+Bounded (SCHEMATHESIS_MAX_EXAMPLES per operation and mode, default 60) and reproducible
+(derandomized: the same examples every run); about 30 s on a quiet machine.
 
 The operations are driven with Hypothesis directly rather than through schemathesis' pytest
 integration, whose lazy-fixture plumbing does not work with the pinned pytest.
@@ -26,7 +26,7 @@ from service.config import Settings
 from service.seeding import seed_database
 from tests.support import make_settings
 
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "20"))
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "60"))
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     schemathesis.checks.status_code_conformance,
