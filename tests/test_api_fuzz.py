@@ -81,6 +81,6 @@ def test_api_conforms_to_its_openapi(api_schema: schemathesis.BaseSchema) -> Non
                 run_operation(operation, mode)
             except Unsatisfiable:  # nothing to make invalid: an operation without parameters
                 assert mode is GenerationMode.NEGATIVE, operation.label
-            except (Exception, BaseExceptionGroup) as exc:  # every operation is tried; all failures are reported together
+            except (Exception, BaseExceptionGroup) as exc:  # all operations run; failures reported together
                 failures.append(f"{operation.label} [{mode.value}]: {exc}")
     assert not failures, "\n\n".join(failures)
