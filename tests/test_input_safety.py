@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import exc as sa_exc
 
+from service.api.errors import error_response
 from service.db.errors import classify
 from service.errors import DatabaseUnavailable, ValidationFailed
 from service.schemas.fields import INT64_MAX, INT64_MIN
@@ -181,3 +182,30 @@ def test_database_errors_are_classified() -> None:
         mapped = classify(error)
         assert isinstance(mapped, ValidationFailed), error
     assert classify(asyncpg.UndefinedTableError('relation "x" does not exist')) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "status"),
+    [
+        ("infinite float", b'{"kind":"spreadsheet","query_text":"x","input_data":[[1e400]]}', 422),
+        (
+            "integer of 5000 digits",
+            b'{"kind":"spreadsheet","query_text":"x","input_data":[[' + b"9" * 5000 + b"]]}",
+            400,
+        ),
+        ("nested 100000 deep", b"[" * 100_000 + b"]" * 100_000, 400),
+        ("surrogate as a field name", b'{"kind":"spreadsheet","query_text":"x","\\udfff":1}', 422),
+        ("surrogate as a JSON key in examples", b'{"kind":"spreadsheet","query_text":"x","\\ud800x":1}', 422),
+        ("not UTF-8", b'{"kind":"spreadsheet","query_text":"\xff"}', 400),
+    ],
+)
+async def test_hostile_bodies_are_4xx(svc: RunningService, name: str, content: bytes, status: int) -> None:
+    headers = {"content-type": "application/json"}
+    response = await svc.client.post("/api/v1/requests", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] in ("validation_error", "bad_request")
+
+
+def test_an_error_quoting_bad_text_still_renders() -> None:
+    response = error_response(404, "not_found", "category '\udfff' is unknown")
+    assert json.loads(response.body)["error"]["message"] == "category '\udfff' is unknown"

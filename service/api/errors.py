@@ -7,6 +7,7 @@ schemathesis see the same contract the handlers keep.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -50,10 +51,20 @@ CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {409: _documented("Conflict
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
+class EnvelopeResponse(JSONResponse):
+    """An error body that always renders: a message quoting the caller's bad text (a lone
+    surrogate, say) comes out as a JSON escape instead of failing to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode(
+            "utf-8", "backslashreplace"
+        )
+
+
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
+    return EnvelopeResponse(
         {"error": {"code": code, "message": message, "details": details}}, status_code=status, headers=headers
     )
 
