@@ -12,7 +12,7 @@ from service.db.prompt_models import Category, Preset
 from service.db.prompt_models import PromptTemplate as TemplateRow
 from service.llm.base import ChatRequest
 from service.pipeline.classify import ClassifierInput
-from service.schemas.fields import ColumnText, IdPath, Text
+from service.schemas.fields import ColumnText, IdPath, LanguageCode
 from service.schemas.prompts import (
     CategoryOut,
     ClassifyIn,
@@ -36,7 +36,7 @@ async def require_prompt_admin(request: Request) -> str | None:
 PromptAdminDep = Annotated[str | None, Depends(require_prompt_admin)]
 TemplateId = Annotated[int, IdPath(TemplateRow.id, "Id of one template version")]
 CategoryQuery = Annotated[str, ColumnText(TemplateRow.category)] | None
-LanguageQuery = Annotated[str, Text(pattern="^(ru|en)$")] | None
+LanguageQuery = LanguageCode | None
 
 
 def category_out(row: Category) -> CategoryOut:

@@ -13,6 +13,7 @@ from service.db.models import RequestKind
 from service.errors import NotFound
 from service.pipeline.prompt import detect_language
 from service.pipeline.report import render_report
+from service.schemas.fields import LanguageCode
 from service.services import requests as request_service
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
@@ -31,7 +32,7 @@ async def get_report(
     request_id: uuid.UUID,
     store: StoreDep,
     owner_id: OwnerDep,
-    language: str | None = Query(None, pattern="^(ru|en)$", description="Default: the request's language"),
+    language: LanguageCode | None = Query(None, description="Default: the request's language"),
 ) -> PlainTextResponse:
     row = request_service.require_completed(await request_service.get_request(store, request_id, owner_id))
     if row.kind != RequestKind.PROCESS_ANALYSIS or not isinstance(row.result, dict):

@@ -129,6 +129,7 @@ def ColumnInt(column: InstrumentedAttribute[Any], *, ge: int | None = None) -> I
 
 
 SafeText = Annotated[str, Text()]
+LanguageCode = Annotated[str, Text(pattern="^(ru|en)$")]
 NonBlankText = Annotated[str, Text(min_length=1, strip=True)]
 Int32 = Annotated[int, Interval(ge=INT32_MIN, le=INT32_MAX)]
 Int64 = Annotated[int, Interval(ge=INT64_MIN, le=INT64_MAX)]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.db.prompt_models import PromptTemplate as TemplateRow
-from service.schemas.fields import ColumnText, SafeJson, SafeJsonObject, Text
+from service.schemas.fields import ColumnText, LanguageCode, SafeJson, SafeJsonObject, Text
 
 
 class CategoryOut(BaseModel):
@@ -32,7 +32,7 @@ class TemplateIn(BaseModel):
 
 class TemplateCreate(TemplateIn):
     category: Annotated[str, ColumnText(TemplateRow.category, min_length=1)]
-    language: str = Field(pattern="^(ru|en)$")
+    language: LanguageCode
 
 
 class TemplateOut(BaseModel):
