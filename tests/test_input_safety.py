@@ -14,7 +14,7 @@ from sqlalchemy import exc as sa_exc
 
 from service.api.errors import error_response
 from service.db.errors import classify
-from service.errors import DatabaseUnavailable, ValidationFailed
+from service.errors import DatabaseUnavailable, ServiceUnavailable, ValidationFailed
 from service.schemas.fields import INT64_MAX, INT64_MIN
 from tests.support import PROCESS_EXAMPLE, SEED_EXAMPLE, RunningService, make_settings, running_service
 
@@ -182,6 +182,8 @@ def test_database_errors_are_classified() -> None:
         mapped = classify(error)
         assert isinstance(mapped, ValidationFailed), error
     assert classify(asyncpg.UndefinedTableError('relation "x" does not exist')) is None
+    elsewhere = classify(TimeoutError())
+    assert isinstance(elsewhere, ServiceUnavailable) and not isinstance(elsewhere, DatabaseUnavailable)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
-from service.errors import AppError, DatabaseUnavailable, ValidationFailed
+from service.errors import AppError, DatabaseUnavailable, ServiceUnavailable, ValidationFailed
 
 # Exceptions of the drivers themselves that mean "no usable connection" (asyncpg's InterfaceError
 # covers "connection is closed" and InternalClientError a connection left mid-operation).
@@ -76,10 +76,26 @@ def is_connection_error(exc: BaseException) -> bool:
     return False
 
 
+_DATABASE_TYPES = (
+    sa_exc.SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    sqlite3.Error,
+)
+
+
+def _from_database(exc: BaseException) -> bool:
+    return any(isinstance(item, _DATABASE_TYPES) for item in _chain(exc))
+
+
 def classify(exc: BaseException) -> AppError | None:
-    """The AppError a database exception stands for, or None (a bug: 500)."""
+    """The AppError a database exception stands for, or None (a bug: 500). A bare timeout or
+    connection error from elsewhere is a 503 too, without blaming the database."""
     if is_connection_error(exc):
-        return DatabaseUnavailable("The database is unavailable; try again shortly.")
+        if _from_database(exc):
+            return DatabaseUnavailable("The database is unavailable; try again shortly.")
+        return ServiceUnavailable("A dependency did not answer; try again shortly.")
     for item in _chain(exc):
         if isinstance(item, _DATA_ERRORS):
             return ValidationFailed(
