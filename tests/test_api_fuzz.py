@@ -12,7 +12,7 @@ integration, whose lazy-fixture plumbing does not work with the pinned pytest.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import schemathesis
@@ -24,6 +24,7 @@ from schemathesis.python import asgi
 from service.app import create_app
 from service.config import Settings
 from service.seeding import seed_database
+from tests.conftest import fresh_postgres_database
 from tests.support import make_settings
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "60"))
@@ -37,10 +38,12 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-async def fuzz_settings(postgres_url: str, kafka_bootstrap: str) -> Settings:
-    configured = make_settings(postgres_url, kafka_bootstrap, long_poll_max_seconds=0.5)
-    await seed_database(configured)  # templates and presets to read, edit and delete
-    return configured
+async def fuzz_settings(kafka_bootstrap: str) -> AsyncIterator[Settings]:
+    # A database of its own: the fuzzer writes arbitrary templates that other tests must not see.
+    async with fresh_postgres_database() as database_url:
+        configured = make_settings(database_url, kafka_bootstrap, long_poll_max_seconds=0.5)
+        await seed_database(configured)  # templates and presets to read, edit and delete
+        yield configured
 
 
 @pytest.fixture(scope="module")
