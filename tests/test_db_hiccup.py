@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -39,7 +40,7 @@ async def terminate_backends(database_url: str) -> int:
         await admin.close()
 
 
-def assert_ok_or_unavailable(response_status: int, headers: dict[str, str], body: dict) -> None:  # type: ignore[type-arg]
+def assert_ok_or_unavailable(response_status: int, headers: dict[str, str], body: dict[str, Any]) -> None:
     assert response_status in (200, 202, 503), (response_status, body)
     if response_status == 503:
         assert headers.get("retry-after"), headers
