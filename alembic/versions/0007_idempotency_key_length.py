@@ -4,7 +4,7 @@ A 128-character key (the documented maximum) with its scope prefix did not fit v
 insert failed with a 500. SQLite does not enforce varchar lengths, so only PostgreSQL changes.
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -17,6 +17,7 @@ from loguru import logger
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service import monitoring
 from service.db.errors import DATABASE_EXCEPTIONS, classify
 from service.errors import AppError
 
@@ -88,8 +89,12 @@ def render_app_error(exc: AppError, cause: BaseException | None = None) -> JSONR
     if exc.status_code >= 500:
         reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
         logger.error("{}: {}{}", exc.code, exc.message, reason)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status_code == 503 else None
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+    if exc.status_code == 429:
+        monitoring.REFUSALS.labels(exc.code).inc()
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status_code == 503 else {}
+    if exc.headers:
+        headers.update(exc.headers)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from service.db.prompt_models import PromptTemplate as TemplateRow
 from service.schemas.fields import ColumnText, LanguageCode, SafeJson, SafeJsonObject, Text
+from service.schemas.rows import ROW_OBJECTS
 
 
 class CategoryOut(BaseModel):
@@ -64,8 +65,11 @@ class PresetOut(BaseModel):
 class ClassifyIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    query_text: Annotated[str, Text(max_length=4_000)] = ""
-    input_data: list[list[SafeJson]] | None = None
+    # `prompt_text` is the seed's name for the same field.
+    query_text: Annotated[str, Text(max_length=4_000)] = Field(
+        "", validation_alias=AliasChoices("query_text", "prompt_text")
+    )
+    input_data: Annotated[list[list[SafeJson]] | None, ROW_OBJECTS] = None
     title: Annotated[str, Text(max_length=300)] | None = None
     description: Annotated[str, Text(max_length=20_000)] | None = None
 

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from service.db.models import AnalysisRequest as Row
 from service.pipeline.table import column_index, column_letters
 from service.schemas.fields import ColumnText, JsonScalar, NonBlankText, Text, column_length
+from service.schemas.rows import ROW_OBJECTS
+from service.schemas.webhooks import WebhookSpec
 
 Cell = JsonScalar
 NonBlank = NonBlankText
@@ -68,14 +70,17 @@ class SpreadsheetInput(BaseModel):
     kind: Literal["spreadsheet"] = "spreadsheet"
     query_text: NonBlank = Field(description="What to do with the range, in the user's words.")
     input_range: RangeText | None = Field(None, description="Address of the input range, e.g. A1:D10.")
-    input_data: list[list[Cell]] | None = Field(
-        None, description="Rows of cell values (str/number/bool/null)."
+    input_data: Annotated[list[list[Cell]] | None, ROW_OBJECTS] = Field(
+        None,
+        description="Rows of cell values (str/number/bool/null), or a list of row objects "
+        '(`[{"Товар": "A", "Янв": 1}]`: the keys become the header row).',
     )
     output_range: RangeText | None = Field(None, description="Where the plugin intends to write the answer.")
     category: Annotated[str, ColumnText(Row.category)] | None = Field(
         None, description="Category name or alias; omitted = classified."
     )
     idempotency_key: IdempotencyKey | None = None
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
     @field_validator("input_range", "output_range")
     @classmethod
@@ -117,6 +122,7 @@ class ProcessAnalysisInput(BaseModel):
     industry: Annotated[str, Text(max_length=128)] | None = None
     language: Literal["ru", "en"] | None = None
     idempotency_key: IdempotencyKey | None = None
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
 
 RequestInput = Annotated[SpreadsheetInput | ProcessAnalysisInput, Field(discriminator="kind")]
@@ -151,6 +157,19 @@ class UsageInfo(BaseModel):
     model: str | None
 
 
+class QueueInfo(BaseModel):
+    lane: str
+    ahead: int = Field(
+        description="Queued requests of this lane submitted earlier (a lower bound when capped)."
+    )
+    ahead_capped: bool = Field(
+        False, description="True when there are at least `ahead` (the count stops there)."
+    )
+    eta_seconds: float | None = Field(
+        None, description="Estimated wait before processing starts, from the recent completion rate."
+    )
+
+
 class RequestStatusOut(BaseModel):
     id: uuid.UUID
     kind: str
@@ -163,6 +182,7 @@ class RequestStatusOut(BaseModel):
     finished_at: datetime | None
     error: ErrorInfo | None
     links: Links
+    queue: QueueInfo | None = Field(None, description="While queued: position in its lane and an ETA.")
 
 
 class RequestResultOut(BaseModel):
