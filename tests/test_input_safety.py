@@ -16,7 +16,15 @@ from service.api.errors import error_response
 from service.db.errors import classify
 from service.errors import DatabaseUnavailable, ServiceUnavailable, ValidationFailed
 from service.schemas.fields import INT64_MAX, INT64_MIN
-from tests.support import PROCESS_EXAMPLE, SEED_EXAMPLE, RunningService, make_settings, running_service
+from tests.support import (
+    PROCESS_EXAMPLE,
+    SEED_EXAMPLE,
+    RunningService,
+    bearer,
+    issue_key,
+    make_settings,
+    running_service,
+)
 
 SPREADSHEET = {"kind": "spreadsheet", **SEED_EXAMPLE}
 TEMPLATE = {"category": "spreadsheet-analysis", "language": "en", "system_prompt": "S", "user_template": "U"}
@@ -28,16 +36,23 @@ async def svc(postgres_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningS
         yield service
 
 
+@pytest.fixture(scope="module")
+async def admin(svc: RunningService) -> dict[str, str]:
+    """Template writes need an admin key."""
+    return bearer(await issue_key(svc.settings, "validation admin", "admin"))
+
+
 def raw_json(body: Any) -> bytes:
     """JSON with \\uXXXX escapes, as a client may send them: a lone surrogate survives the trip."""
     return json.dumps(body, ensure_ascii=True).encode()
 
 
-async def send(svc: RunningService, method: str, path: str, body: Any = None) -> httpx.Response:
+async def send(
+    svc: RunningService, method: str, path: str, body: Any = None, auth: dict[str, str] | None = None
+) -> httpx.Response:
     content = None if body is None else raw_json(body)
-    return await svc.client.request(
-        method, path, content=content, headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json", **(auth or {})}
+    return await svc.client.request(method, path, content=content, headers=headers)
 
 
 def assert_422(response: httpx.Response, loc: str, words: str) -> None:
@@ -134,15 +149,17 @@ async def test_unstorable_parameters_are_422(svc: RunningService, path: str, loc
     ],
 )
 async def test_unstorable_templates_are_422(
-    svc: RunningService, change: dict[str, Any], loc: str, words: str
+    svc: RunningService, admin: dict[str, str], change: dict[str, Any], loc: str, words: str
 ) -> None:
-    assert_422(await send(svc, "POST", "/api/v1/prompts", {**TEMPLATE, **change}), loc, words)
+    assert_422(await send(svc, "POST", "/api/v1/prompts", {**TEMPLATE, **change}, admin), loc, words)
     update = {
         key: value for key, value in {**TEMPLATE, **change}.items() if key not in ("category", "language")
     }
     if "category" not in change:
-        assert_422(await send(svc, "PUT", "/api/v1/prompts/1", update), loc, words)
-    assert_422(await send(svc, "PUT", "/api/v1/prompts/99999999999", update), "path.template_id", "less than")
+        assert_422(await send(svc, "PUT", "/api/v1/prompts/1", update, admin), loc, words)
+    assert_422(
+        await send(svc, "PUT", "/api/v1/prompts/99999999999", update, admin), "path.template_id", "less than"
+    )
 
 
 async def test_unexpected_errors_are_an_envelope_without_internals(svc: RunningService) -> None:

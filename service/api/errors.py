@@ -41,8 +41,11 @@ def _documented(description: str) -> dict[str, Any]:
 # Statuses any operation may answer with. A router adds its own (409, 401/403 ...) via `responses=`.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _documented("A body that cannot be read at all (e.g. not UTF-8)"),
+    401: _documented("No valid API key (see `WWW-Authenticate`)"),
+    403: _documented("The key may not use this route (admin routes)"),
     404: _documented("Not found: unknown id or path (someone else's resource looks the same)"),
     422: _documented("Invalid input: every problem with its location in `details`"),
+    429: _documented("A rate limit or token budget ran out; see `Retry-After`"),
     500: _documented("Internal error (logged; no internals in the message)"),
     503: _documented("A dependency (database, broker) is unavailable; see `Retry-After`"),
 }

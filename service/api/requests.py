@@ -16,9 +16,11 @@ from service.api.deps import AdmissionDep, Clients, ClientsDep, OwnerDep, StoreD
 from service.api.errors import CONFLICT_RESPONSE
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
+from service.schemas.fields import Text
 from service.schemas.requests import (
     SEED_EXAMPLE,
     ErrorInfo,
+    IdempotencyKey,
     Links,
     QueueInfo,
     RequestInput,
@@ -33,10 +35,9 @@ from service.services import requests as service
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 
 IdempotencyKeyHeader = Annotated[
-    str | None,
+    IdempotencyKey | None,
     Header(
         alias="Idempotency-Key",
-        max_length=128,
         description="Same as the body's idempotency_key: a repeat returns the first request; "
         "the same key with a different body is 409 idempotency_conflict.",
     ),
@@ -137,7 +138,8 @@ def processing_seconds(row: RequestRecord) -> float | None:
             "model": SubmitResponse | RequestStatusOut,
             "description": "An earlier submit with this idempotency key, or (with `Prefer: wait`) "
             "the request's final status",
-        }
+        },
+        **CONFLICT_RESPONSE,  # the idempotency key was used with a different body
     },
 )
 async def submit_request(
@@ -146,7 +148,7 @@ async def submit_request(
     rate_limit_headers: AdmissionDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
     prefer: Annotated[
-        str | None,
+        Annotated[str, Text(max_length=1_000)] | None,
         Header(description="`wait=N`: answer with the finished request if it ends within N seconds."),
     ] = None,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -213,7 +215,9 @@ async def status_events(
     request_id: uuid.UUID,
     clients: ClientsDep,
     owner_id: OwnerDep,
-    last_event_id: Annotated[str | None, Header(description="Resume after this event id.")] = None,
+    last_event_id: Annotated[
+        Annotated[str, Text(max_length=200)] | None, Header(description="Resume after this event id.")
+    ] = None,
 ) -> StreamingResponse:
     """queued → processing → completed/failed/cancelled/expired, one `status` event each (data: the
     status object, id: 1, 2, 3), then the stream ends. A reconnect with `Last-Event-ID` skips what

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from annotated_types import GroupedMetadata, Interval
 from fastapi import Path
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Strict, StringConstraints
 from sqlalchemy import BigInteger, Integer, SmallInteger, String
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -122,10 +122,25 @@ def ColumnText(
     return Text(min_length=min_length, max_length=limit, strip=strip)
 
 
-def ColumnInt(column: InstrumentedAttribute[Any], *, ge: int | None = None) -> Interval:
+@dataclass(frozen=True)
+class IntRange(GroupedMetadata):
+    """Integer bounds; `strict` refuses what JSON clients should not send for a count (true, 1.0,
+    "1"). Not for path or query parameters, which always arrive as text."""
+
+    ge: int
+    le: int
+    strict: bool = False
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.strict:
+            yield Strict()
+        yield Interval(ge=self.ge, le=self.le)
+
+
+def ColumnInt(column: InstrumentedAttribute[Any], *, ge: int | None = None, strict: bool = False) -> IntRange:
     """An integer that fits `column` (int32 for Integer, int64 for BigInteger), optionally >= `ge`."""
     low, high = column_range(column)
-    return Interval(ge=low if ge is None else max(low, ge), le=high)
+    return IntRange(ge=low if ge is None else max(low, ge), le=high, strict=strict)
 
 
 SafeText = Annotated[str, Text()]
