@@ -25,7 +25,7 @@ from service.api import (
     webhooks,
 )
 from service.api.deps import Clients, get_caller
-from service.api.errors import install_error_handlers
+from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
@@ -96,11 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_web(app, settings)
     for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
-        app.include_router(module.router)
+        # Every operation documents the error envelope for the statuses any route can answer.
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):
-        app.include_router(module.router, dependencies=[Depends(get_caller)])
+        app.include_router(module.router, dependencies=[Depends(get_caller)], responses=ERROR_RESPONSES)
     return app
 
 

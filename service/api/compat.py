@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from pydantic import ConfigDict
 
 from service.api.deps import AdmissionDep, ClientsDep, OwnerDep, StoreDep
+from service.api.errors import CONFLICT_RESPONSE
 from service.api.health import health_report
 from service.api.requests import IdempotencyKeyHeader, processing_seconds
 from service.errors import Conflict
@@ -27,7 +28,11 @@ class CompatProcessInput(SpreadsheetInput):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
-@router.post("/ai/process", summary="Submit a spreadsheet request (seed contract)")
+@router.post(
+    "/ai/process",
+    summary="Submit a spreadsheet request (seed contract)",
+    responses=CONFLICT_RESPONSE,  # the idempotency key was used with a different body
+)
 async def ai_process(
     payload: CompatProcessInput,
     clients: ClientsDep,
