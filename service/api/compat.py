@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ConfigDict
 
-from service.api.deps import AdmissionDep, ClientsDep, OwnerDep, StoreDep
+from service.api.deps import AdmissionDep, OwnerDep, StoreDep
 from service.api.errors import CONFLICT_RESPONSE
 from service.api.health import health_report
 from service.api.requests import IdempotencyKeyHeader, processing_seconds
@@ -35,18 +35,17 @@ class CompatProcessInput(SpreadsheetInput):
 )
 async def ai_process(
     payload: CompatProcessInput,
-    clients: ClientsDep,
-    owner_id: OwnerDep,
-    _admitted: AdmissionDep,
+    admitted: AdmissionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
+    clients = admitted.clients
     submitted = await service.submit(
         clients.store,
         clients.sessions,
         clients.publisher,
         clients.settings,
         payload,
-        owner_id,
+        admitted.owner_id,
         idempotency_key,
     )
     return {
