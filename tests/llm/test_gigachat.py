@@ -407,6 +407,19 @@ async def test_a_certificate_refused_nginx_style_is_an_auth_failure_without_html
         assert (await backend.chat(ask("through nginx"))).text == "echo: through nginx"
 
 
+async def test_a_gateway_html_page_is_overload_without_html(
+    gigachat_cloud: GigaChatPeer, certs: CertBundle
+) -> None:
+    gigachat_cloud.faults.server_errors, gigachat_cloud.faults.server_error_status = 1, 502
+    gigachat_cloud.faults.error_html = (
+        "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    )
+    async with started(GigaChatBackend(cloud_settings(gigachat_cloud, certs), "cloud")) as backend:
+        with pytest.raises(Overloaded) as caught:
+            await backend.chat(ask())
+    assert caught.value.message == "gigachat-cloud answered HTTP 502: HTML error page (502 Bad Gateway)"
+
+
 def test_html_error_pages_are_never_quoted() -> None:
     page = (
         b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1><script>x</script></body></html>"
@@ -414,3 +427,4 @@ def test_html_error_pages_are_never_quoted() -> None:
     assert snippet(page) == "HTML error page (502 Bad Gateway)"
     assert snippet(b"<!DOCTYPE html><html><body>oops</body></html>") == "HTML error page"
     assert snippet(b'{"message": "Invalid model"}') == '{"message": "Invalid model"}'
+    assert snippet("Error code: 400 - <html><body>x</body></html>") == "Error code: 400 - HTML error page"
