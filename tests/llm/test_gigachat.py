@@ -348,6 +348,23 @@ async def test_a_refused_certificate_is_an_auth_failure_whatever_tls_does_to_the
         assert await backend._refusal() is None  # the probe itself
 
 
+async def test_a_refused_certificate_is_reported_right_after_start(
+    certs: CertBundle, captured_logs: list[str]
+) -> None:
+    foreign = {
+        "gigachat_mtls_cert_file": certs.foreign_client_cert,
+        "gigachat_mtls_key_file": certs.foreign_client_key,
+    }
+    with gigachat_peer(certs, mtls=True, asyncio_tls=True) as peer:
+        backend = GigaChatBackend(mtls_settings(peer, certs, **foreign), "mtls")
+        async with started(backend):
+            assert backend._startup_probe is not None  # the probe runs in the background
+            async with asyncio.timeout(60):
+                await backend._startup_probe
+    (line,) = [line for line in captured_logs if "every request will fail" in line]
+    assert line.startswith("ERROR") and "rejected the client certificate" in line
+
+
 async def test_a_server_that_resets_every_connection_stays_a_connection_error(certs: CertBundle) -> None:
     # TCP accepted, then reset before TLS says anything, with no client certificate involved: a
     # network or server fault, retryable - the probe must not turn it into an auth failure.
