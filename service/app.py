@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -9,9 +10,23 @@ from functools import partial
 from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
-from service.api import compat, health, keys, metrics, prompts, prompts_compat, reports, requests, usage
+from service.api import (
+    compat,
+    feedback,
+    health,
+    keys,
+    metrics,
+    prometheus,
+    prompts,
+    prompts_compat,
+    reports,
+    requests,
+    usage,
+    webhooks,
+)
 from service.api.deps import Clients, get_caller
 from service.api.errors import install_error_handlers
+from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
 from service.callers.ratelimit import RequestRateLimiter
@@ -20,7 +35,9 @@ from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
+from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 
 VERSION = "0.1.0"
@@ -42,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis = open_redis(settings)
             if redis is not None:
                 opened.push_async_callback(redis.aclose)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             # The API's own backend serves health probes and LLM-assisted classification; it fails
             # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
             backend = build_backend(settings, redis)
@@ -52,7 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher = RequestPublisher(settings)
             await publisher.start()
             opened.push_async_callback(publisher.close)
-            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher)
+            hub = StatusHub(settings)
+            await hub.start()
+            opened.push_async_callback(hub.close)
+            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
             open_callers(app, settings, opened, redis)
             app.state.llm_backend = backend
             app.state.llm_health = partial(
@@ -60,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
 
-    app = FastAPI(
+    app = ServiceApp(
         # No OpenTelemetry pipeline is configured; the native hooks would cost CPU on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         title="GigaOffice AI Service",
@@ -68,9 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Asynchronous AI analysis of spreadsheet ranges and business processes. "
         "Submit a request, then poll (or long-poll) its status and fetch its result.",
         lifespan=lifespan,
+        # Served by install_web from the service's own files (offline deployments).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (requests, reports, health, metrics, compat, keys, usage):
+    install_web(app, settings)
+    for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         app.include_router(module.router)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.

@@ -14,8 +14,10 @@ from service.db.session import create_engine, create_session_factory
 from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
 from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
+from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 from service.services.processing import Processor
+from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
 from workers.sweeper import Sweeper
@@ -52,6 +54,7 @@ class Worker:
             opened.push_async_callback(engine.dispose)
             sessions = create_session_factory(engine)
             await ensure_topics(settings)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             await backend.start()
             opened.push_async_callback(backend.close)
             publisher = RequestPublisher(settings)
@@ -84,7 +87,7 @@ class Worker:
                 )
 
             processor = Processor(settings, backend, sessions, Budgets(settings, sessions))
-            handler = RequestHandler(settings, store, processor)
+            handler = RequestHandler(settings, store, processor, publisher)
             self._runner = ConsumerRunner(
                 consumer,
                 [settings.kafka_topic_requests],
@@ -97,6 +100,9 @@ class Worker:
             await consumer.start()
             opened.push_async_callback(consumer.stop)
             sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
+            gauges = asyncio.create_task(
+                refresh_gauges(sessions, consumer, settings.metrics_refresh_seconds, self._stopping)
+            )
             logger.info(
                 "worker consuming {} as group {} (concurrency {}, backend {})",
                 settings.kafka_topic_requests,
@@ -112,4 +118,6 @@ class Worker:
                 self._stopping.set()
                 with contextlib.suppress(Exception):
                     await sweeper
+                with contextlib.suppress(Exception):
+                    await gauges
         logger.info("worker stopped")

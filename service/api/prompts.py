@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -122,7 +123,8 @@ async def run_classify(
 
     async def ask(chat: ChatRequest) -> str:
         assert backend is not None
-        return str((await backend.chat(chat)).text)
+        # The seed's GIGACHAT_CLASSIFY_MODEL: classification may run on a cheaper model.
+        return str((await backend.chat(replace(chat, model=settings.llm_classify_model))).text)
 
     inp = ClassifierInput(payload.query_text, payload.input_data, payload.title, payload.description)
     decided = await service.classify(

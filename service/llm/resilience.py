@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loguru import logger
@@ -102,8 +102,10 @@ class ResilientBackend:
                 logger.warning("closing LLM backend {} failed: {}", backend.name, type(exc).__name__)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        # A model chosen per call (LLM_CLASSIFY_MODEL, ...) names one of the primary's models; the
+        # fallback answers with its own configured model.
         if self.fallback is not None and time.monotonic() < self._primary_down_until:
-            return await self._with_retries(self.fallback, request)
+            return await self._with_retries(self.fallback, replace(request, model=None))
         try:
             return await self._with_retries(self.primary, request)
         except LLMError as error:
@@ -117,7 +119,7 @@ class ResilientBackend:
                 self.fallback.name,
                 self._cooldown,
             )
-            return await self._with_retries(self.fallback, request)
+            return await self._with_retries(self.fallback, replace(request, model=None))
 
     async def _with_retries(self, backend: LLMBackend, request: ChatRequest) -> ChatResponse:
         attempt = 1
@@ -152,6 +154,21 @@ class ResilientBackend:
                 raise
             slot.record_usage(response.usage.total_tokens)
             return response
+
+    async def models(self) -> list[str]:
+        """What the primary offers, then what only the fallback adds (an unreachable one adds none)."""
+        found: list[str] = []
+        errors: list[LLMError] = []
+        for backend in (self.primary, self.fallback):
+            if backend is None:
+                continue
+            try:
+                found.extend(name for name in await backend.models() if name not in found)
+            except LLMError as error:
+                errors.append(error)
+        if errors and not found:
+            raise errors[0]
+        return found
 
     async def health(self) -> dict[str, Any]:
         """Primary (and fallback) reachability; ok when whichever would serve the next call is up."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from loguru import logger
@@ -122,7 +122,8 @@ async def build_chat(
 
         async def ask(request: ChatRequest) -> str:
             try:
-                response = await backend.chat(request)
+                # The seed's GIGACHAT_CLASSIFY_MODEL: classification may run on a cheaper model.
+                response = await backend.chat(replace(request, model=settings.llm_classify_model))
             except LLMError as exc:
                 responses.extend(exc.billed)  # a moderated answer still cost its tokens
                 raise
@@ -158,6 +159,7 @@ async def build_chat(
     chat = ChatRequest(
         system=rendered.system,
         user=rendered.user,
+        model=settings.answer_model(category),
         temperature=settings.llm_temperature,
         max_tokens=settings.llm_max_tokens,
         timeout=settings.llm_timeout_seconds,
