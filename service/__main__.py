@@ -1,4 +1,4 @@
-"""The one CLI: python -m service api | worker | up | migrate | seed."""
+"""The one CLI: python -m service api | worker | up | migrate | seed | keys …"""
 
 from __future__ import annotations
 
@@ -68,8 +68,12 @@ class _EmbeddedServer(uvicorn.Server):
 
 def cmd_up(settings: Settings) -> None:
     """Everything in one process: (embedded broker) + migrate + seed + API + worker."""
+    from service.callers.auth import is_loopback
     from service.messaging.embedded import EmbeddedBroker
 
+    if "allow_anonymous" not in settings.model_fields_set and is_loopback(settings.host):
+        # The embedded default answers the seed's curl example as is; never on a public address.
+        settings = settings.model_copy(update={"allow_anonymous": True})
     broker = None
     if not settings.kafka_bootstrap_servers:
         broker = EmbeddedBroker()
@@ -159,11 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--workers", dest="api_workers", type=int, help="API_WORKERS processes")
         if name in ("worker", "up"):
             sub.add_argument("--concurrency", dest="worker_concurrency", type=int, help="WORKER_CONCURRENCY")
+    # Its own options and --help live in service/callers/cli.py.
+    commands.add_parser(
+        "keys",
+        add_help=False,
+        help="Manage API keys: create, list, revoke, update (python -m service keys --help).",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `keys` has a parser of its own (service/callers/cli.py): what follows the word goes to it.
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "keys":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     # Options become the environment variables they stand for, so API worker processes (which read
     # their settings afresh) see them too, validated like any other value.
     for key, value in vars(args).items():
@@ -172,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings)
+    if args.command == "keys":  # API keys: python -m service keys create|list|revoke|update …
+        from service.callers.cli import run_keys
+
+        return run_keys(settings, rest)
     COMMANDS[args.command][1](settings)
     return 0
 

@@ -6,24 +6,40 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from service.api import compat, feedback, health, metrics, prompts, prompts_compat, reports, requests
-from service.api.deps import Clients
+from service.api import (
+    compat,
+    feedback,
+    health,
+    keys,
+    metrics,
+    prompts,
+    prompts_compat,
+    reports,
+    requests,
+    usage,
+)
+from service.api.deps import Clients, get_caller
 from service.api.errors import install_error_handlers
 from service.api.web import ServiceApp, install_web
+from service.callers.auth import Authenticator, check_anonymous_exposure
+from service.callers.budgets import Budgets
+from service.callers.ratelimit import RequestRateLimiter
 from service.config import Settings, get_settings
 from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
 from service.messaging.kafka import RequestPublisher, ensure_topics
+from service.redis_client import open_redis
 
 VERSION = "0.1.0"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    check_anonymous_exposure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await publisher.start()
             opened.push_async_callback(publisher.close)
             app.state.clients = Clients(settings, create_session_factory(engine), store, publisher)
+            open_callers(app, settings, opened)
             app.state.llm_backend = backend
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
@@ -63,9 +80,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_web(app, settings)
-    for module in (requests, reports, prompts, health, metrics, compat, prompts_compat, feedback):
+    for module in (requests, reports, health, metrics, compat, keys, usage, feedback):
         app.include_router(module.router)
+    # Routes that do not take the caller themselves still need one (open to any caller; writes
+    # additionally ask for an admin key). Health and the docs stay open.
+    for module in (prompts, prompts_compat):
+        app.include_router(module.router, dependencies=[Depends(get_caller)])
     return app
+
+
+def open_callers(app: FastAPI, settings: Settings, opened: AsyncExitStack) -> None:
+    """Authentication, rate limits and budgets of an API process (service/callers)."""
+    sessions = app.state.clients.sessions
+    redis = open_redis(settings)
+    if redis is not None:
+        opened.push_async_callback(redis.aclose)
+    authenticator = Authenticator(settings, sessions)
+    authenticator.start()
+    opened.push_async_callback(authenticator.close)
+    app.state.authenticator = authenticator
+    app.state.rate_limiter = RequestRateLimiter(settings, redis)
+    app.state.budgets = Budgets(settings, sessions)
 
 
 def create_app_from_env() -> FastAPI:

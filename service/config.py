@@ -130,6 +130,31 @@ class Settings(BaseSettings):
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
     prompt_table_token_budget: int = Field(3_000, ge=100)
 
+    # --- callers: API keys, anonymous access, rate limits, budgets -------------------------------
+    # Without a key a caller gets 401, unless anonymous access is on: then key-less callers share
+    # the owner "anonymous" and the anonymous_* limits. `python -m service up` turns it on when it
+    # listens on loopback; on any other address start-up is refused unless the override is set too.
+    allow_anonymous: bool = False
+    allow_anonymous_on_public_host: bool = False
+    anonymous_requests_per_minute: int = Field(60, ge=0)
+    anonymous_daily_tokens: int | None = Field(None, ge=0)
+    anonymous_monthly_tokens: int | None = Field(None, ge=0)
+    # A verified key is trusted for this long without a database read; a revocation made in another
+    # process takes effect within this time (at once in the process that revoked it).
+    api_key_cache_seconds: float = Field(30.0, ge=0)
+    # last_used_at of keys is written in one batched UPDATE this often, not on every request.
+    api_key_last_used_flush_seconds: float = Field(30.0, gt=0)
+    # Requests per minute on submit and classify for keys without a figure of their own; 0 = none.
+    rate_limit_requests_per_minute: int = Field(600, ge=0)
+    # Redis (REDIS_URL) unreachable: True lets requests through unlimited, False answers 503.
+    rate_limit_fail_open: bool = True
+    rate_limit_key_prefix: str = "gigaoffice-ratelimit"
+    # Tokens each queued or processing request counts against a budget before its real figure is
+    # known (see README, "Budgets").
+    budget_reserve_tokens_per_request: int = Field(1000, ge=0)
+    # JSON object: model name -> price per 1000 tokens, for the cost figure of /api/v1/usage.
+    llm_price_per_1k_tokens: dict[str, float] = Field(default_factory=dict)
+
     # --- seed compatibility and deployment (issue 8) ---------------------------------------------
     # The seed's database settings: they build DATABASE_URL (PostgreSQL) when it is not set.
     db_host: str | None = None

@@ -160,3 +160,15 @@ def test_help_through_the_real_entry_point() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: python -m service up") and "--concurrency" in result.stdout
+
+
+def test_keys_help_comes_from_its_own_parser() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "keys", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m service keys") and "revoke" in result.stdout

@@ -8,6 +8,7 @@ import contextlib
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from loguru import logger
 
+from service.callers.budgets import Budgets
 from service.config import Settings
 from service.db.session import create_engine, create_session_factory
 from service.db.worker_store import open_worker_store
@@ -77,7 +78,8 @@ class Worker:
                     settings.kafka_topic_dead_letter, record.value, record.key, headers
                 )
 
-            handler = RequestHandler(settings, store, Processor(settings, backend, sessions))
+            processor = Processor(settings, backend, sessions, Budgets(settings, sessions))
+            handler = RequestHandler(settings, store, processor)
             self._runner = ConsumerRunner(
                 consumer,
                 [settings.kafka_topic_requests],

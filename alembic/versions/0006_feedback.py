@@ -1,7 +1,7 @@
 """Feedback on answers, and the body hash that makes idempotency keys safe.
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from service.db.models import UTCDateTime
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

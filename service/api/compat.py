@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ConfigDict
 
-from service.api.deps import ClientsDep, OwnerDep, StoreDep
+from service.api.deps import AdmissionDep, ClientsDep, OwnerDep, StoreDep
 from service.api.health import health_report
 from service.api.requests import IdempotencyKeyHeader, processing_seconds
 from service.errors import Conflict
@@ -34,6 +34,7 @@ async def ai_process(
     payload: CompatProcessInput,
     clients: ClientsDep,
     owner_id: OwnerDep,
+    _admitted: AdmissionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     submitted = await service.submit(

@@ -39,8 +39,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         if exc.status_code >= 500:
             logger.error("{}: {}", exc.code, exc.message)
-        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
-        return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+        headers = {"Retry-After": "5"} if exc.status_code == 503 else {}
+        if exc.headers:
+            headers.update(exc.headers)
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

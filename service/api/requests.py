@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import BaseModel
 
-from service.api.deps import ClientsDep, OwnerDep, SessionDep, StoreDep
+from service.api.deps import AdmissionDep, ClientsDep, OwnerDep, SessionDep, StoreDep
 from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
     SEED_EXAMPLE,
@@ -108,6 +108,7 @@ def processing_seconds(row: RequestRecord) -> float | None:
 async def submit_request(
     clients: ClientsDep,
     owner_id: OwnerDep,
+    rate_limit_headers: AdmissionDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
@@ -129,6 +130,7 @@ async def submit_request(
     )
     response = model_response(body, 202 if submitted.created else 200)
     response.headers["Location"] = body.links.status
+    response.headers.update(rate_limit_headers)
     return response
 
 

@@ -108,6 +108,8 @@ class ClaimedRequest:
     description: str | None
     options: Any
     attempts: int
+    # Whose budget the work spends (the worker checks it before any LLM call).
+    owner_id: str | None = None
 
     @property
     def ref(self) -> ClaimRef:
