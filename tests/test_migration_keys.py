@@ -9,13 +9,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.engine import make_url
 
 from alembic import command
-from service.db import requests_repo
 from service.db.migrate import alembic_config, upgrade_to_head
-from service.db.models import AnalysisRequest
+from service.db.models import AnalysisRequest, utcnow
 from service.db.session import create_engine, create_session_factory
 from tests.conftest import DEFAULT_TEST_DATABASE_URL, _asyncpg_dsn
 from tests.support import make_settings
@@ -28,9 +27,14 @@ async def _upgrade_keeps_rows(url: str) -> None:
     request_id = uuid.uuid4()
     try:
         async with create_session_factory(engine)() as session:
-            await requests_repo.insert_request(
-                session, {"id": request_id, "kind": "spreadsheet", "query_text": "q"}
-            )
+            # Only columns the 0002 schema has: today's insert would also write later columns.
+            now = utcnow()
+            await session.execute(
+                insert(AnalysisRequest).values(
+                    id=request_id, kind="spreadsheet", status="queued", query_text="q",
+                    created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
             await session.commit()
         await asyncio.to_thread(upgrade_to_head, url)
         async with create_session_factory(engine)() as session:
