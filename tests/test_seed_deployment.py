@@ -47,9 +47,7 @@ def seed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("DATABASE_URL", "DB_HOST", "PORT", "LOG_LEVEL", "GIGACHAT_RUN_MODE", "LLM_BACKEND"):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / ".env"
-    # The seed's inline comment after GIGACHAT_RUN_MODE is not part of the value in its own loader
-    # either; a deployment's real file has the bare value.
-    path.write_text(SEED_ENV.replace("  # dryrun, cloud, mtls", ""), encoding="utf-8")
+    path.write_text(SEED_ENV, encoding="utf-8")  # verbatim, inline comment included
     return path
 
 
