@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import os
 import signal
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import uvicorn
 from loguru import logger
 
 from service.config import Settings, get_settings
+from service.errors import ConfigurationError
 from service.logging import configure_logging
 
 
@@ -145,6 +147,20 @@ COMMANDS = {
     "seed": ("Load resources/ (categories, prompt templates, presets) into the database.", run_seed),
 }
 
+# name → (what it does, "module:function" taking (settings, argv) and returning an exit code).
+DELEGATED = {
+    "keys": (
+        "Manage API keys: create, list, revoke, update (see `keys --help`).",
+        "service.callers.cli:run_keys",
+    ),
+}
+
+
+def _delegated_runner(name: str) -> Callable[[Settings, list[str]], int]:
+    module, function = DELEGATED[name][1].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
 _SETTINGS_NOTE = (
     "Settings come from the environment and .env (see .env.example); the options below override them."
 )
@@ -163,21 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--workers", dest="api_workers", type=int, help="API_WORKERS processes")
         if name in ("worker", "up"):
             sub.add_argument("--concurrency", dest="worker_concurrency", type=int, help="WORKER_CONCURRENCY")
-    # Its own options and --help live in service/callers/cli.py.
-    commands.add_parser(
-        "keys",
-        add_help=False,
-        help="Manage API keys: create, list, revoke, update (python -m service keys --help).",
-    )
+    for name, (summary, _target) in DELEGATED.items():
+        commands.add_parser(name, help=summary, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    # `keys` has a parser of its own (service/callers/cli.py): what follows the word goes to it.
-    args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "keys":
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        # A command with sub-commands of its own parses the rest of the line (and its --help) itself.
+        settings = get_settings()
+        configure_logging(settings)
+        return _delegated_runner(argv[0])(settings, argv[1:])
+    args = build_parser().parse_args(argv)
     # Options become the environment variables they stand for, so API worker processes (which read
     # their settings afresh) see them too, validated like any other value.
     for key, value in vars(args).items():
@@ -186,12 +200,32 @@ def main(argv: list[str] | None = None) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings)
-    if args.command == "keys":  # API keys: python -m service keys create|list|revoke|update …
-        from service.callers.cli import run_keys
-
-        return run_keys(settings, rest)
-    COMMANDS[args.command][1](settings)
+    try:
+        if args.command in SERVING_COMMANDS:
+            check_llm_configuration(settings)
+        COMMANDS[args.command][1](settings)
+    except ConfigurationError as exc:
+        # A setting that cannot work is the operator's to fix: one clear line, not a traceback.
+        logger.error("configuration error: {}", exc.message)
+        return 2
     return 0
+
+
+SERVING_COMMANDS = {"api", "worker", "up"}
+
+
+def check_llm_configuration(settings: Settings) -> None:
+    """Open and close the configured LLM backends once (no network I/O): a missing certificate,
+    a wrong key password or absent credentials stop start-up here, before any server or child
+    process starts and reports the same problem again."""
+    from service.llm.registry import build_backend
+
+    async def check() -> None:
+        backend = build_backend(settings)
+        await backend.start()
+        await backend.close()
+
+    asyncio.run(check())
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
 from fastapi import Depends, FastAPI
+from redis.asyncio import Redis
 
 from service.api import (
     compat,
@@ -32,6 +34,7 @@ from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
 from service.messaging.kafka import RequestPublisher, ensure_topics
+from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 
 VERSION = "0.1.0"
@@ -48,9 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine = create_engine(settings)
             opened.push_async_callback(engine.dispose)
             await ensure_topics(settings)
+            # The process's one Redis client (None without REDIS_URL): callers' rate limits, and the
+            # LLM capacity shared with the workers.
+            redis = open_redis(settings)
+            if redis is not None:
+                opened.push_async_callback(redis.aclose)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             # The API's own backend serves health probes and LLM-assisted classification; it fails
             # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
-            backend = build_backend(settings)
+            backend = build_backend(settings, redis)
             await backend.start()
             opened.push_async_callback(backend.close)
             store = await open_request_store(settings, engine)
@@ -59,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await publisher.start()
             opened.push_async_callback(publisher.close)
             app.state.clients = Clients(settings, create_session_factory(engine), store, publisher)
-            open_callers(app, settings, opened)
+            open_callers(app, settings, opened, redis)
             app.state.llm_backend = backend
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
@@ -89,12 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def open_callers(app: FastAPI, settings: Settings, opened: AsyncExitStack) -> None:
+def open_callers(app: FastAPI, settings: Settings, opened: AsyncExitStack, redis: Redis | None) -> None:
     """Authentication, rate limits and budgets of an API process (service/callers)."""
     sessions = app.state.clients.sessions
-    redis = open_redis(settings)
-    if redis is not None:
-        opened.push_async_callback(redis.aclose)
     authenticator = Authenticator(settings, sessions)
     authenticator.start()
     opened.push_async_callback(authenticator.close)

@@ -93,9 +93,14 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(4, ge=1, le=20)
     # After the primary fails retryably on all attempts, send calls to the fallback for this long.
     llm_fallback_cooldown_seconds: float = Field(30.0, ge=0)
-    # Budgets per backend and worker process; 0 disables the limit.
+    # Budgets per backend; 0 disables the limit. With REDIS_URL they hold across all processes
+    # (workers and API together), otherwise per process.
     llm_requests_per_minute: int = Field(0, ge=0)
     llm_tokens_per_minute: int = Field(0, ge=0)
+    # Calls in flight per backend (e.g. GigaChat's concurrent streams); 0 = no cap. Shared like the above.
+    llm_max_concurrency: int = Field(0, ge=0, le=10_000)
+    # Redis key prefix of the shared capacity; deployments sharing one Redis need distinct prefixes.
+    llm_capacity_key_prefix: str = Field("gigaoffice:llm-capacity", min_length=1, max_length=200)
     llm_health_cache_seconds: float = Field(30.0, ge=0)
 
     # --- LLM: dryrun -----------------------------------------------------------------------------
@@ -125,6 +130,9 @@ class Settings(BaseSettings):
     openai_organization: str | None = None
     # JSON object of extra HTTP headers, e.g. {"HTTP-Referer": "https://example.org"} for OpenRouter.
     openai_extra_headers: dict[str, str] = Field(default_factory=dict)
+    # Trust store for this backend only (PEM), e.g. a private CA in front of vLLM; unset: the system's.
+    openai_ca_bundle_file: Path | None = None
+    openai_verify_ssl_certs: bool = True
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)

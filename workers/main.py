@@ -14,6 +14,8 @@ from service.db.session import create_engine, create_session_factory
 from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
 from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
+from service.pipeline.classify_model import warm_up as train_classifier
+from service.redis_client import open_redis
 from service.services.processing import Processor
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
@@ -36,17 +38,22 @@ class Worker:
 
     async def run(self) -> None:
         settings = self.settings
-        if self._backend is None:
-            from service.llm.registry import build_backend
-
-            self._backend = build_backend(settings)
-        backend = self._backend
         # Every client is closed on shutdown, and also when start-up fails half-way.
         async with contextlib.AsyncExitStack() as opened:
+            if self._backend is None:
+                from service.llm.registry import build_backend
+
+                # The LLM capacity (concurrency cap, rates) is shared with every worker through it.
+                redis = open_redis(settings)
+                if redis is not None:
+                    opened.push_async_callback(redis.aclose)
+                self._backend = build_backend(settings, redis)
+            backend = self._backend
             engine = create_engine(settings)
             opened.push_async_callback(engine.dispose)
             sessions = create_session_factory(engine)
             await ensure_topics(settings)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             await backend.start()
             opened.push_async_callback(backend.close)
             publisher = RequestPublisher(settings)

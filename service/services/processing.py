@@ -100,6 +100,7 @@ class Processor:
                 error_message=without_nul(f"The model's answer was invalid: {exc.message}"),
             )
         except LLMError as exc:
+            responses.extend(exc.billed)  # a moderated answer still cost its tokens
             return Outcome(
                 accounting=_account(responses),
                 category=prepared.category,
