@@ -9,6 +9,7 @@ import importlib
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Generator
 
 import uvicorn
@@ -27,6 +28,10 @@ def cmd_migrate(settings: Settings) -> None:
 
 
 def cmd_api(settings: Settings) -> None:
+    if settings.api_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several processes answer /metrics in turn: each writes its figures to files here and
+        # every one of them reports the sum (prometheus-client's multi-process mode).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gigaoffice-metrics-")
     uvicorn.run(
         "service.app:create_app_from_env",
         factory=True,
@@ -44,12 +49,31 @@ def cmd_api(settings: Settings) -> None:
 def cmd_worker(settings: Settings) -> None:
     from workers.main import Worker
 
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+        logger.info("worker metrics on http://{}:{}/metrics", settings.host, settings.worker_metrics_port)
+
     async def main() -> None:
         worker = Worker(settings)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)
         await worker.run()
+
+    run_async(main())
+
+
+def cmd_webhooks(settings: Settings) -> None:
+    from service.webhooks.dispatcher import WebhookDispatcher
+
+    async def main() -> None:
+        dispatcher = WebhookDispatcher(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, dispatcher.stop)
+        await dispatcher.run()
 
     run_async(main())
 
@@ -93,6 +117,7 @@ def cmd_up(settings: Settings) -> None:
 
 async def _serve_all(settings: Settings) -> None:
     from service.app import create_app
+    from service.webhooks.dispatcher import WebhookDispatcher
     from workers.main import Worker
 
     config = uvicorn.Config(
@@ -105,16 +130,19 @@ async def _serve_all(settings: Settings) -> None:
     )
     server = _EmbeddedServer(config)
     worker = Worker(settings)
+    dispatcher = WebhookDispatcher(settings)
 
     def shutdown() -> None:
         logger.info("shutting down")
         server.should_exit = True
         worker.stop()
+        dispatcher.stop()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, shutdown)
     worker_task = asyncio.create_task(worker.run())
+    dispatcher_task = asyncio.create_task(dispatcher.run())
     logger.info(
         "GigaOffice AI Service listening on http://{}:{} (docs at /docs)", settings.host, settings.port
     )
@@ -122,7 +150,9 @@ async def _serve_all(settings: Settings) -> None:
         await server.serve()
     finally:
         worker.stop()
+        dispatcher.stop()
         await worker_task
+        await dispatcher_task
 
 
 def run_seed(settings: Settings) -> None:
@@ -138,6 +168,10 @@ def run_seed(settings: Settings) -> None:
 COMMANDS = {
     "api": ("Run the HTTP API (uvicorn; API_WORKERS processes on HOST:PORT).", cmd_api),
     "worker": ("Run a worker: consume requests from Kafka and answer them.", cmd_worker),
+    "webhooks": (
+        "Run a webhook dispatcher: deliver signed webhooks from the completion events.",
+        cmd_webhooks,
+    ),
     "up": (
         "Everything in one process: (embedded broker unless KAFKA_BOOTSTRAP_SERVERS) + migrate + "
         "seed + API + worker.",

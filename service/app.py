@@ -16,11 +16,13 @@ from service.api import (
     health,
     keys,
     metrics,
+    prometheus,
     prompts,
     prompts_compat,
     reports,
     requests,
     usage,
+    webhooks,
 )
 from service.api.deps import Clients, get_caller
 from service.api.errors import install_error_handlers
@@ -33,6 +35,7 @@ from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
@@ -67,7 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher = RequestPublisher(settings)
             await publisher.start()
             opened.push_async_callback(publisher.close)
-            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher)
+            hub = StatusHub(settings)
+            await hub.start()
+            opened.push_async_callback(hub.close)
+            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
             open_callers(app, settings, opened, redis)
             app.state.llm_backend = backend
             app.state.llm_health = partial(
@@ -89,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_web(app, settings)
-    for module in (requests, reports, health, metrics, compat, keys, usage, feedback):
+    for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         app.include_router(module.router)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.

@@ -134,6 +134,32 @@ class Settings(BaseSettings):
     openai_ca_bundle_file: Path | None = None
     openai_verify_ssl_certs: bool = True
 
+    # --- front door: status events, live status, webhooks, Prometheus (issue 11) ----------------
+    # How long the API's status hub lets the broker hold an empty fetch: bounds how late a waiter
+    # wakes (Tansu always waits this long), and costs that many empty fetches a second when idle.
+    events_fetch_max_wait_ms: int = Field(10, ge=1, le=5000)
+    # SSE status streams: a keep-alive comment this often; a stream ends after this long (the client
+    # reconnects with Last-Event-ID), which is also when it re-reads the row in case an event was lost.
+    sse_keepalive_seconds: float = Field(15.0, gt=0)
+    sse_max_seconds: float = Field(300.0, gt=0)
+    # A worker serves its Prometheus metrics on this port (0: not served; `up` shows them at /metrics).
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # How often a worker refreshes the queue-depth and consumer-lag gauges.
+    metrics_refresh_seconds: float = Field(15.0, gt=0)
+    # Webhooks. Per-request webhooks are signed with these `whsec_…` secrets (comma-separated; all
+    # sign during a rotation); unset, per-request webhooks are refused. Owner endpoints have their own.
+    webhook_secrets: SecretStr | None = None
+    # On-premises receivers on private networks; off, such targets are refused (SSRF guard).
+    webhook_allow_private_targets: bool = False
+    webhook_consumer_group: str = "gigaoffice-webhooks"
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(8, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(5.0, ge=0)
+    webhook_retry_max_seconds: float = Field(3600.0, ge=0)
+    webhook_concurrency: int = Field(32, ge=1, le=1000)
+    # How often an idle dispatcher looks for retries that became due.
+    webhook_poll_seconds: float = Field(1.0, gt=0)
+
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
     prompt_table_token_budget: int = Field(3_000, ge=100)

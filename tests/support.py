@@ -54,6 +54,7 @@ def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> Settin
         "kafka_bootstrap_servers": bootstrap,
         "kafka_topic_requests": f"test.requests.{suffix}",
         "kafka_topic_dead_letter": f"test.requests.dlq.{suffix}",
+        "kafka_topic_responses": f"test.responses.{suffix}",
         "kafka_consumer_group": f"test-group-{suffix}",
         "kafka_topic_partitions": 3,
         "llm_backend": "dryrun",
@@ -94,6 +95,9 @@ class CountingBackend:
 
     async def health(self) -> dict[str, Any]:
         return await self.inner.health()
+
+    async def models(self) -> list[str]:
+        return await self.inner.models()
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         self.calls.append(request)

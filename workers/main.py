@@ -17,6 +17,7 @@ from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 from service.services.processing import Processor
+from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
 from workers.sweeper import Sweeper
@@ -86,7 +87,7 @@ class Worker:
                 )
 
             processor = Processor(settings, backend, sessions, Budgets(settings, sessions))
-            handler = RequestHandler(settings, store, processor)
+            handler = RequestHandler(settings, store, processor, publisher)
             self._runner = ConsumerRunner(
                 consumer,
                 [settings.kafka_topic_requests],
@@ -99,6 +100,9 @@ class Worker:
             await consumer.start()
             opened.push_async_callback(consumer.stop)
             sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
+            gauges = asyncio.create_task(
+                refresh_gauges(sessions, consumer, settings.metrics_refresh_seconds, self._stopping)
+            )
             logger.info(
                 "worker consuming {} as group {} (concurrency {}, backend {})",
                 settings.kafka_topic_requests,
@@ -114,4 +118,6 @@ class Worker:
                 self._stopping.set()
                 with contextlib.suppress(Exception):
                     await sweeper
+                with contextlib.suppress(Exception):
+                    await gauges
         logger.info("worker stopped")

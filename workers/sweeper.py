@@ -5,6 +5,7 @@
   published again; the database claim keeps a duplicate from calling the LLM twice;
 - abandoned rows that used every attempt end as failed;
 - rows older than REQUEST_TTL_SECONDS end as expired.
+Rows it finishes get their completion events (schemas/events.py) once the sweep is committed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import timedelta
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.models import utcnow
@@ -55,6 +57,10 @@ class Sweeper:
                 limit=_BATCH,
             )
             await session.commit()
+        # Announced once committed: a waiter woken by an event must find the final row.
+        await self._publisher.publish_events([*expired, *failed])
+        for change in (*expired, *failed):
+            monitoring.request_finished(change)
         for request_id, kind, attempts in lost:
             await self._publisher.publish(
                 RequestEnvelope(
@@ -68,6 +74,9 @@ class Sweeper:
             )
         if expired or failed or lost:
             logger.info(
-                "sweep: {} expired, {} failed after lost workers, {} re-published", expired, failed, len(lost)
+                "sweep: {} expired, {} failed after lost workers, {} re-published",
+                len(expired),
+                len(failed),
+                len(lost),
             )
         return len(lost)

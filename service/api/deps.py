@@ -19,6 +19,7 @@ from service.callers.model import Caller
 from service.config import Settings
 from service.db.request_store import RequestStore
 from service.errors import Forbidden
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher
 
 
@@ -31,6 +32,7 @@ class Clients:
     sessions: async_sessionmaker[AsyncSession]
     store: RequestStore
     publisher: RequestPublisher
+    hub: StatusHub  # wakes waiters on status events (long-poll, Prefer: wait, SSE, chat)
 
 
 async def get_clients(request: Request) -> Clients:

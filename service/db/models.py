@@ -60,6 +60,8 @@ class RequestKind:
 
 
 ACTIVE_ROWS = "status IN ('queued', 'processing')"
+QUEUED_INTERACTIVE = "status = 'queued' AND batch_id IS NULL"
+QUEUED_BATCH = "status = 'queued' AND batch_id IS NOT NULL"
 
 
 def partial(condition: str) -> dict[str, Any]:
@@ -122,6 +124,9 @@ class AnalysisRequest(Base):
         Index("ix_requests_active", "status", "updated_at", **partial(ACTIVE_ROWS)),
         Index("ix_requests_owner_created", "owner_id", "created_at", **partial("owner_id IS NOT NULL")),
         Index("ix_requests_batch", "batch_id", **partial("batch_id IS NOT NULL")),
+        # Queue position (migration 0005): queued rows of each lane by age.
+        Index("ix_requests_queued_interactive", "created_at", **partial(QUEUED_INTERACTIVE)),
+        Index("ix_requests_queued_batch", "created_at", **partial(QUEUED_BATCH)),
         # Scoped to the owner in its value ("owner:key"), so anonymous callers are deduplicated too.
         Index(
             "ix_requests_idempotency",

@@ -108,6 +108,9 @@ class LLMBackend(Protocol):
     async def health(self) -> dict[str, Any]:
         """Reachability without spending tokens: {"ok": bool, "detail": str, ...}. Never secrets."""
 
+    async def models(self) -> list[str]:
+        """The model ids the provider offers (its own list; raises LLMError when unreachable)."""
+
 
 def estimate_tokens(text: str) -> int:
     """Rough token count for servers that report no usage: ~4 characters per token, at least 1."""

@@ -175,6 +175,9 @@ class DryrunBackend:
     async def health(self) -> dict[str, Any]:
         return {"ok": True, "backend": self.name, "detail": "no external service"}
 
+    async def models(self) -> list[str]:
+        return ["dryrun"]
+
     def _fails(self, request: ChatRequest) -> bool:
         # Deterministic per input, so a test can reason about which requests fail.
         if self._failure_rate <= 0:

@@ -191,15 +191,21 @@ class GigaChatBackend:
 
     async def health(self) -> dict[str, Any]:
         """Lists models: needs a token (cloud) or the certificate (mTLS) but spends no tokens."""
-        client = self._require_client()
-
-        async def names() -> list[str]:
-            return [model.id_ for model in (await client.aget_models()).data]
-
-        report = await models_health(self.name, self._model, names, self._translate, HEALTH_TIMEOUT_SECONDS)
+        report = await models_health(
+            self.name, self._model, self._list_models, self._translate, HEALTH_TIMEOUT_SECONDS
+        )
         if report.get("error") == LLMConnectionError.code and (refusal := await self._refusal()):
             report |= {"error": AuthenticationFailed.code, "detail": self._refused_message(refusal)}
         return report
+
+    async def _list_models(self) -> list[str]:
+        return [model.id_ for model in (await self._require_client().aget_models()).data]
+
+    async def models(self) -> list[str]:
+        try:
+            return await self._list_models()
+        except Exception as exc:
+            raise await self._classify(exc) from exc
 
     def _translate(self, exc: Exception) -> LLMError:
         return self._redact.error(_translate(exc, self.name))

@@ -126,12 +126,18 @@ class OpenAIBackend:
 
     async def health(self) -> dict[str, Any]:
         """Lists models: authenticated and routed like a completion, but free."""
-        client = self._require_client()
+        return await models_health(
+            self.name, self._model, self._list_models, self._translate, HEALTH_TIMEOUT_SECONDS
+        )
 
-        async def names() -> list[str]:
-            return [model.id for model in (await client.models.list()).data]
+    async def _list_models(self) -> list[str]:
+        return [model.id for model in (await self._require_client().models.list()).data]
 
-        return await models_health(self.name, self._model, names, self._translate, HEALTH_TIMEOUT_SECONDS)
+    async def models(self) -> list[str]:
+        try:
+            return await self._list_models()
+        except Exception as exc:
+            raise self._translate(exc) from exc
 
     def _translate(self, exc: Exception) -> LLMError:
         return self._redact.error(_translate(exc))

@@ -155,6 +155,21 @@ class ResilientBackend:
             slot.record_usage(response.usage.total_tokens)
             return response
 
+    async def models(self) -> list[str]:
+        """What the primary offers, then what only the fallback adds (an unreachable one adds none)."""
+        found: list[str] = []
+        errors: list[LLMError] = []
+        for backend in (self.primary, self.fallback):
+            if backend is None:
+                continue
+            try:
+                found.extend(name for name in await backend.models() if name not in found)
+            except LLMError as error:
+                errors.append(error)
+        if errors and not found:
+            raise errors[0]
+        return found
+
     async def health(self) -> dict[str, Any]:
         """Primary (and fallback) reachability; ok when whichever would serve the next call is up."""
         primary = await self.primary.health()

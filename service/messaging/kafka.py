@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -13,6 +15,7 @@ from loguru import logger
 from service.config import Settings
 from service.errors import ConfigurationError, ServiceUnavailable
 from service.schemas.envelope import RequestEnvelope
+from service.schemas.events import StatusEvent
 
 
 def bootstrap_servers(settings: Settings) -> str:
@@ -33,14 +36,18 @@ def client_args(settings: Settings, role: str) -> dict[str, Any]:
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create the request and dead-letter topics if missing (idempotent, safe to race)."""
+    """Create the request, dead-letter and responses topics if missing (idempotent, safe to race)."""
     admin = AIOKafkaAdminClient(**client_args(settings, "admin"))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-            for name in (settings.kafka_topic_requests, settings.kafka_topic_dead_letter)
+            for name in (
+                settings.kafka_topic_requests,
+                settings.kafka_topic_dead_letter,
+                settings.kafka_topic_responses,
+            )
             if name not in existing
         ]
         if wanted:
@@ -51,6 +58,11 @@ async def ensure_topics(settings: Settings) -> None:
                 pass
     finally:
         await admin.close()
+
+
+def _log_lost_event(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        logger.warning("a status event was not delivered to the broker: {}", delivery.exception())
 
 
 def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
@@ -91,6 +103,26 @@ class RequestPublisher:
                 "The request queue is unavailable; the request was not accepted. Please retry.",
                 code="queue_unavailable",
             ) from exc
+
+    async def publish_event(self, event: StatusEvent) -> None:
+        """Hand a status event to the producer without waiting for the broker's acknowledgement.
+
+        The state it reports is already committed, and nobody depends on the event alone: waiters
+        re-read the row at their deadline, the webhook dispatcher's log is the durable part. So a
+        lost event costs a waiter its remaining wait, never a result; not waiting keeps the
+        broker's round trip off the worker's and the API's paths."""
+        try:
+            delivery = await self._producer.send(
+                self._settings.kafka_topic_responses, event.to_bytes(), key=event.key
+            )
+        except KafkaError as exc:
+            logger.warning("status event for {} not published: {}", event.request_id, exc)
+            return
+        delivery.add_done_callback(_log_lost_event)
+
+    async def publish_events(self, states: Iterable[Any]) -> None:
+        for state in states:
+            await self.publish_event(StatusEvent.of(state))
 
     async def partitions(self) -> set[int]:
         """Partitions of the request topic, from the broker's metadata: a cheap reachability probe."""

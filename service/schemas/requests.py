@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from service.pipeline.table import column_index, column_letters
 from service.schemas.rows import ROW_OBJECTS
+from service.schemas.webhooks import WebhookSpec
 
 Cell = str | int | float | bool | None
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -70,6 +71,7 @@ class SpreadsheetInput(BaseModel):
     output_range: str | None = Field(None, description="Where the plugin intends to write the answer.")
     category: str | None = Field(None, description="Category name or alias; omitted = classified.")
     idempotency_key: str | None = Field(None, max_length=128)
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
     @field_validator("input_range", "output_range")
     @classmethod
@@ -111,6 +113,7 @@ class ProcessAnalysisInput(BaseModel):
     industry: str | None = Field(None, max_length=128)
     language: Literal["ru", "en"] | None = None
     idempotency_key: str | None = Field(None, max_length=128)
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
 
 RequestInput = Annotated[SpreadsheetInput | ProcessAnalysisInput, Field(discriminator="kind")]
@@ -145,6 +148,19 @@ class UsageInfo(BaseModel):
     model: str | None
 
 
+class QueueInfo(BaseModel):
+    lane: str
+    ahead: int = Field(
+        description="Queued requests of this lane submitted earlier (a lower bound when capped)."
+    )
+    ahead_capped: bool = Field(
+        False, description="True when there are at least `ahead` (the count stops there)."
+    )
+    eta_seconds: float | None = Field(
+        None, description="Estimated wait before processing starts, from the recent completion rate."
+    )
+
+
 class RequestStatusOut(BaseModel):
     id: uuid.UUID
     kind: str
@@ -157,6 +173,7 @@ class RequestStatusOut(BaseModel):
     finished_at: datetime | None
     error: ErrorInfo | None
     links: Links
+    queue: QueueInfo | None = Field(None, description="While queued: position in its lane and an ETA.")
 
 
 class RequestResultOut(BaseModel):

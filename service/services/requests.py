@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from collections.abc import Iterator
@@ -14,17 +13,21 @@ import orjson
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.models import RequestKind, RequestStatus, utcnow
 from service.db.records import RequestRecord, StatusRecord
 from service.db.request_store import DuplicateRequest, RequestStore
 from service.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher
 from service.pipeline.categories import ACTIVE_CATEGORIES, PROCESS_CATEGORY, SPREADSHEET_CATEGORIES
 from service.pipeline.categories import resolve_category as resolve_category_name
 from service.schemas.envelope import RequestEnvelope
+from service.schemas.events import StatusEvent
 from service.schemas.requests import ProcessAnalysisInput, SpreadsheetInput
+from service.services.webhooks import register_request_webhook
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,8 @@ async def submit(
         "idempotency_hash": body_hash,
         **_row_values(payload, category),
     }
+    if payload.webhook is not None:
+        await register_request_webhook(sessions, settings, payload.webhook, request_id, owner_id)
     try:
         await store.insert(values)
     except DuplicateRequest:
@@ -188,6 +193,7 @@ async def submit(
             await repo.fail_unpublished(session, request_id, exc.message)
             await session.commit()
         raise
+    monitoring.request_submitted(values["kind"], repo.lane_of(values.get("batch_id")), category)
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
 
 
@@ -230,19 +236,18 @@ async def get_status(store: RequestStore, request_id: uuid.UUID, owner_id: str |
 
 
 async def wait_for_final(
-    store: RequestStore, request_id: uuid.UUID, owner_id: str | None, wait: float
+    store: RequestStore, hub: StatusHub, request_id: uuid.UUID, owner_id: str | None, wait: float
 ) -> StatusRecord:
-    """Long-poll: re-read the row with growing pauses until it is final or `wait` seconds pass."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    pause = 0.05
-    while True:
+    """Long-poll without polling: read the row, and if it is not final, sleep until its completion
+    event reaches this process (or `wait` seconds pass), then read it once more. The watch begins
+    before the first read, so an event published in between is not missed; the last read covers a
+    lost event."""
+    with hub.watch(request_id) as watch:
         row = await get_status(store, request_id, owner_id)
-        remaining = deadline - loop.time()
-        if row.status in RequestStatus.FINAL or remaining <= 0:
+        if row.status in RequestStatus.FINAL or wait <= 0:
             return row
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, 1.0)
+        await watch.final(wait)
+    return await get_status(store, request_id, owner_id)
 
 
 def require_completed(row: RequestRecord) -> RequestRecord:
@@ -260,22 +265,32 @@ def require_completed(row: RequestRecord) -> RequestRecord:
     raise Conflict(f"The request ended as {row.status}; it has no result.", code="no_result", details=details)
 
 
-async def cancel(session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None) -> RequestRecord:
-    row = await repo.get_request(session, request_id)
-    record = _visible(RequestRecord.from_object(row) if row else None, request_id, owner_id)
-    if record.status not in RequestStatus.ACTIVE:
+async def cancel(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: RequestPublisher,
+    request_id: uuid.UUID,
+    owner_id: str | None = None,
+) -> RequestRecord:
+    """queued/processing → cancelled, committed, then announced on the responses topic."""
+    async with sessions() as session:
+        row = await repo.get_request(session, request_id)
+        record = _visible(RequestRecord.from_object(row) if row else None, request_id, owner_id)
+        if record.status not in RequestStatus.ACTIVE:
+            raise Conflict(
+                f"The request is already {record.status}.",
+                code="not_cancellable",
+                details={"status": record.status},
+            )
+        changed = await repo.cancel(session, request_id)
+        await session.commit()
+        await session.refresh(row)
+        record = RequestRecord.from_object(row)
+    if changed is None:  # it finished between the read and the update
         raise Conflict(
             f"The request is already {record.status}.",
             code="not_cancellable",
             details={"status": record.status},
         )
-    cancelled = await repo.cancel(session, request_id)
-    await session.refresh(row)
-    record = RequestRecord.from_object(row)
-    if not cancelled:  # it finished between the read and the update
-        raise Conflict(
-            f"The request is already {record.status}.",
-            code="not_cancellable",
-            details={"status": record.status},
-        )
+    await publisher.publish_event(StatusEvent.of(changed))
+    monitoring.request_finished(changed)
     return record
