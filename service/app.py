@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -36,6 +37,7 @@ from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
 from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
+from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 
 VERSION = "0.1.0"
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis = open_redis(settings)
             if redis is not None:
                 opened.push_async_callback(redis.aclose)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             # The API's own backend serves health probes and LLM-assisted classification; it fails
             # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
             backend = build_backend(settings, redis)

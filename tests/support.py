@@ -69,6 +69,8 @@ def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> Settin
         # The tests from before API keys call without one; the callers' tests (test_callers*.py)
         # turn this off and use keys.
         "allow_anonymous": True,
+        # Load-shaped tests submit hundreds at once; the rate-limit tests set their own figures.
+        "anonymous_requests_per_minute": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

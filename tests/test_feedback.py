@@ -8,12 +8,10 @@ import uuid
 from typing import Any
 
 import pytest
-from fastapi import Request
 
-from service.api.deps import get_owner_id
 from service.pipeline.resources import shipped_resources
 from service.seeding import seed
-from tests.support import SEED_EXAMPLE, make_settings, running_service
+from tests.support import SEED_EXAMPLE, bearer, issue_key, make_settings, running_service
 
 
 async def _completed(svc: Any, category: str) -> str:
@@ -83,15 +81,11 @@ async def test_unfinished_request_cannot_be_rated(postgres_url: str, kafka_boots
 async def test_feedback_is_scoped_to_the_owner(
     postgres_url: str, kafka_bootstrap: str, as_seed_path: bool
 ) -> None:
-    """Until API keys land, the owner comes from OwnerDep; here a header stands in for a key."""
-    settings = make_settings(postgres_url, kafka_bootstrap)
+    """Two real API keys: feedback and its figures belong to the key's owner."""
+    settings = make_settings(postgres_url, kafka_bootstrap, allow_anonymous=False)
+    keys = {"alice": await issue_key(settings, "alice"), "mallory": await issue_key(settings, "mallory")}
     async with running_service(settings) as svc:
-
-        async def owner_from_header(request: Request) -> str | None:
-            return request.headers.get("x-test-owner")
-
-        svc.client._transport.app.dependency_overrides[get_owner_id] = owner_from_header  # type: ignore[attr-defined]
-        alice = {"x-test-owner": "alice"}
+        alice = bearer(keys["alice"])
         response = await svc.client.post("/api/ai/process", json=SEED_EXAMPLE, headers=alice)
         request_id = response.json()["request_id"]
         for _ in range(600):
@@ -101,7 +95,7 @@ async def test_feedback_is_scoped_to_the_owner(
             await asyncio.sleep(0.05)
 
         def rate(owner: str) -> Any:
-            headers = {"x-test-owner": owner}
+            headers = bearer(keys[owner])
             if as_seed_path:
                 body = {"ai_request_id": request_id, "rating": "good"}
                 return svc.client.post("/api/v1/feedback", json=body, headers=headers)
@@ -112,12 +106,10 @@ async def test_feedback_is_scoped_to_the_owner(
         assert (await rate("mallory")).status_code == 404  # someone else's request: like a missing one
         assert (await rate("alice")).status_code == 201
         theirs = await svc.client.get(
-            f"/api/v1/requests/{request_id}/feedback", headers={"x-test-owner": "mallory"}
+            f"/api/v1/requests/{request_id}/feedback", headers=bearer(keys["mallory"])
         )
         assert theirs.status_code == 404
         mine = await svc.client.get(f"/api/v1/requests/{request_id}/feedback", headers=alice)
         assert [f["rating"] for f in mine.json()] == ["good"]
-        mallory_metrics = (
-            await svc.client.get("/api/v1/metrics", headers={"x-test-owner": "mallory"})
-        ).json()
+        mallory_metrics = (await svc.client.get("/api/v1/metrics", headers=bearer(keys["mallory"]))).json()
         assert mallory_metrics["feedback"]["by_category_version"] == []

@@ -1,4 +1,4 @@
-"""Migration 0003 upgrades a database from before API keys in place: rows kept, keys table added."""
+"""A database from before this session's migrations (0002) upgrades in place: rows kept, new tables added."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 
 from alembic import command
-from service.db import requests_repo
 from service.db.migrate import alembic_config, upgrade_to_head
-from service.db.models import AnalysisRequest
+from service.db.models import AnalysisRequest, utcnow
 from service.db.session import create_engine, create_session_factory
 from tests.conftest import DEFAULT_TEST_DATABASE_URL, _asyncpg_dsn
 from tests.support import make_settings
@@ -27,11 +26,15 @@ async def _upgrade_keeps_rows(url: str) -> None:
     engine = create_engine(settings)
     request_id = uuid.uuid4()
     try:
-        async with create_session_factory(engine)() as session:
-            await requests_repo.insert_request(
-                session, {"id": request_id, "kind": "spreadsheet", "query_text": "q"}
+        # Plain SQL with the columns of that time: today's models know columns added since.
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO requests (id, kind, status, query_text, created_at, updated_at) "
+                    "VALUES (:id, 'spreadsheet', 'queued', 'q', :now, :now)"
+                ),
+                {"id": request_id if not url.startswith("sqlite") else request_id.hex, "now": utcnow()},
             )
-            await session.commit()
         await asyncio.to_thread(upgrade_to_head, url)
         async with create_session_factory(engine)() as session:
             kept = (await session.execute(select(AnalysisRequest.id))).scalars().all()

@@ -14,6 +14,7 @@ from service.db.session import create_engine, create_session_factory
 from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
 from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
+from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 from service.services.processing import Processor
 from workers.gauges import refresh_gauges
@@ -53,6 +54,7 @@ class Worker:
             opened.push_async_callback(engine.dispose)
             sessions = create_session_factory(engine)
             await ensure_topics(settings)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             await backend.start()
             opened.push_async_callback(backend.close)
             publisher = RequestPublisher(settings)
