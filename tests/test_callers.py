@@ -220,7 +220,9 @@ async def test_anonymous_access_only_when_enabled(postgres_url: str, kafka_boots
     closed = keyed_settings(postgres_url, kafka_bootstrap)
     async with running_service(closed, with_worker=False) as svc:
         assert (await svc.client.post("/api/ai/process", json=SEED_EXAMPLE)).status_code == 401
-    opened = make_settings(postgres_url, kafka_bootstrap, allow_anonymous=True)
+    opened = make_settings(
+        postgres_url, kafka_bootstrap, allow_anonymous=True, anonymous_requests_per_minute=60
+    )
     async with running_service(opened) as svc:
         # The seed document's curl example, as an existing plugin sends it.
         response = await svc.client.post("/api/ai/process", json=SEED_EXAMPLE)
