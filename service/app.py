@@ -16,6 +16,7 @@ from service.api import (
     health,
     keys,
     metrics,
+    openai_chat,
     prometheus,
     prompts,
     prompts_compat,
@@ -39,6 +40,7 @@ from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
+from service.services.chat import ModelList
 
 VERSION = "0.1.0"
 
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
             open_callers(app, settings, opened, redis)
             app.state.llm_backend = backend
+            app.state.model_list = ModelList(backend, settings.models_cache_seconds)
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
             )
@@ -95,7 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_web(app, settings)
-    for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
+    for module in (
+        requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks, openai_chat
+    ):  # fmt: skip
         app.include_router(module.router)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
