@@ -159,6 +159,8 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(32, ge=1, le=1000)
     # How often an idle dispatcher looks for retries that became due.
     webhook_poll_seconds: float = Field(1.0, gt=0)
+    # GET /v1/models: the backends' model lists are fetched at most this often per API process.
+    models_cache_seconds: float = Field(300.0, ge=0)
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
