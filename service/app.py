@@ -17,6 +17,7 @@ from service.api import (
     health,
     keys,
     metrics,
+    openai_chat,
     prometheus,
     prompts,
     prompts_compat,
@@ -26,7 +27,7 @@ from service.api import (
     webhooks,
 )
 from service.api.deps import Clients, get_caller
-from service.api.errors import install_error_handlers
+from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
@@ -40,6 +41,7 @@ from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
+from service.services.chat import ModelList
 
 VERSION = "0.1.0"
 
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
             open_callers(app, settings, opened, redis)
             app.state.llm_backend = backend
+            app.state.model_list = ModelList(backend, settings.models_cache_seconds)
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
             )
@@ -101,11 +104,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_web(app, settings)
     for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
-        app.include_router(module.router)
+        # Every operation documents the error envelope for the statuses any route can answer.
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+    # The OpenAI-compatible surface answers errors in OpenAI's shape, documented by its own routes.
+    app.include_router(openai_chat.router)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):
-        app.include_router(module.router, dependencies=[Depends(get_caller)])
+        app.include_router(module.router, dependencies=[Depends(get_caller)], responses=ERROR_RESPONSES)
     return app
 
 

@@ -14,11 +14,14 @@ from fastapi.sse import format_sse_event
 from pydantic import BaseModel
 
 from service.api.deps import AdmissionDep, Clients, ClientsDep, OwnerDep, StoreDep, get_caller
+from service.api.errors import CONFLICT_RESPONSE
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
 from service.errors import ValidationFailed
+from service.schemas.fields import Text
 from service.schemas.requests import (
     SEED_EXAMPLE,
+    IdempotencyKey,
     Links,
     QueueInfo,
     RequestInput,
@@ -33,10 +36,9 @@ from service.services import requests as service
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 
 IdempotencyKeyHeader = Annotated[
-    str | None,
+    IdempotencyKey | None,
     Header(
         alias="Idempotency-Key",
-        max_length=128,
         description="Same as the body's idempotency_key: a repeat returns the first request; "
         "the same key with a different body is 409 idempotency_conflict.",
     ),
@@ -142,14 +144,15 @@ def processing_seconds(row: RequestRecord) -> float | None:
             "model": SubmitResponse | RequestStatusOut,
             "description": "An earlier submit with this idempotency key, or (with `Prefer: wait`) "
             "the request's final status",
-        }
+        },
+        **CONFLICT_RESPONSE,  # the idempotency key was used with a different body
     },
 )
 async def submit_request(
     admitted: AdmissionDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
     prefer: Annotated[
-        str | None,
+        Annotated[str, Text(max_length=1_000)] | None,
         Header(description="`wait=N`: answer with the finished request if it ends within N seconds."),
     ] = None,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -242,7 +245,9 @@ async def status_events(
     request_id: uuid.UUID,
     clients: ClientsDep,
     owner_id: OwnerDep,
-    last_event_id: Annotated[str | None, Header(description="Resume after this event id.")] = None,
+    last_event_id: Annotated[
+        Annotated[str, Text(max_length=200)] | None, Header(description="Resume after this event id.")
+    ] = None,
 ) -> StreamingResponse:
     """queued → processing → completed/failed/cancelled/expired, one `status` event each (data: the
     status object, id: 1, 2, 3), then the stream ends. A reconnect with `Last-Event-ID` skips what
@@ -287,7 +292,7 @@ async def _sse_frames(clients: Clients, changes: AsyncIterator[StatusRecord | No
     "/{request_id}/result",
     response_model=RequestResultOut,
     summary="Result of a completed request",
-    responses={409: {"description": "Not completed (yet): the current status is in details"}},
+    responses=CONFLICT_RESPONSE,
 )
 async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) -> RequestResultOut:
     row = service.require_completed(await service.get_request(store, request_id, owner_id))
@@ -304,7 +309,10 @@ async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep)
 
 
 @router.post(
-    "/{request_id}/cancel", response_model=RequestStatusOut, summary="Cancel a queued or running request"
+    "/{request_id}/cancel",
+    response_model=RequestStatusOut,
+    summary="Cancel a queued or running request",
+    responses=CONFLICT_RESPONSE,
 )
 async def cancel_request(request_id: uuid.UUID, clients: ClientsDep, owner_id: OwnerDep) -> RequestStatusOut:
     return status_out(await service.cancel(clients.sessions, clients.publisher, request_id, owner_id))
