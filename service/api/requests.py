@@ -206,16 +206,11 @@ def long_poll_seconds(request: Request) -> float:
     try:
         wait = float(raw)
     except ValueError:
-        problem = "Input should be a valid number"
-    else:
-        if not math.isfinite(wait):
-            problem = "Input should be a finite number"
-        elif wait < 0:
-            problem = "Input should be greater than or equal to 0"
-        else:
-            return wait
-    # The shape the error handler gives declared parameters (loc "query.<name>").
-    raise ValidationFailed(f"query.wait: {problem}", details=[{"loc": "query.wait", "msg": problem}])
+        wait = -1.0
+    if not math.isfinite(wait) or wait < 0:
+        message = "a finite number of seconds, 0 or more"
+        raise ValidationFailed(f"query.wait: {message}", details=[{"loc": "query.wait", "msg": message}])
+    return wait
 
 
 @router.get(
