@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -26,7 +27,7 @@ from service.api import (
     webhooks,
 )
 from service.api.deps import Clients, get_caller
-from service.api.errors import install_error_handlers
+from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
@@ -82,6 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
             )
+            # Everything built so far lives as long as the process: move it out of the cyclic
+            # collector's sight, so the collections that request garbage triggers stay cheap.
+            gc.collect()
+            gc.freeze()
             yield
 
     app = ServiceApp(
@@ -98,14 +103,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_web(app, settings)
-    for module in (
-        requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks, openai_chat
-    ):  # fmt: skip
-        app.include_router(module.router)
+    for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
+        # Every operation documents the error envelope for the statuses any route can answer.
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+    # The OpenAI-compatible surface answers errors in OpenAI's shape, documented by its own routes.
+    app.include_router(openai_chat.router)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):
-        app.include_router(module.router, dependencies=[Depends(get_caller)])
+        app.include_router(module.router, dependencies=[Depends(get_caller)], responses=ERROR_RESPONSES)
     return app
 
 

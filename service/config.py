@@ -7,8 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import URL
 
 BackendName = Literal["dryrun", "gigachat-cloud", "gigachat-mtls", "openai"]
@@ -289,3 +289,25 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+# --- start-up errors (input branch) ------------------------------------------------------------
+
+
+def settings_problems(exc: ValidationError | SettingsError) -> list[str]:
+    """One line per problem, naming the environment variable, for start-up to print instead of a
+    traceback. A secret's value is never repeated."""
+    if isinstance(exc, SettingsError):  # a value that is not valid JSON for a JSON-typed setting
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        name = field.upper() or "settings"
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        return [f"{name}: not valid JSON{cause}"]
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        info = Settings.model_fields.get(field)
+        secret = info is not None and "SecretStr" in str(info.annotation)
+        shown = "" if secret or "input" not in error or not field else f" (got {error['input']!r})"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{field.upper() or 'settings'}: {message}{shown}")
+    return lines
