@@ -149,8 +149,8 @@ class GigaChatBackend:
         payload = Chat(
             model=request.model or self._model,
             messages=[
-                Messages(role=MessagesRole.SYSTEM, content=request.system),
-                Messages(role=MessagesRole.USER, content=request.user),
+                Messages(role=MessagesRole(message.role), content=message.content)
+                for message in request.conversation()
             ],
             # GigaChat rejects temperature 0; leaving it out gives the server's most deterministic default.
             temperature=request.temperature or None,
@@ -174,7 +174,7 @@ class GigaChatBackend:
             usage=usage_or_estimate(
                 usage.prompt_tokens if usage else None,
                 usage.completion_tokens if usage else None,
-                request.system + request.user,
+                request.prompt_text,
                 text,
             ),
             model=completion.model,

@@ -22,7 +22,7 @@ from typing import Any
 from loguru import logger
 
 from service.config import Settings
-from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError, estimate_tokens
+from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError, estimate_prompt_tokens
 from service.llm.ratelimit import RateLimiter
 
 
@@ -142,7 +142,7 @@ class ResilientBackend:
         limiter = self._limiters.get(backend.name)
         if limiter is None:
             return await backend.chat(request)
-        async with limiter.reserve(estimate_tokens(request.system) + estimate_tokens(request.user)) as slot:
+        async with limiter.reserve(estimate_prompt_tokens(request)) as slot:
             response = await backend.chat(request)
             slot.record_usage(response.usage.total_tokens)
             return response

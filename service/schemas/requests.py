@@ -110,7 +110,37 @@ class ProcessAnalysisInput(BaseModel):
     idempotency_key: str | None = Field(None, max_length=128)
 
 
-RequestInput = Annotated[SpreadsheetInput | ProcessAnalysisInput, Field(discriminator="kind")]
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+MAX_CHAT_MESSAGES = 500
+
+
+class ChatInput(BaseModel):
+    """A caller's own conversation, sent to the configured backend without a template."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["chat"]
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_CHAT_MESSAGES)
+    model: str | None = Field(None, max_length=128, description="Omitted: the backend's configured model.")
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    idempotency_key: str | None = Field(None, max_length=128)
+
+    @model_validator(mode="after")
+    def _has_user_turn(self) -> ChatInput:
+        if not any(message.role == "user" and message.content.strip() for message in self.messages):
+            raise ValueError("messages must hold at least one non-empty user message")
+        return self
+
+
+AnyRequestInput = SpreadsheetInput | ProcessAnalysisInput | ChatInput
+RequestInput = Annotated[AnyRequestInput, Field(discriminator="kind")]
 
 
 class Links(BaseModel):
