@@ -8,7 +8,17 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from service.api import compat, health, metrics, prompts, prompts_compat, reports, requests
+from service.api import (
+    batches,
+    compat,
+    health,
+    metrics,
+    openai_batches,
+    prompts,
+    prompts_compat,
+    reports,
+    requests,
+)
 from service.api.deps import Clients
 from service.api.errors import install_error_handlers
 from service.config import Settings, get_settings
@@ -59,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     for module in (requests, reports, prompts, health, metrics, compat, prompts_compat):
+        app.include_router(module.router)
+    for module in (batches, openai_batches):  # issue 10: batches and files
         app.include_router(module.router)
     return app
 

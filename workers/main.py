@@ -14,6 +14,7 @@ from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
 from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
 from service.services.processing import Processor
+from workers.feeder import BatchFeeder
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
 from workers.sweeper import Sweeper
@@ -80,16 +81,20 @@ class Worker:
             handler = RequestHandler(settings, store, Processor(settings, backend, sessions))
             self._runner = ConsumerRunner(
                 consumer,
-                [settings.kafka_topic_requests],
+                [settings.kafka_topic_requests, settings.kafka_topic_requests_batch],
                 handler,
                 dead_letter,
                 concurrency=settings.worker_concurrency,
                 commit_interval=settings.worker_commit_interval_ms / 1000,
                 shutdown_grace=settings.worker_shutdown_grace_seconds,
+                batch_topic=settings.kafka_topic_requests_batch,
+                batch_limit=settings.batch_concurrency,
+                batch_limit_busy=settings.worker_batch_concurrency_busy,
             )
             await consumer.start()
             opened.push_async_callback(consumer.stop)
             sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
+            feeder = asyncio.create_task(BatchFeeder(settings, sessions, publisher).run(self._stopping))
             logger.info(
                 "worker consuming {} as group {} (concurrency {}, backend {})",
                 settings.kafka_topic_requests,
@@ -105,4 +110,6 @@ class Worker:
                 self._stopping.set()
                 with contextlib.suppress(Exception):
                     await sweeper
+                with contextlib.suppress(Exception):
+                    await feeder
         logger.info("worker stopped")

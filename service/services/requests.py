@@ -109,7 +109,7 @@ def resolve_category(payload: AnyRequestInput) -> str | None:
     return name
 
 
-def _row_values(payload: AnyRequestInput, category: str | None) -> dict[str, Any]:
+def row_values(payload: AnyRequestInput, category: str | None) -> dict[str, Any]:
     if isinstance(payload, SpreadsheetInput):
         return {
             "kind": RequestKind.SPREADSHEET,
@@ -179,7 +179,7 @@ async def submit(
         "owner_id": owner_id,
         "trace_id": request_id.hex,
         "idempotency_key": scoped_key,
-        **_row_values(payload, category),
+        **row_values(payload, category),
     }
     try:
         await store.insert(values)
