@@ -245,3 +245,30 @@ async def test_unknown_batch_is_404(postgres_url: str, kafka_bootstrap: str) -> 
         ):
             response = await svc.client.get(path)
             assert response.status_code == 404, response.text
+
+
+async def test_worker_stopped_mid_batch_loses_nothing_and_calls_no_line_twice(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    settings = make_settings(
+        postgres_url,
+        kafka_bootstrap,
+        dryrun_latency_ms=100,
+        batch_owner_window=10,
+        worker_batch_concurrency=4,
+    )
+    items = [
+        {"custom_id": f"k{n}", "kind": "chat", "messages": [{"role": "user", "content": f"line {n}"}]}
+        for n in range(60)
+    ]
+    async with running_service(settings) as svc:
+        batch_id = (await svc.client.post("/api/v1/batches", json=items)).json()["id"]
+        await wait_counts(svc, batch_id, lambda counts: counts["completed"] >= 10)
+        await svc.stop_worker()  # mid-batch: lines in the lane, lines held, lines running
+        stopped_at = (await svc.client.get(f"/api/v1/batches/{batch_id}")).json()["counts"]
+        assert stopped_at["completed"] < 60
+        svc.start_worker()
+        final = await wait_batch(svc, batch_id, ("completed",))
+        assert final["counts"]["completed"] == 60
+        asked = [call.messages[-1].content for call in svc.backend.calls]
+        assert sorted(asked) == sorted(f"line {n}" for n in range(60))  # each line once, none twice
