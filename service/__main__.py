@@ -1,4 +1,4 @@
-"""The one CLI: python -m service api | worker | up | migrate | seed."""
+"""The one CLI: python -m service api | worker | up | migrate | seed | batch … | request …"""
 
 from __future__ import annotations
 
@@ -137,6 +137,11 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("batch", "request"):  # script commands: a client of a running service
+        from service.cli import main as client_main
+
+        return client_main(argv)
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     parser.add_argument("command", choices=sorted(COMMANDS), help="what to run")
     args = parser.parse_args(argv)
