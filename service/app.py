@@ -2,37 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from redis.asyncio import Redis
 
 from service.api import (
     batches,
     compat,
+    feedback,
     health,
+    keys,
     metrics,
     openai_batches,
+    prometheus,
     prompts,
     prompts_compat,
     reports,
     requests,
+    usage,
+    webhooks,
 )
-from service.api.deps import Clients
+from service.api.deps import Clients, get_caller
 from service.api.errors import install_error_handlers
+from service.api.web import ServiceApp, install_web
+from service.callers.auth import Authenticator, check_anonymous_exposure
+from service.callers.budgets import Budgets
+from service.callers.ratelimit import RequestRateLimiter
 from service.config import Settings, get_settings
 from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
+from service.pipeline.classify_model import warm_up as train_classifier
+from service.redis_client import open_redis
 
 VERSION = "0.1.0"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    check_anonymous_exposure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,9 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine = create_engine(settings)
             opened.push_async_callback(engine.dispose)
             await ensure_topics(settings)
+            # The process's one Redis client (None without REDIS_URL): callers' rate limits, and the
+            # LLM capacity shared with the workers.
+            redis = open_redis(settings)
+            if redis is not None:
+                opened.push_async_callback(redis.aclose)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             # The API's own backend serves health probes and LLM-assisted classification; it fails
             # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
-            backend = build_backend(settings)
+            backend = build_backend(settings, redis)
             await backend.start()
             opened.push_async_callback(backend.close)
             store = await open_request_store(settings, engine)
@@ -51,14 +72,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher = RequestPublisher(settings)
             await publisher.start()
             opened.push_async_callback(publisher.close)
-            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher)
+            hub = StatusHub(settings)
+            await hub.start()
+            opened.push_async_callback(hub.close)
+            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
+            open_callers(app, settings, opened, redis)
             app.state.llm_backend = backend
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
             )
             yield
 
-    app = FastAPI(
+    app = ServiceApp(
         # No OpenTelemetry pipeline is configured; the native hooks would cost CPU on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         title="GigaOffice AI Service",
@@ -66,13 +91,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Asynchronous AI analysis of spreadsheet ranges and business processes. "
         "Submit a request, then poll (or long-poll) its status and fetch its result.",
         lifespan=lifespan,
+        # Served by install_web from the service's own files (offline deployments).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (requests, reports, prompts, health, metrics, compat, prompts_compat):
+    install_web(app, settings)
+    for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         app.include_router(module.router)
-    for module in (batches, openai_batches):  # issue 10: batches and files
+    for module in (batches, openai_batches):  # issue 10: batches and files (they take the caller)
         app.include_router(module.router)
+    # Routes that do not take the caller themselves still need one (open to any caller; writes
+    # additionally ask for an admin key). Health and the docs stay open.
+    for module in (prompts, prompts_compat):
+        app.include_router(module.router, dependencies=[Depends(get_caller)])
     return app
+
+
+def open_callers(app: FastAPI, settings: Settings, opened: AsyncExitStack, redis: Redis | None) -> None:
+    """Authentication, rate limits and budgets of an API process (service/callers)."""
+    sessions = app.state.clients.sessions
+    authenticator = Authenticator(settings, sessions)
+    authenticator.start()
+    opened.push_async_callback(authenticator.close)
+    app.state.authenticator = authenticator
+    app.state.rate_limiter = RequestRateLimiter(settings, redis)
+    app.state.budgets = Budgets(settings, sessions)
 
 
 def create_app_from_env() -> FastAPI:

@@ -220,6 +220,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_batch(_settings: object, argv: list[str]) -> int:
+    return main(["batch", *argv])
+
+
+def run_request(_settings: object, argv: list[str]) -> int:
+    return main(["request", *argv])
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:

@@ -19,7 +19,7 @@ import uvicorn
 from service.app import create_app
 from service.client import GigaOfficeClient
 from service.config import Settings
-from tests.support import SEED_EXAMPLE, make_settings
+from tests.support import SEED_EXAMPLE, issue_key, make_settings
 from workers.main import Worker
 
 
@@ -43,15 +43,18 @@ async def served(settings: Settings) -> AsyncIterator[str]:
         assert not serving.done(), "the server did not start"
         await asyncio.sleep(0.05)
     try:
+        # The CLI authenticates with a real key (GIGAOFFICE_API_KEY), created as the keys CLI does.
+        os.environ["GIGAOFFICE_API_KEY"] = await issue_key(settings, name="cli")
         yield f"http://127.0.0.1:{port}"
     finally:
+        os.environ.pop("GIGAOFFICE_API_KEY", None)
         server.should_exit = True
         worker.stop()
         await asyncio.gather(serving, working)
 
 
 async def cli(url: str, *args: str, interrupt_after: str | None = None) -> tuple[int, str, str]:
-    env = {**os.environ, "GIGAOFFICE_URL": url, "GIGAOFFICE_API_KEY": "test-key", "COLUMNS": "160"}
+    env = {**os.environ, "GIGAOFFICE_URL": url, "COLUMNS": "160"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "service", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -132,7 +135,8 @@ async def test_openai_format_file_and_single_requests(
 
         code, stdout, stderr = await cli(url, "request", "submit", str(body), "--wait")
         assert code == 0, stderr
-        assert orjson.loads(stdout)["result"]["values"][0][0] == "Column"
+        answer = orjson.loads(stdout)
+        assert answer["status"] == "completed" and answer["result"]["values"]
         code, stdout, _ = await cli(url, "request", "submit", str(body))
         request_id = orjson.loads(stdout)["id"]
         code, stdout, _ = await cli(url, "request", "status", request_id)
@@ -147,7 +151,7 @@ async def test_ctrl_c_detaches_without_cancelling(
     postgres_url: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     settings = make_settings(
-        postgres_url, kafka_bootstrap, dryrun_latency_ms=300, batch_owner_window=2, worker_batch_concurrency=2
+        postgres_url, kafka_bootstrap, dryrun_latency_ms=500, batch_owner_window=2, worker_batch_concurrency=2
     )
     items = [
         {"custom_id": f"s{n}", "kind": "chat", "messages": [{"role": "user", "content": "slow"}]}
@@ -155,7 +159,7 @@ async def test_ctrl_c_detaches_without_cancelling(
     ]
     source = write_jsonl(tmp_path / "slow.jsonl", items)
     async with served(settings) as url:
-        code, _, stderr = await cli(url, "batch", "submit", str(source), "--wait", interrupt_after="40 lines")
+        code, _, stderr = await cli(url, "batch", "submit", str(source), "--wait", interrupt_after="80 lines")
         assert code == 130, stderr
         assert "Detached" in stderr and "python -m service batch status" in stderr
         batch_id = stderr.split("batch ", 1)[1].split(":", 1)[0]

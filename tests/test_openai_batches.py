@@ -4,6 +4,7 @@ broker and the worker (dryrun backend)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from openai import AsyncOpenAI
 from openai.types import Batch
 
-from tests.support import PROCESS_EXAMPLE, RunningService, make_settings, running_service
+from tests.support import PROCESS_EXAMPLE, RunningService, issue_key, make_settings, running_service
 
 
 def chat_line(custom_id: str, question: str) -> dict[str, Any]:
@@ -32,8 +33,10 @@ def jsonl(items: list[Any]) -> bytes:
 
 @asynccontextmanager
 async def sdk(svc: RunningService) -> AsyncIterator[AsyncOpenAI]:
-    # The SDK over the app's own ASGI transport (the service's lifespan is already running).
-    yield AsyncOpenAI(base_url="http://test/v1", api_key="test-key", http_client=svc.client, max_retries=0)
+    # The SDK with an API key of its own (its own owner), over the app's ASGI transport (the
+    # service's lifespan is already running).
+    key = await issue_key(svc.settings, name=f"sdk-{uuid.uuid4().hex[:6]}")
+    yield AsyncOpenAI(base_url="http://test/v1", api_key=key, http_client=svc.client, max_retries=0)
 
 
 async def wait(client: AsyncOpenAI, batch_id: str, statuses: tuple[str, ...], timeout: float = 60) -> Batch:
@@ -142,14 +145,13 @@ async def test_sdk_cancel_list_pagination_files_and_errors(postgres_url: str, ka
         others = [await create(client, jsonl([chat_line("x", "hi")])) for _ in range(3)]
         listed = [batch.id async for batch in client.batches.list(limit=2)]
         newest_first = [other.id for other in reversed(others)] + [big.id]
-        assert listed[:4] == newest_first  # auto-paging over pages of two, by `after`
+        assert listed == newest_first  # this key's batches only; auto-paging over pages of two, by `after`
         page = await client.batches.list(limit=2)
         assert page.has_more is True and len(page.data) == 2
 
-        # The database is shared with other tests' anonymous callers: look for ours, newest first.
         ours = [batch.input_file_id for batch in (*reversed(others), big)]
         files = [f.id async for f in client.files.list(purpose="batch", limit=2)]
-        assert [f for f in files if f in ours] == ours
+        assert files == ours  # this key's files only, newest first, over pages of two
         gone = await client.files.delete(ours[0])
         assert gone.deleted is True
         with pytest.raises(openai.NotFoundError) as missing:
@@ -159,6 +161,15 @@ async def test_sdk_cancel_list_pagination_files_and_errors(postgres_url: str, ka
             await client.batches.retrieve("batch_0123456789abcdef0123456789abcdef")
         upload = await client.files.content(ours[1])
         assert orjson.loads(upload.content.splitlines()[0])["custom_id"] == "x"
+
+        async with sdk(svc) as stranger:  # another owner sees none of it
+            with pytest.raises(openai.NotFoundError):
+                await stranger.batches.retrieve(big.id)
+            with pytest.raises(openai.NotFoundError):
+                await stranger.files.content(ours[1])
+            assert (await stranger.batches.list()).data == []
+            with pytest.raises(openai.NotFoundError):
+                await stranger.batches.cancel(others[0].id)
 
 
 @pytest.mark.parametrize(

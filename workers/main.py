@@ -8,13 +8,17 @@ import contextlib
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from loguru import logger
 
+from service.callers.budgets import Budgets
 from service.config import Settings
 from service.db.session import create_engine, create_session_factory
 from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
 from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
+from service.pipeline.classify_model import warm_up as train_classifier
+from service.redis_client import open_redis
 from service.services.processing import Processor
 from workers.feeder import BatchFeeder
+from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
 from workers.sweeper import Sweeper
@@ -36,17 +40,22 @@ class Worker:
 
     async def run(self) -> None:
         settings = self.settings
-        if self._backend is None:
-            from service.llm.registry import build_backend
-
-            self._backend = build_backend(settings)
-        backend = self._backend
         # Every client is closed on shutdown, and also when start-up fails half-way.
         async with contextlib.AsyncExitStack() as opened:
+            if self._backend is None:
+                from service.llm.registry import build_backend
+
+                # The LLM capacity (concurrency cap, rates) is shared with every worker through it.
+                redis = open_redis(settings)
+                if redis is not None:
+                    opened.push_async_callback(redis.aclose)
+                self._backend = build_backend(settings, redis)
+            backend = self._backend
             engine = create_engine(settings)
             opened.push_async_callback(engine.dispose)
             sessions = create_session_factory(engine)
             await ensure_topics(settings)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             await backend.start()
             opened.push_async_callback(backend.close)
             publisher = RequestPublisher(settings)
@@ -78,7 +87,8 @@ class Worker:
                     settings.kafka_topic_dead_letter, record.value, record.key, headers
                 )
 
-            handler = RequestHandler(settings, store, Processor(settings, backend, sessions))
+            processor = Processor(settings, backend, sessions, Budgets(settings, sessions))
+            handler = RequestHandler(settings, store, processor, publisher)
             self._runner = ConsumerRunner(
                 consumer,
                 [settings.kafka_topic_requests, settings.kafka_topic_requests_batch],
@@ -95,6 +105,9 @@ class Worker:
             opened.push_async_callback(consumer.stop)
             sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
             feeder = asyncio.create_task(BatchFeeder(settings, sessions, publisher).run(self._stopping))
+            gauges = asyncio.create_task(
+                refresh_gauges(sessions, consumer, settings.metrics_refresh_seconds, self._stopping)
+            )
             logger.info(
                 "worker consuming {} as group {} (concurrency {}, backend {})",
                 settings.kafka_topic_requests,
@@ -110,6 +123,8 @@ class Worker:
                 self._stopping.set()
                 with contextlib.suppress(Exception):
                     await sweeper
+                with contextlib.suppress(Exception):
+                    await gauges
                 with contextlib.suppress(Exception):
                     await feeder
         logger.info("worker stopped")

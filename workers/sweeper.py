@@ -8,6 +8,7 @@
   re-publishing storm. Batch lines the feeder has not released yet are not touched at all;
 - abandoned rows that used every attempt end as failed;
 - rows older than REQUEST_TTL_SECONDS end as expired.
+Rows it finishes get their completion events (schemas/events.py) once the sweep is committed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import timedelta
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.models import RequestStatus, utcnow
@@ -57,6 +59,10 @@ class Sweeper:
             stale_before = now - timedelta(seconds=self._settings.requeue_after_seconds)
             candidates = await repo.requeue_candidates(session, stale_before=stale_before, limit=_BATCH)
             await session.commit()
+        # Announced once committed: a waiter woken by an event must find the final row.
+        await self._publisher.publish_events([*expired, *failed])
+        for change in (*expired, *failed):
+            monitoring.request_finished(change)
         ids = await self._really_lost(candidates)
         async with self._sessions() as session:
             lost = await repo.take_back_for_requeue(session, ids=ids, stale_before=stale_before)
@@ -75,7 +81,10 @@ class Sweeper:
             )
         if expired or failed or lost:
             logger.info(
-                "sweep: {} expired, {} failed after lost workers, {} re-published", expired, failed, len(lost)
+                "sweep: {} expired, {} failed after lost workers, {} re-published",
+                len(expired),
+                len(failed),
+                len(lost),
             )
         return len(lost)
 

@@ -10,11 +10,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.callers.auth import Authenticator
+from service.callers.model import Caller
 from service.config import Settings
 from service.db.request_store import RequestStore
+from service.errors import Forbidden
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher
 
 
@@ -27,6 +32,7 @@ class Clients:
     sessions: async_sessionmaker[AsyncSession]
     store: RequestStore
     publisher: RequestPublisher
+    hub: StatusHub  # wakes waiters on status events (long-poll, Prefer: wait, SSE, chat)
 
 
 async def get_clients(request: Request) -> Clients:
@@ -49,9 +55,39 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-async def get_owner_id(request: Request) -> str | None:
-    """The caller's identity. None until API keys exist: then every request is visible."""
-    return getattr(request.state, "owner_id", None)
+async def get_caller(request: Request) -> Caller:
+    """Who is calling (service/callers/auth.py): 401 without a valid key unless anonymous access is
+    on. Resolved once per request however many dependencies ask for it."""
+    headers = request.headers
+    client = request.client.host if request.client else None
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.authenticate(headers.get("authorization"), headers.get("x-api-key"), client)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_owner_id(caller: CallerDep) -> str | None:
+    """The caller's owner id: every read and write of requests is scoped by it. Never None for a
+    caller of the API; None stays the repositories' "every owner" (the admin's service-wide view)."""
+    return caller.owner_id
+
+
+async def require_admin(caller: CallerDep) -> Caller:
+    if not caller.is_admin:
+        raise Forbidden("This route needs an admin API key.")
+    return caller
+
+
+def owner_scope(caller: Caller, owner: str | None, route: str) -> str | None:
+    """The owner a route with `?owner=` reads: the caller's own unless an admin names another one
+    ("*" = every owner). Cross-owner reads are logged; a user key asking for them gets 403."""
+    if owner is None or owner == caller.owner_id:
+        return caller.owner_id
+    if not caller.is_admin:
+        raise Forbidden("Only admin keys may read another owner's figures.")
+    logger.info("admin {} reads {} of owner {}", caller.key_id, route, owner)
+    return None if owner == "*" else owner
 
 
 ClientsDep = Annotated[Clients, Depends(get_clients)]
@@ -60,3 +96,25 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 StoreDep = Annotated[RequestStore, Depends(get_store)]
 OwnerDep = Annotated[str | None, Depends(get_owner_id)]
+AdminDep = Annotated[Caller, Depends(require_admin)]
+
+
+async def enforce_rate_limit(request: Request, response: Response, caller: CallerDep) -> dict[str, str]:
+    """Counts the request against the caller's requests per minute (429 when over). The RateLimit-*
+    headers go on the response; a route that builds its own Response must copy them (returned)."""
+    headers: dict[str, str] = await request.app.state.rate_limiter.hit(caller)
+    response.headers.update(headers)
+    return headers
+
+
+RateLimitDep = Annotated[dict[str, str], Depends(enforce_rate_limit)]
+
+
+async def admit_submit(request: Request, caller: CallerDep, rate_limit: RateLimitDep) -> dict[str, str]:
+    """Everything a new piece of LLM work must pass: the rate limit, then the token budgets on live
+    spend (429 `budget_exceeded`). Returns the RateLimit-* headers, as RateLimitDep does."""
+    await request.app.state.budgets.check_submit(caller)
+    return rate_limit
+
+
+AdmissionDep = Annotated[dict[str, str], Depends(admit_submit)]

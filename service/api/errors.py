@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service import monitoring
 from service.errors import AppError
 
 
@@ -65,8 +66,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
         if exc.status_code >= 500:
             logger.error("{}: {}", exc.code, exc.message)
-        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
-        return _render(request, exc.status_code, exc.code, exc.message, exc.details, headers)
+        if exc.status_code == 429:
+            monitoring.REFUSALS.labels(exc.code).inc()
+        headers = {"Retry-After": "5"} if exc.status_code == 503 else {}
+        if exc.headers:
+            headers.update(exc.headers)
+        return _render(request, exc.status_code, exc.code, exc.message, exc.details, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.api.deps import SessionDep, SettingsDep
+from service.api.deps import AdminDep, RateLimitDep, SessionDep, SettingsDep
 from service.db.prompt_models import Category, Preset
 from service.db.prompt_models import PromptTemplate as TemplateRow
 from service.llm.base import ChatRequest
@@ -25,10 +26,9 @@ from service.services import prompts as service
 router = APIRouter(prefix="/api/v1", tags=["prompts"])
 
 
-async def require_prompt_admin(request: Request) -> str | None:
-    """Hook for template writes. Today every caller may write (there are no API keys yet); once keys
-    exist this dependency must reject non-admin keys with Forbidden. Returns the actor to record."""
-    return getattr(request.state, "owner_id", None)
+async def require_prompt_admin(caller: AdminDep) -> str | None:
+    """Template writes need an admin key (403 otherwise). Returns the actor to record."""
+    return caller.key_id
 
 
 PromptAdminDep = Annotated[str | None, Depends(require_prompt_admin)]
@@ -123,7 +123,8 @@ async def run_classify(
 
     async def ask(chat: ChatRequest) -> str:
         assert backend is not None
-        return str((await backend.chat(chat)).text)
+        # The seed's GIGACHAT_CLASSIFY_MODEL: classification may run on a cheaper model.
+        return str((await backend.chat(replace(chat, model=settings.llm_classify_model))).text)
 
     inp = ClassifierInput(payload.query_text, payload.input_data, payload.title, payload.description)
     decided = await service.classify(
@@ -140,6 +141,6 @@ async def run_classify(
 
 @router.post("/classify", response_model=ClassifyOut, summary="Classify a request without submitting it")
 async def classify(
-    request: Request, session: SessionDep, settings: SettingsDep, payload: ClassifyIn
+    request: Request, session: SessionDep, settings: SettingsDep, payload: ClassifyIn, _limited: RateLimitDep
 ) -> ClassifyOut:
     return await run_classify(request, session, settings, payload)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from service.api.deps import SessionDep, SettingsDep
+from service.api.deps import RateLimitDep, SessionDep, SettingsDep
 from service.api.prompts import category_out, preset_out, run_classify
 from service.schemas.prompts import ClassifyIn
 from service.services import prompts as service
@@ -30,7 +30,7 @@ async def presets(
 
 @router.post("/classify", summary="Classify a request text (seed contract)")
 async def classify(
-    request: Request, session: SessionDep, settings: SettingsDep, payload: ClassifyIn
+    request: Request, session: SessionDep, settings: SettingsDep, payload: ClassifyIn, _limited: RateLimitDep
 ) -> dict[str, Any]:
     result = await run_classify(request, session, settings, payload)
     return {"success": True, "query_text": payload.query_text, **result.model_dump()}

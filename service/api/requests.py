@@ -3,26 +3,43 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi.responses import StreamingResponse
+from fastapi.sse import format_sse_event
 from pydantic import BaseModel
 
-from service.api.deps import ClientsDep, OwnerDep, SessionDep, StoreDep
+from service.api.deps import AdmissionDep, Clients, ClientsDep, OwnerDep, StoreDep
+from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
 from service.schemas.requests import (
     SEED_EXAMPLE,
     ErrorInfo,
     Links,
+    QueueInfo,
     RequestInput,
     RequestResultOut,
     RequestStatusOut,
     SubmitResponse,
     UsageInfo,
 )
+from service.services import live
 from service.services import requests as service
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="Same as the body's idempotency_key: a repeat returns the first request; "
+        "the same key with a different body is 409 idempotency_conflict.",
+    ),
+]
 
 _EXAMPLES = {
     "spreadsheet": {
@@ -64,7 +81,7 @@ def links(request_id: uuid.UUID) -> Links:
     return Links(status=base, result=f"{base}/result")
 
 
-def status_out(row: RequestRecord | StatusRecord) -> RequestStatusOut:
+def status_out(row: RequestRecord | StatusRecord, queue: QueueInfo | None = None) -> RequestStatusOut:
     return RequestStatusOut(
         id=row.id,
         kind=row.kind,
@@ -77,7 +94,16 @@ def status_out(row: RequestRecord | StatusRecord) -> RequestStatusOut:
         finished_at=row.finished_at,
         error=ErrorInfo(code=row.error_code, message=row.error_message or "") if row.error_code else None,
         links=links(row.id),
+        queue=queue,
     )
+
+
+async def live_status_out(clients: Clients, row: RequestRecord | StatusRecord) -> RequestStatusOut:
+    """The status with, while queued, the position in its lane and an ETA."""
+    queue = None
+    if row.status == RequestStatus.QUEUED:
+        queue = await live.queue_info(clients.sessions, clients.hub, row)
+    return status_out(row, queue)
 
 
 def usage_out(row: RequestRecord) -> UsageInfo:
@@ -93,6 +119,18 @@ def usage_out(row: RequestRecord) -> UsageInfo:
     )
 
 
+def prefer_wait(prefer: str | None, limit: float) -> float:
+    """Seconds asked for by an RFC 7240 `Prefer: wait=N` header (0 without one), capped at `limit`."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                return max(0.0, min(float(value.strip().strip('"')), limit))
+            except ValueError:
+                return 0.0  # an unintelligible preference is ignored, as RFC 7240 asks
+    return 0.0
+
+
 def processing_seconds(row: RequestRecord) -> float | None:
     if row.started_at and row.finished_at:
         return round((row.finished_at - row.started_at).total_seconds(), 3)
@@ -104,25 +142,52 @@ def processing_seconds(row: RequestRecord) -> float | None:
     status_code=202,
     response_model=SubmitResponse,
     summary="Submit an analysis request",
-    responses={200: {"model": SubmitResponse, "description": "An earlier submit with this idempotency key"}},
+    responses={
+        200: {
+            "model": SubmitResponse | RequestStatusOut,
+            "description": "An earlier submit with this idempotency key, or (with `Prefer: wait`) "
+            "the request's final status",
+        }
+    },
 )
 async def submit_request(
     clients: ClientsDep,
     owner_id: OwnerDep,
+    rate_limit_headers: AdmissionDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
+    prefer: Annotated[
+        str | None,
+        Header(description="`wait=N`: answer with the finished request if it ends within N seconds."),
+    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     submitted = await service.submit(
-        clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id
+        clients.store,
+        clients.sessions,
+        clients.publisher,
+        clients.settings,
+        payload,
+        owner_id,
+        idempotency_key,
     )
-    body = SubmitResponse(
-        id=submitted.id,
-        kind=submitted.kind,
-        status=submitted.status,
-        created_at=submitted.created_at,
-        links=links(submitted.id),
-    )
-    response = model_response(body, 202 if submitted.created else 200)
-    response.headers["Location"] = body.links.status
+    wait = prefer_wait(prefer, clients.settings.long_poll_max_seconds)
+    row = None
+    if wait > 0:
+        row = await service.wait_for_final(clients.store, clients.hub, submitted.id, owner_id, wait)
+    if row is not None and row.status in RequestStatus.FINAL:
+        response = model_response(status_out(row), 200)
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+    else:
+        body = SubmitResponse(
+            id=submitted.id,
+            kind=submitted.kind,
+            status=submitted.status,
+            created_at=submitted.created_at,
+            links=links(submitted.id),
+        )
+        response = model_response(body, 202 if submitted.created else 200)
+    response.headers["Location"] = links(submitted.id).status
+    response.headers.update(rate_limit_headers)
     return response
 
 
@@ -135,10 +200,61 @@ async def get_status(
 ) -> Response:
     if wait > 0:
         wait = min(wait, clients.settings.long_poll_max_seconds)
-        row = await service.wait_for_final(clients.store, request_id, owner_id, wait)
+        row = await service.wait_for_final(clients.store, clients.hub, request_id, owner_id, wait)
     else:
         row = await service.get_status(clients.store, request_id, owner_id)
-    return model_response(status_out(row))
+    return model_response(await live_status_out(clients, row))
+
+
+@router.get(
+    "/{request_id}/events",
+    summary="Server-sent events of a request's status changes",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "`event: status` per change"}},
+)
+async def status_events(
+    request_id: uuid.UUID,
+    clients: ClientsDep,
+    owner_id: OwnerDep,
+    last_event_id: Annotated[str | None, Header(description="Resume after this event id.")] = None,
+) -> StreamingResponse:
+    """queued → processing → completed/failed/cancelled/expired, one `status` event each (data: the
+    status object, id: 1, 2, 3), then the stream ends. A reconnect with `Last-Event-ID` skips what
+    was seen."""
+    watch = clients.hub.open_watch(request_id)  # before the read: nothing can slip in between
+    try:
+        first = await service.get_status(clients.store, request_id, owner_id)
+    except BaseException:
+        watch.close()
+        raise
+    changes = live.status_changes(
+        clients.store,
+        watch,
+        first,
+        owner_id,
+        seen_rank=live.parse_last_event_id(last_event_id),
+        keepalive_seconds=clients.settings.sse_keepalive_seconds,
+        max_seconds=clients.settings.sse_max_seconds,
+    )
+    return StreamingResponse(
+        _sse_frames(clients, changes),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse_frames(clients: Clients, changes: AsyncIterator[StatusRecord | None]) -> AsyncIterator[bytes]:
+    async with aclosing(changes):  # type: ignore[type-var]
+        async for row in changes:
+            if row is None:
+                yield b": keep-alive\n\n"
+                continue
+            body = await live_status_out(clients, row)
+            yield format_sse_event(
+                data_str=body.model_dump_json(),
+                event="status",
+                id=str(live.status_rank(row.status)),
+            )
 
 
 @router.get(
@@ -164,5 +280,5 @@ async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep)
 @router.post(
     "/{request_id}/cancel", response_model=RequestStatusOut, summary="Cancel a queued or running request"
 )
-async def cancel_request(request_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> RequestStatusOut:
-    return status_out(await service.cancel(session, request_id, owner_id))
+async def cancel_request(request_id: uuid.UUID, clients: ClientsDep, owner_id: OwnerDep) -> RequestStatusOut:
+    return status_out(await service.cancel(clients.sessions, clients.publisher, request_id, owner_id))

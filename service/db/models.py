@@ -61,6 +61,8 @@ class RequestKind:
 
 
 ACTIVE_ROWS = "status IN ('queued', 'processing')"
+QUEUED_INTERACTIVE = "status = 'queued' AND batch_id IS NULL"
+QUEUED_BATCH = "status = 'queued' AND batch_id IS NOT NULL"
 
 
 def partial(condition: str) -> dict[str, Any]:
@@ -112,6 +114,9 @@ class AnalysisRequest(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A processing row whose lease ran out belongs to a worker that vanished.
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SHA-256 of the submitted body (without its key): a reused idempotency key with another body
+    # is a conflict, not a replay of the first request.
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64))
 
     # Partial indexes: every submit inserts and every request updates its row twice, so each index
     # holds only the rows its queries look for (PostgreSQL CPU per submit drops accordingly).
@@ -120,6 +125,9 @@ class AnalysisRequest(Base):
         Index("ix_requests_active", "status", "updated_at", **partial(ACTIVE_ROWS)),
         Index("ix_requests_owner_created", "owner_id", "created_at", **partial("owner_id IS NOT NULL")),
         Index("ix_requests_batch", "batch_id", **partial("batch_id IS NOT NULL")),
+        # Queue position (migration 0005): queued rows of each lane by age.
+        Index("ix_requests_queued_interactive", "created_at", **partial(QUEUED_INTERACTIVE)),
+        Index("ix_requests_queued_batch", "created_at", **partial(QUEUED_BATCH)),
         # Scoped to the owner in its value ("owner:key"), so anonymous callers are deduplicated too.
         Index(
             "ix_requests_idempotency",

@@ -67,10 +67,20 @@ class LLMError(Exception):
     retryable: bool = False
     code: str = "llm_error"
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, response: ChatResponse | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        # The answer the provider produced and billed although it is refused (a moderated answer):
+        # its usage must be counted like any other call's. Its text is never used.
+        self.response = response
+
+    @property
+    def billed(self) -> tuple[ChatResponse, ...]:
+        """The calls this error still cost tokens for (empty when the provider produced nothing)."""
+        return () if self.response is None else (self.response,)
 
 
 class RateLimited(LLMError):
@@ -122,6 +132,9 @@ class LLMBackend(Protocol):
 
     async def health(self) -> dict[str, Any]:
         """Reachability without spending tokens: {"ok": bool, "detail": str, ...}. Never secrets."""
+
+    async def models(self) -> list[str]:
+        """The model ids the provider offers (its own list; raises LLMError when unreachable)."""
 
 
 def estimate_tokens(text: str) -> int:

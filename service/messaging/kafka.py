@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -14,6 +15,7 @@ from loguru import logger
 from service.config import Settings
 from service.errors import ConfigurationError, ServiceUnavailable
 from service.schemas.envelope import RequestEnvelope
+from service.schemas.events import StatusEvent
 
 
 def bootstrap_servers(settings: Settings) -> str:
@@ -34,7 +36,7 @@ def client_args(settings: Settings, role: str) -> dict[str, Any]:
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create the request and dead-letter topics if missing (idempotent, safe to race)."""
+    """Create the request, dead-letter and responses topics if missing (idempotent, safe to race)."""
     admin = AIOKafkaAdminClient(**client_args(settings, "admin"))
     await admin.start()
     try:
@@ -45,6 +47,7 @@ async def ensure_topics(settings: Settings) -> None:
                 settings.kafka_topic_requests,
                 settings.kafka_topic_requests_batch,
                 settings.kafka_topic_dead_letter,
+                settings.kafka_topic_responses,
             )
             if name not in existing
         ]
@@ -56,6 +59,11 @@ async def ensure_topics(settings: Settings) -> None:
                 pass
     finally:
         await admin.close()
+
+
+def _log_lost_event(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        logger.warning("a status event was not delivered to the broker: {}", delivery.exception())
 
 
 def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
@@ -104,6 +112,26 @@ class RequestPublisher:
             await asyncio.gather(*pending)
         except KafkaError as exc:
             raise ServiceUnavailable("The request queue is unavailable.", code="queue_unavailable") from exc
+
+    async def publish_event(self, event: StatusEvent) -> None:
+        """Hand a status event to the producer without waiting for the broker's acknowledgement.
+
+        The state it reports is already committed, and nobody depends on the event alone: waiters
+        re-read the row at their deadline, the webhook dispatcher's log is the durable part. So a
+        lost event costs a waiter its remaining wait, never a result; not waiting keeps the
+        broker's round trip off the worker's and the API's paths."""
+        try:
+            delivery = await self._producer.send(
+                self._settings.kafka_topic_responses, event.to_bytes(), key=event.key
+            )
+        except KafkaError as exc:
+            logger.warning("status event for {} not published: {}", event.request_id, exc)
+            return
+        delivery.add_done_callback(_log_lost_event)
+
+    async def publish_events(self, states: Iterable[Any]) -> None:
+        for state in states:
+            await self.publish_event(StatusEvent.of(state))
 
     async def partitions(self) -> set[int]:
         """Partitions of the request topic, from the broker's metadata: a cheap reachability probe."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from service.schemas.rows import ROW_OBJECTS
 
 
 class CategoryOut(BaseModel):
@@ -61,8 +63,9 @@ class PresetOut(BaseModel):
 class ClassifyIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    query_text: str = Field("", max_length=4_000)
-    input_data: list[list[Any]] | None = None
+    # `prompt_text` is the seed's name for the same field.
+    query_text: str = Field("", max_length=4_000, validation_alias=AliasChoices("query_text", "prompt_text"))
+    input_data: Annotated[list[list[Any]] | None, ROW_OBJECTS] = None
     title: str | None = Field(None, max_length=300)
     description: str | None = Field(None, max_length=20_000)
 

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from service.pipeline.table import column_index, column_letters
+from service.schemas.rows import ROW_OBJECTS
+from service.schemas.webhooks import WebhookSpec
 
 Cell = str | int | float | bool | None
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -61,12 +63,15 @@ class SpreadsheetInput(BaseModel):
     kind: Literal["spreadsheet"] = "spreadsheet"
     query_text: NonBlank = Field(description="What to do with the range, in the user's words.")
     input_range: str | None = Field(None, description="Address of the input range, e.g. A1:D10.")
-    input_data: list[list[Cell]] | None = Field(
-        None, description="Rows of cell values (str/number/bool/null)."
+    input_data: Annotated[list[list[Cell]] | None, ROW_OBJECTS] = Field(
+        None,
+        description="Rows of cell values (str/number/bool/null), or a list of row objects "
+        '(`[{"Товар": "A", "Янв": 1}]`: the keys become the header row).',
     )
     output_range: str | None = Field(None, description="Where the plugin intends to write the answer.")
     category: str | None = Field(None, description="Category name or alias; omitted = classified.")
     idempotency_key: str | None = Field(None, max_length=128)
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
     @field_validator("input_range", "output_range")
     @classmethod
@@ -108,6 +113,7 @@ class ProcessAnalysisInput(BaseModel):
     industry: str | None = Field(None, max_length=128)
     language: Literal["ru", "en"] | None = None
     idempotency_key: str | None = Field(None, max_length=128)
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
 
 class ChatMessageIn(BaseModel):
@@ -131,6 +137,7 @@ class ChatInput(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
     idempotency_key: str | None = Field(None, max_length=128)
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
     @model_validator(mode="after")
     def _has_user_turn(self) -> ChatInput:
@@ -172,6 +179,19 @@ class UsageInfo(BaseModel):
     model: str | None
 
 
+class QueueInfo(BaseModel):
+    lane: str
+    ahead: int = Field(
+        description="Queued requests of this lane submitted earlier (a lower bound when capped)."
+    )
+    ahead_capped: bool = Field(
+        False, description="True when there are at least `ahead` (the count stops there)."
+    )
+    eta_seconds: float | None = Field(
+        None, description="Estimated wait before processing starts, from the recent completion rate."
+    )
+
+
 class RequestStatusOut(BaseModel):
     id: uuid.UUID
     kind: str
@@ -184,6 +204,7 @@ class RequestStatusOut(BaseModel):
     finished_at: datetime | None
     error: ErrorInfo | None
     links: Links
+    queue: QueueInfo | None = Field(None, description="While queued: position in its lane and an ETA.")
 
 
 class RequestResultOut(BaseModel):

@@ -130,6 +130,10 @@ class LineChecker:
                 if url == CHAT_COMPLETIONS
                 else _native_input.validate_python(body)
             )
+            if payload.webhook is not None or payload.idempotency_key is not None:
+                raise ValueError(
+                    "webhook and idempotency_key are per request; a batch line cannot carry them"
+                )
             check_limits(payload, self._settings)
             values = row_values(payload, resolve_category(payload))
         except ValidationError as exc:

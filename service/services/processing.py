@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.callers.budgets import BUDGET_EXCEEDED, Budgets
 from service.config import Settings
 from service.db.models import RequestKind
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
@@ -56,17 +57,28 @@ def request_context(row: ClaimedRequest) -> dict[str, Any]:
 
 class Processor:
     def __init__(
-        self, settings: Settings, backend: LLMBackend, sessions: async_sessionmaker[AsyncSession]
+        self,
+        settings: Settings,
+        backend: LLMBackend,
+        sessions: async_sessionmaker[AsyncSession],
+        budgets: Budgets | None = None,
     ) -> None:
         self._settings = settings
         self._backend = backend
         self._sources = PromptSources(sessions)
+        self._budgets = budgets
 
     async def prepare(self, row: ClaimedRequest) -> BuiltPrompt:
         # Classification (when no category) and the database template: service/services/prompting.py.
         return await build_chat(row, self._settings, self._backend, self._sources, request_context(row))
 
     async def process(self, row: ClaimedRequest) -> Outcome:
+        # Before anything that may call the model (classification included): an owner who ran out
+        # of budget while this request waited gets no LLM call for it.
+        if self._budgets is not None:
+            refusal = await self._budgets.refusal_for(row.owner_id)
+            if refusal is not None:
+                return Outcome(accounting=LLMAccounting(), error_code=BUDGET_EXCEEDED, error_message=refusal)
         if row.kind == RequestKind.CHAT:
             return await self._converse(row)
         prepared = await self.prepare(row)
@@ -90,6 +102,7 @@ class Processor:
                 error_message=without_nul(f"The model's answer was invalid: {exc.message}"),
             )
         except LLMError as exc:
+            responses.extend(exc.billed)  # a moderated answer still cost its tokens
             return Outcome(
                 accounting=_account(responses),
                 category=prepared.category,

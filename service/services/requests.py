@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.models import RequestKind, RequestStatus, utcnow
 from service.db.records import RequestRecord, StatusRecord
 from service.db.request_store import DuplicateRequest, RequestStore
 from service.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher
 from service.pipeline.categories import ACTIVE_CATEGORIES, PROCESS_CATEGORY, SPREADSHEET_CATEGORIES
 from service.pipeline.categories import resolve_category as resolve_category_name
 from service.schemas.envelope import RequestEnvelope
+from service.schemas.events import StatusEvent
 from service.schemas.requests import AnyRequestInput, ChatInput, ProcessAnalysisInput, SpreadsheetInput
+from service.services.webhooks import register_request_webhook
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +166,7 @@ async def submit(
     settings: Settings,
     payload: AnyRequestInput,
     owner_id: str | None = None,
+    header_idempotency_key: str | None = None,
 ) -> Submitted:
     """Store, then publish and wait for the broker's ack.
 
@@ -171,16 +177,19 @@ async def submit(
     category = resolve_category(payload)
     request_id = uuid.uuid4()
     now = utcnow()
-    scoped_key = (
-        repo.scoped_idempotency_key(owner_id, payload.idempotency_key) if payload.idempotency_key else None
-    )
+    key = idempotency_key(payload.idempotency_key, header_idempotency_key)
+    scoped_key = repo.scoped_idempotency_key(owner_id, key) if key else None
+    body_hash = body_fingerprint(payload) if key else None
     values = {
         "id": request_id,
         "owner_id": owner_id,
         "trace_id": request_id.hex,
         "idempotency_key": scoped_key,
+        "idempotency_hash": body_hash,
         **row_values(payload, category),
     }
+    if payload.webhook is not None:
+        await register_request_webhook(sessions, settings, payload.webhook, request_id, owner_id)
     try:
         await store.insert(values)
     except DuplicateRequest:
@@ -190,6 +199,12 @@ async def submit(
             existing = await repo.find_by_idempotency_key(session, scoped_key)
         if existing is None:
             raise
+        if existing.idempotency_hash is not None and existing.idempotency_hash != body_hash:
+            raise Conflict(
+                "This idempotency key was already used with a different request body.",
+                code="idempotency_conflict",
+                details={"request_id": str(existing.id)},
+            ) from None
         return Submitted(existing.id, existing.kind, existing.status, existing.created_at, created=False)
     envelope = RequestEnvelope(
         request_id=request_id,
@@ -206,7 +221,26 @@ async def submit(
             await repo.fail_unpublished(session, request_id, exc.message)
             await session.commit()
         raise
+    monitoring.request_submitted(values["kind"], repo.lane_of(values.get("batch_id")), category)
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
+
+
+def idempotency_key(body_key: str | None, header_key: str | None) -> str | None:
+    """The key from the body or the `Idempotency-Key` header; both given, they must agree."""
+    body_key = body_key.strip() if body_key else None
+    header_key = header_key.strip() if header_key else None
+    if body_key and header_key and body_key != header_key:
+        raise ValidationFailed(
+            "The Idempotency-Key header and the body's idempotency_key differ.",
+            details=[{"loc": "idempotency_key", "msg": "differs from the Idempotency-Key header"}],
+        )
+    return body_key or header_key or None
+
+
+def body_fingerprint(payload: AnyRequestInput) -> str:
+    """SHA-256 of the request as validated (ranges normalised, row objects unfolded), without its key."""
+    data = payload.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 _Row = TypeVar("_Row", RequestRecord, StatusRecord)
@@ -230,19 +264,18 @@ async def get_status(store: RequestStore, request_id: uuid.UUID, owner_id: str |
 
 
 async def wait_for_final(
-    store: RequestStore, request_id: uuid.UUID, owner_id: str | None, wait: float
+    store: RequestStore, hub: StatusHub, request_id: uuid.UUID, owner_id: str | None, wait: float
 ) -> StatusRecord:
-    """Long-poll: re-read the row with growing pauses until it is final or `wait` seconds pass."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    pause = 0.05
-    while True:
+    """Long-poll without polling: read the row, and if it is not final, sleep until its completion
+    event reaches this process (or `wait` seconds pass), then read it once more. The watch begins
+    before the first read, so an event published in between is not missed; the last read covers a
+    lost event."""
+    with hub.watch(request_id) as watch:
         row = await get_status(store, request_id, owner_id)
-        remaining = deadline - loop.time()
-        if row.status in RequestStatus.FINAL or remaining <= 0:
+        if row.status in RequestStatus.FINAL or wait <= 0:
             return row
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, 1.0)
+        await watch.final(wait)
+    return await get_status(store, request_id, owner_id)
 
 
 def require_completed(row: RequestRecord) -> RequestRecord:
@@ -260,22 +293,32 @@ def require_completed(row: RequestRecord) -> RequestRecord:
     raise Conflict(f"The request ended as {row.status}; it has no result.", code="no_result", details=details)
 
 
-async def cancel(session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None) -> RequestRecord:
-    row = await repo.get_request(session, request_id)
-    record = _visible(RequestRecord.from_object(row) if row else None, request_id, owner_id)
-    if record.status not in RequestStatus.ACTIVE:
+async def cancel(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: RequestPublisher,
+    request_id: uuid.UUID,
+    owner_id: str | None = None,
+) -> RequestRecord:
+    """queued/processing → cancelled, committed, then announced on the responses topic."""
+    async with sessions() as session:
+        row = await repo.get_request(session, request_id)
+        record = _visible(RequestRecord.from_object(row) if row else None, request_id, owner_id)
+        if record.status not in RequestStatus.ACTIVE:
+            raise Conflict(
+                f"The request is already {record.status}.",
+                code="not_cancellable",
+                details={"status": record.status},
+            )
+        changed = await repo.cancel(session, request_id)
+        await session.commit()
+        await session.refresh(row)
+        record = RequestRecord.from_object(row)
+    if changed is None:  # it finished between the read and the update
         raise Conflict(
             f"The request is already {record.status}.",
             code="not_cancellable",
             details={"status": record.status},
         )
-    cancelled = await repo.cancel(session, request_id)
-    await session.refresh(row)
-    record = RequestRecord.from_object(row)
-    if not cancelled:  # it finished between the read and the update
-        raise Conflict(
-            f"The request is already {record.status}.",
-            code="not_cancellable",
-            details={"status": record.status},
-        )
+    await publisher.publish_event(StatusEvent.of(changed))
+    monitoring.request_finished(changed)
     return record
