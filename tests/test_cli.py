@@ -155,7 +155,7 @@ async def test_ctrl_c_detaches_without_cancelling(
     )
     items = [
         {"custom_id": f"s{n}", "kind": "chat", "messages": [{"role": "user", "content": "slow"}]}
-        for n in range(40)
+        for n in range(80)
     ]
     source = write_jsonl(tmp_path / "slow.jsonl", items)
     async with served(settings) as url:
