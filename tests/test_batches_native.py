@@ -14,7 +14,15 @@ from sqlalchemy import update
 
 from service.db.batch_models import Batch
 from service.db.models import utcnow
-from tests.support import PROCESS_EXAMPLE, SEED_EXAMPLE, RunningService, make_settings, running_service
+from service.schemas.events import StatusEvent
+from tests.support import (
+    PROCESS_EXAMPLE,
+    SEED_EXAMPLE,
+    RunningService,
+    make_settings,
+    read_topic,
+    running_service,
+)
 
 
 def lines(count: int) -> list[dict[str, Any]]:
@@ -156,6 +164,11 @@ async def test_expiry_ends_unfinished_lines_expired_with_partial_results(
         out = await results(svc, batch_id)
         assert {line["error"]["code"] for line in out} == {"batch_expired"}
         assert svc.backend.calls == []
+        # Lines ended by the batch (not by a worker) are announced like any final status.
+        records = await read_topic(kafka_bootstrap, settings.kafka_topic_responses, expected=6)
+        events = [StatusEvent.from_bytes(record.value) for record in records]
+        assert sorted(str(event.request_id) for event in events) == sorted(line["request_id"] for line in out)
+        assert {(event.status, str(event.batch_id)) for event in events} == {("expired", batch_id)}
 
 
 async def test_failing_lines_fail_alone_and_the_batch_completes(

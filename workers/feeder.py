@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.config import Settings
 from service.db import batches_repo as repo
 from service.db.models import utcnow
+from service.db.requests_repo import StateChange
 from service.messaging.kafka import RequestPublisher
 from service.schemas.envelope import RequestEnvelope
 from service.services import batches as batch_service
@@ -81,9 +82,11 @@ class BatchFeeder:
         return len(released)
 
     async def settle_once(self) -> None:
+        ended: list[StateChange] = []
         async with self._sessions() as session:
             for batch in await repo.open_batches(session):
-                final = await batch_service.settle(session, batch)
+                final = await batch_service.settle(session, batch, ended)
                 if final:
                     logger.info("batch {} {}", batch.id, final)
             await session.commit()
+        await batch_service.announce(self._publisher, ended)

@@ -141,6 +141,7 @@ async def get_results(
 @router.post(
     "/{batch_id}/cancel", response_model=NativeBatch, summary="Cancel: lines not started are cancelled"
 )
-async def cancel_batch(batch_id: str, session: SessionDep, owner_id: OwnerDep) -> NativeBatch:
-    batch = await service.cancel(session, _batch_id(batch_id), owner_id)
-    return NativeBatch.of(await service.view(session, batch))
+async def cancel_batch(batch_id: str, clients: ClientsDep, owner_id: OwnerDep) -> NativeBatch:
+    return NativeBatch.of(
+        await service.cancel(clients.sessions, clients.publisher, _batch_id(batch_id), owner_id)
+    )

@@ -149,6 +149,7 @@ async def get_batch(batch_id: str, session: SessionDep, owner_id: OwnerDep) -> O
 
 
 @router.post("/batches/{batch_id}/cancel", response_model=OpenAIBatch, summary="Cancel a batch")
-async def cancel_batch(batch_id: str, session: SessionDep, owner_id: OwnerDep) -> OpenAIBatch:
-    batch = await service.cancel(session, _batch_uuid(batch_id), owner_id)
-    return OpenAIBatch.of(await service.view(session, batch))
+async def cancel_batch(batch_id: str, clients: ClientsDep, owner_id: OwnerDep) -> OpenAIBatch:
+    return OpenAIBatch.of(
+        await service.cancel(clients.sessions, clients.publisher, _batch_uuid(batch_id), owner_id)
+    )

@@ -92,20 +92,6 @@ async def set_batch_status(
     return (await session.execute(stmt.execution_options(synchronize_session=False))).rowcount == 1  # type: ignore[attr-defined]
 
 
-async def end_queued_lines(
-    session: AsyncSession, batch_id: uuid.UUID, status: str, code: str, message: str
-) -> int:
-    """Lines not started (held or queued in the lane) end as `status`; running lines finish."""
-    now = utcnow()
-    stmt = (
-        update(_R)
-        .where(_R.batch_id == batch_id, _R.status == RequestStatus.QUEUED)
-        .values(status=status, error_code=code, error_message=message, finished_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
-
-
 async def open_batches(session: AsyncSession) -> list[Batch]:
     return list((await session.execute(select(Batch).where(Batch.status.in_(BatchStatus.OPEN)))).scalars())
 

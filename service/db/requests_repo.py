@@ -380,6 +380,17 @@ async def cancel(session: AsyncSession, request_id: uuid.UUID) -> StateChange | 
     return changed[0] if changed else None
 
 
+async def end_unstarted_batch_lines(
+    session: AsyncSession, batch_id: uuid.UUID, status: str, code: str, message: str
+) -> list[StateChange]:
+    """A batch's lines not started yet (held back, or queued in the lane) end as `status` (cancelled
+    or expired); lines already running finish normally."""
+    final = _final(status, code, message)
+    return await _transition_returning(
+        session, _T.batch_id == batch_id, _T.status == RequestStatus.QUEUED, **final
+    )
+
+
 # --- sweeping: requests the broker or a worker lost -------------------------------------------------
 
 

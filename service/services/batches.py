@@ -16,13 +16,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import monitoring
 from service.config import Settings
 from service.db import batches_repo as repo
+from service.db import requests_repo
 from service.db.batch_models import Batch, BatchStatus, StoredFile
 from service.db.models import RequestStatus, utcnow
+from service.db.requests_repo import StateChange
 from service.errors import Conflict, NotFound, ValidationFailed
+from service.messaging.kafka import RequestPublisher
 from service.services.batch_lines import ENDPOINTS, NATIVE_REQUESTS, LineChecker, ParsedBatch
 
 _WINDOW = re.compile(r"^([1-9][0-9]{0,2})h$")
@@ -139,44 +143,62 @@ async def list_batches(
     return [await view(session, batch) for batch in rows[:limit]], len(rows) > limit
 
 
-async def cancel(session: AsyncSession, batch_id: uuid.UUID, owner_id: str | None) -> Batch:
-    """Lines not started end as cancelled at once; running lines finish; the feeder then moves the
-    batch from `cancelling` to `cancelled`."""
-    batch = await get_batch(session, batch_id, owner_id)
-    if batch.status == BatchStatus.CANCELLING:
-        return batch
-    now = utcnow()
-    moved = await repo.set_batch_status(
-        session,
-        batch_id,
-        (BatchStatus.IN_PROGRESS, BatchStatus.VALIDATING),
-        status=BatchStatus.CANCELLING,
-        cancelling_at=now,
-    )
-    if not moved:
-        raise Conflict(
-            f"The batch is already {batch.status}.", code="not_cancellable", details={"status": batch.status}
-        )
-    await repo.end_queued_lines(
-        session,
-        batch_id,
-        RequestStatus.CANCELLED,
-        "batch_cancelled",
-        "The batch was cancelled before this line started.",
-    )
-    await session.refresh(batch)
-    return batch
+async def cancel(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: RequestPublisher,
+    batch_id: uuid.UUID,
+    owner_id: str | None,
+) -> BatchView:
+    """Lines not started end as cancelled at once (committed, then announced as status events);
+    running lines finish; the feeder then moves the batch from `cancelling` to `cancelled`."""
+    async with sessions() as session:
+        batch = await get_batch(session, batch_id, owner_id)
+        changes: list[StateChange] = []
+        if batch.status != BatchStatus.CANCELLING:
+            moved = await repo.set_batch_status(
+                session,
+                batch_id,
+                (BatchStatus.IN_PROGRESS, BatchStatus.VALIDATING),
+                status=BatchStatus.CANCELLING,
+                cancelling_at=utcnow(),
+            )
+            if not moved:
+                raise Conflict(
+                    f"The batch is already {batch.status}.",
+                    code="not_cancellable",
+                    details={"status": batch.status},
+                )
+            changes = await requests_repo.end_unstarted_batch_lines(
+                session,
+                batch_id,
+                RequestStatus.CANCELLED,
+                "batch_cancelled",
+                "The batch was cancelled before this line started.",
+            )
+        await session.commit()
+        await session.refresh(batch)
+        result = await view(session, batch)
+    await announce(publisher, changes)
+    return result
+
+
+async def announce(publisher: RequestPublisher, changes: list[StateChange]) -> None:
+    """Status events of lines ended here (not by a worker), once committed."""
+    await publisher.publish_events(changes)
+    for change in changes:
+        monitoring.request_finished(change)
 
 
 # --- finalisation (the feeder calls these for every open batch) -----------------------------------
 
 
-async def settle(session: AsyncSession, batch: Batch) -> str | None:
+async def settle(session: AsyncSession, batch: Batch, ended: list[StateChange]) -> str | None:
     """Expire a batch past its window, then finalise it once no line is queued or running.
-    Returns the final status it reached, if any. Every step is a conditional update."""
+    Returns the final status it reached, if any; lines it ended are added to `ended` (the caller
+    announces them after its commit). Every step is a conditional update."""
     now = utcnow()
     if batch.expires_at <= now and batch.status == BatchStatus.IN_PROGRESS:
-        await repo.end_queued_lines(
+        ended += await requests_repo.end_unstarted_batch_lines(
             session,
             batch.id,
             RequestStatus.EXPIRED,
