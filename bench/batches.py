@@ -100,6 +100,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await stack.start()
     try:
         async with client(stack.url, stack.api_key) as http:
+            # The worker has joined its group and a request went all the way through.
+            await interactive_latencies(http, 3, 0)
             # 1. A large batch with a zero-latency backend: accepted, then completed.
             batch_id, accepted = await submit_batch(http, native_jsonl(n_accept, "a"))
             done = await wait_batch(http, batch_id, timeout=300)
@@ -109,6 +111,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             # 2. API memory while the OpenAI-style upload + create of a 50,000-line file runs.
             sampler = MemorySampler(stack.roles, interval=0.1)
+            sampler.sample()
+            figures["api_memory_before_upload_mb"] = round(sampler.last.get("api", 0.0), 1)
             sampler.start()
             started = time.perf_counter()
             uploaded = await http.post(
@@ -133,7 +137,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await stack.restart_worker(DRYRUN_LATENCY_MS="50")
         second_key = await asyncio.to_thread(stack._create_api_key)
         async with client(stack.url, stack.api_key) as http, client(stack.url, second_key) as other:
-            await asyncio.sleep(5)  # the restarted worker joins its group
+            await interactive_latencies(http, 5, 0)  # the restarted worker has joined its group
             idle = await interactive_latencies(http, n_probe, 0.05)
             big_id, _ = await submit_batch(http, native_jsonl(n_drain, "d"))
             await asyncio.sleep(2)  # the lane fills
