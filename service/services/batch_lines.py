@@ -26,6 +26,8 @@ NATIVE_REQUESTS = "/api/v1/requests"
 ENDPOINTS = (CHAT_COMPLETIONS, NATIVE_REQUESTS)
 MAX_CUSTOM_ID = 256
 MAX_REPORTED_ERRORS = 1000
+# A line longer than this is refused without being parsed (and without holding more of it).
+MAX_LINE_BYTES = 8 * 1024 * 1024
 
 _native_input: TypeAdapter[AnyRequestInput] = TypeAdapter(RequestInput)
 
@@ -166,9 +168,11 @@ class LineChecker:
 async def check_jsonl(
     chunks: AsyncIterator[bytes], checker: LineChecker, *, native: bool = False
 ) -> ParsedBatch:
-    """Splits a byte stream into lines (any chunking), decodes each and hands it to the checker."""
+    """Splits a byte stream into lines (any chunking), decodes each and hands it to the checker.
+    Holds at most one line (≤ MAX_LINE_BYTES) in memory at a time."""
     number = 0
     pending = b""
+    skipping = False  # inside an over-long line: drop bytes until its end
 
     def take(raw: bytes) -> None:
         if not raw.strip():
@@ -185,8 +189,16 @@ async def check_jsonl(
         *complete, pending = pending.split(b"\n")
         for raw in complete:
             number += 1
+            if skipping:
+                skipping = False
+                continue
             take(raw)
-    if pending:
+        if len(pending) > MAX_LINE_BYTES:
+            if not skipping:
+                message = f"The line is longer than {MAX_LINE_BYTES} bytes."
+                checker.parsed.error(number + 1, "line_too_long", message)
+            skipping, pending = True, b""
+    if pending and not skipping:
         number += 1
         take(pending)
     return checker.finish()
