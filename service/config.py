@@ -263,7 +263,7 @@ class Settings(BaseSettings):
     # Batch lines one worker runs at once (None: three quarters of WORKER_CONCURRENCY), and the
     # lower cap while interactive requests are being served (one arrived within the last second).
     worker_batch_concurrency: int | None = Field(None, ge=1, le=10_000)
-    worker_batch_concurrency_busy: int = Field(4, ge=1, le=10_000)
+    worker_batch_concurrency_busy: int = Field(8, ge=1, le=10_000)
     # Lines of one owner released to the batch lane at once; owners are served round-robin, so a
     # small batch waits behind at most this many lines of each other owner.
     batch_owner_window: int = Field(500, ge=1, le=100_000)

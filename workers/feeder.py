@@ -44,13 +44,12 @@ class BatchFeeder:
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
-                released = await self.release_once()
+                await self.release_once()
                 await self.settle_once()
             except Exception:
                 logger.exception("batch feeder step failed; trying again")
-                released = 0
-            if released:
-                continue  # more may be waiting; the lane had room
+            # One step per interval even while lines finish continuously: a tight loop of these
+            # queries would take the CPU the workers need (a window refills within one interval).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self._settings.batch_feed_interval_seconds)
 

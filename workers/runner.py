@@ -104,8 +104,12 @@ class ConsumerRunner:
                 else:
                     self._set_paused(False)
                     # A full batch lane is refilled as soon as a slot frees: short polls meanwhile.
-                    wait_ms = 10 if self._batch_room() <= 0 else 200
-                    batches = await self._consumer.getmany(timeout_ms=wait_ms, max_records=free)
+                    # With room in the lane, take no more than it holds: records beyond it would
+                    # have to be sought back and fetched again.
+                    room = self._batch_room()
+                    wait_ms = 10 if room <= 0 else 200
+                    wanted = free if room <= 0 else min(free, room)
+                    batches = await self._consumer.getmany(timeout_ms=wait_ms, max_records=wanted)
                     # Interactive records first: they take their slots before the batch lane's.
                     for tp in sorted(batches, key=lambda tp: tp.topic == self._batch_topic):
                         self._dispatch_all(tp, batches[tp])

@@ -6,12 +6,13 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.batch_models import Batch, BatchLine, BatchStatus, FilePart, Lane, StoredFile
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
-from service.db.requests_repo import new_request_row
+from service.db.requests_repo import INSERT_COLUMNS, new_request_row
 
 _R = AnalysisRequest
 _INSERT_CHUNK = 1000
@@ -36,29 +37,51 @@ async def insert_lines(
     lines: Sequence[tuple[int, str, dict[str, Any]]],
 ) -> None:
     """The batch's request rows (held back from the broker until the feeder releases them) and their
-    places in the batch, inserted in chunks inside the caller's transaction."""
+    places in the batch, inside the caller's transaction. On PostgreSQL by COPY (10,000 rows in a
+    fraction of the time multi-row INSERTs take); elsewhere by INSERTs in chunks."""
+    connection = await session.connection()
+    copy = connection.dialect.name == "postgresql"
     for start in range(0, len(lines), _INSERT_CHUNK):
-        chunk = lines[start : start + _INSERT_CHUNK]
         rows, places = [], []
-        for line, custom_id, values in chunk:
+        for line, custom_id, values in lines[start : start + _INSERT_CHUNK]:
             request_id = uuid.uuid4()
-            rows.append(
-                new_request_row(
-                    {
-                        **values,
-                        "id": request_id,
-                        "owner_id": owner_id,
-                        "batch_id": batch_id,
-                        "priority": Lane.BATCH_HELD,
-                        "trace_id": request_id.hex,
-                    }
-                )
+            row = new_request_row(
+                {
+                    **values,
+                    "id": request_id,
+                    "owner_id": owner_id,
+                    "batch_id": batch_id,
+                    "priority": Lane.BATCH_HELD,
+                    "trace_id": request_id.hex,
+                }
             )
+            rows.append(row)
             places.append(
                 {"batch_id": batch_id, "line": line, "custom_id": custom_id, "request_id": request_id}
             )
-        await session.execute(insert(_R), rows)
-        await session.execute(insert(BatchLine), places)
+        if copy:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            await raw.copy_records_to_table(
+                "requests", records=[_copy_record(row) for row in rows], columns=INSERT_COLUMNS
+            )
+            await raw.copy_records_to_table(
+                "batch_lines", records=[tuple(place.values()) for place in places], columns=list(places[0])
+            )
+        else:
+            await session.execute(insert(_R), rows)
+            await session.execute(insert(BatchLine), places)
+
+
+_JSON_COLUMNS = frozenset({"input_data", "options"})
+
+
+def _copy_record(row: dict[str, Any]) -> tuple[Any, ...]:
+    # The connection's JSONB codec (SQLAlchemy's) takes JSON text.
+    return tuple(
+        orjson.dumps(row[name]).decode() if name in _JSON_COLUMNS and row[name] is not None else row[name]
+        for name in INSERT_COLUMNS
+    )
 
 
 async def get_batch(session: AsyncSession, batch_id: uuid.UUID) -> Batch | None:
