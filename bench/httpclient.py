@@ -43,8 +43,10 @@ def build_request(
     host_header: str,
     body: bytes | None = None,
     content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}", "Connection: keep-alive"]
+    lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
     if body is not None:
         lines.append(f"Content-Type: {content_type}")
         lines.append(f"Content-Length: {len(body)}")

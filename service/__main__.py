@@ -1,19 +1,25 @@
-"""The one CLI: python -m service api | worker | up | migrate | seed."""
+"""The one CLI: python -m service api | worker | up | migrate | seed | keys … | batch … | request …"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import importlib
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING
 
 import uvicorn
 from loguru import logger
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from service.config import Settings, get_settings
+from service.config import Settings, get_settings, settings_problems
+from service.errors import ConfigurationError
 from service.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -28,6 +34,10 @@ def cmd_migrate(settings: Settings) -> None:
 
 
 def cmd_api(settings: Settings) -> None:
+    if settings.api_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several processes answer /metrics in turn: each writes its figures to files here and
+        # every one of them reports the sum (prometheus-client's multi-process mode).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gigaoffice-metrics-")
     uvicorn.run(
         "service.app:create_app_from_env",
         factory=True,
@@ -47,11 +57,30 @@ def cmd_api(settings: Settings) -> None:
 def cmd_worker(settings: Settings) -> None:
     from workers.main import Worker
 
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+        logger.info("worker metrics on http://{}:{}/metrics", settings.host, settings.worker_metrics_port)
+
     async def main() -> None:
         worker = Worker(settings)
         running = asyncio.create_task(worker.run())
         stop_requested = _stop_on_signals(worker.stop, running)
         await _bounded_wait(running, stop_requested, _stop_budget(settings))
+
+    run_async(main())
+
+
+def cmd_webhooks(settings: Settings) -> None:
+    from service.webhooks.dispatcher import WebhookDispatcher
+
+    async def main() -> None:
+        dispatcher = WebhookDispatcher(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, dispatcher.stop)
+        await dispatcher.run()
 
     run_async(main())
 
@@ -112,8 +141,12 @@ class _EmbeddedServer(uvicorn.Server):
 
 def cmd_up(settings: Settings) -> None:
     """Everything in one process: (embedded broker) + migrate + seed + API + worker."""
+    from service.callers.auth import is_loopback
     from service.messaging.embedded import EmbeddedBroker
 
+    if "allow_anonymous" not in settings.model_fields_set and is_loopback(settings.host):
+        # The embedded default answers the seed's curl example as is; never on a public address.
+        settings = settings.model_copy(update={"allow_anonymous": True})
     broker = None
     if not settings.kafka_bootstrap_servers:
         broker = EmbeddedBroker()
@@ -146,6 +179,7 @@ async def _supervise_broker(broker: EmbeddedBroker) -> None:
 
 async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -> None:
     from service.app import create_app
+    from service.webhooks.dispatcher import WebhookDispatcher
     from workers.main import Worker
 
     app = create_app(settings)
@@ -162,13 +196,16 @@ async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -
     worker = Worker(settings)
     app.state.readiness_checks = {"worker": worker.readiness}
     supervisor = asyncio.create_task(_supervise_broker(broker)) if broker is not None else None
+    dispatcher = WebhookDispatcher(settings)
 
     def stop() -> None:
         server.should_exit = True
         worker.stop()
+        dispatcher.stop()
 
     async def serve() -> None:
         worker_task = asyncio.create_task(worker.run())
+        dispatcher_task = asyncio.create_task(dispatcher.run())
         try:
             # Join the group first, so the first request does not wait for it.
             if await worker.wait_ready(timeout=60):
@@ -183,7 +220,9 @@ async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -
             await server.serve()
         finally:
             worker.stop()
+            dispatcher.stop()
             await worker_task
+            await dispatcher_task
 
     running = asyncio.create_task(serve())
     stop_requested = _stop_on_signals(stop, running)
@@ -203,23 +242,120 @@ def run_seed(settings: Settings) -> None:
     asyncio.run(seed_database(settings))
 
 
+# name → (what it does, the function). Each command gets its own --help.
 COMMANDS = {
-    "api": cmd_api,
-    "worker": cmd_worker,
-    "up": cmd_up,
-    "migrate": cmd_migrate,
-    "seed": run_seed,
+    "api": ("Run the HTTP API (uvicorn; API_WORKERS processes on HOST:PORT).", cmd_api),
+    "worker": ("Run a worker: consume requests from Kafka and answer them.", cmd_worker),
+    "webhooks": (
+        "Run a webhook dispatcher: deliver signed webhooks from the completion events.",
+        cmd_webhooks,
+    ),
+    "up": (
+        "Everything in one process: (embedded broker unless KAFKA_BOOTSTRAP_SERVERS) + migrate + "
+        "seed + API + worker.",
+        cmd_up,
+    ),
+    "migrate": ("Upgrade the database schema to the latest revision (Alembic).", cmd_migrate),
+    "seed": ("Load resources/ (categories, prompt templates, presets) into the database.", run_seed),
+}
+
+# name → (what it does, "module:function" taking (settings, argv) and returning an exit code).
+DELEGATED = {
+    "keys": (
+        "Manage API keys: create, list, revoke, update (see `keys --help`).",
+        "service.callers.cli:run_keys",
+    ),
+    # Script commands: a client of a running service (GIGAOFFICE_URL, GIGAOFFICE_API_KEY).
+    "batch": ("Submit and follow batches: submit, status, results, cancel, list.", "service.cli:run_batch"),
+    "request": ("Single requests from scripts: submit, status, result.", "service.cli:run_request"),
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _delegated_runner(name: str) -> Callable[[Settings, list[str]], int]:
+    module, function = DELEGATED[name][1].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+_SETTINGS_NOTE = (
+    "Settings come from the environment and .env (see .env.example); the options below override them."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
-    parser.add_argument("command", choices=sorted(COMMANDS), help="what to run")
-    args = parser.parse_args(argv)
-    settings = get_settings()
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (summary, _run) in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=f"{summary} {_SETTINGS_NOTE}")
+        sub.add_argument("--log-level", help="LOG_LEVEL for this run (any case: debug, INFO, ...)")
+        if name in ("api", "up"):
+            sub.add_argument("--host", help="HOST to listen on")
+            sub.add_argument("--port", type=int, help="PORT to listen on")
+        if name == "api":
+            sub.add_argument("--workers", dest="api_workers", type=int, help="API_WORKERS processes")
+        if name in ("worker", "up"):
+            sub.add_argument("--concurrency", dest="worker_concurrency", type=int, help="WORKER_CONCURRENCY")
+    for name, (summary, _target) in DELEGATED.items():
+        commands.add_parser(name, help=summary, add_help=False)
+    return parser
+
+
+def load_settings() -> Settings | None:
+    """The settings, or None after printing one clear line per problem (a traceback would bury the
+    variable to fix)."""
+    try:
+        return get_settings()
+    except (ValidationError, SettingsError) as exc:
+        for line in settings_problems(exc):
+            print(f"configuration error: {line}", file=sys.stderr)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        # A command with sub-commands of its own parses the rest of the line (and its --help) itself.
+        settings = load_settings()
+        if settings is None:
+            return 2
+        configure_logging(settings)
+        return _delegated_runner(argv[0])(settings, argv[1:])
+    args = build_parser().parse_args(argv)
+    # Options become the environment variables they stand for, so API worker processes (which read
+    # their settings afresh) see them too, validated like any other value.
+    for key, value in vars(args).items():
+        if key != "command" and value is not None:
+            os.environ[key.upper()] = str(value)
+    get_settings.cache_clear()
+    settings = load_settings()
+    if settings is None:
+        return 2
     configure_logging(settings)
-    COMMANDS[args.command](settings)
+    try:
+        if args.command in SERVING_COMMANDS:
+            check_llm_configuration(settings)
+        COMMANDS[args.command][1](settings)
+    except ConfigurationError as exc:
+        # A setting that cannot work is the operator's to fix: one clear line, not a traceback.
+        logger.error("configuration error: {}", exc.message)
+        return 2
     return 0
+
+
+SERVING_COMMANDS = {"api", "worker", "up"}
+
+
+def check_llm_configuration(settings: Settings) -> None:
+    """Open and close the configured LLM backends once (no network I/O): a missing certificate,
+    a wrong key password or absent credentials stop start-up here, before any server or child
+    process starts and reports the same problem again."""
+    from service.llm.registry import build_backend
+
+    async def check() -> None:
+        backend = build_backend(settings)
+        await backend.start()
+        await backend.close()
+
+    asyncio.run(check())
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import URL
 
 BackendName = Literal["dryrun", "gigachat-cloud", "gigachat-mtls", "openai"]
 
@@ -91,9 +93,14 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(4, ge=1, le=20)
     # After the primary fails retryably on all attempts, send calls to the fallback for this long.
     llm_fallback_cooldown_seconds: float = Field(30.0, ge=0)
-    # Budgets per backend and worker process; 0 disables the limit.
+    # Budgets per backend; 0 disables the limit. With REDIS_URL they hold across all processes
+    # (workers and API together), otherwise per process.
     llm_requests_per_minute: int = Field(0, ge=0)
     llm_tokens_per_minute: int = Field(0, ge=0)
+    # Calls in flight per backend (e.g. GigaChat's concurrent streams); 0 = no cap. Shared like the above.
+    llm_max_concurrency: int = Field(0, ge=0, le=10_000)
+    # Redis key prefix of the shared capacity; deployments sharing one Redis need distinct prefixes.
+    llm_capacity_key_prefix: str = Field("gigaoffice:llm-capacity", min_length=1, max_length=200)
     llm_health_cache_seconds: float = Field(30.0, ge=0)
 
     # --- LLM: dryrun -----------------------------------------------------------------------------
@@ -123,6 +130,37 @@ class Settings(BaseSettings):
     openai_organization: str | None = None
     # JSON object of extra HTTP headers, e.g. {"HTTP-Referer": "https://example.org"} for OpenRouter.
     openai_extra_headers: dict[str, str] = Field(default_factory=dict)
+    # Trust store for this backend only (PEM), e.g. a private CA in front of vLLM; unset: the system's.
+    openai_ca_bundle_file: Path | None = None
+    openai_verify_ssl_certs: bool = True
+
+    # --- front door: status events, live status, webhooks, Prometheus (issue 11) ----------------
+    # How long the API's status hub lets the broker hold an empty fetch: bounds how late a waiter
+    # wakes (Tansu always waits this long), and costs that many empty fetches a second when idle.
+    events_fetch_max_wait_ms: int = Field(10, ge=1, le=5000)
+    # SSE status streams: a keep-alive comment this often; a stream ends after this long (the client
+    # reconnects with Last-Event-ID), which is also when it re-reads the row in case an event was lost.
+    sse_keepalive_seconds: float = Field(15.0, gt=0)
+    sse_max_seconds: float = Field(300.0, gt=0)
+    # A worker serves its Prometheus metrics on this port (0: not served; `up` shows them at /metrics).
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # How often a worker refreshes the queue-depth and consumer-lag gauges.
+    metrics_refresh_seconds: float = Field(15.0, gt=0)
+    # Webhooks. Per-request webhooks are signed with these `whsec_…` secrets (comma-separated; all
+    # sign during a rotation); unset, per-request webhooks are refused. Owner endpoints have their own.
+    webhook_secrets: SecretStr | None = None
+    # On-premises receivers on private networks; off, such targets are refused (SSRF guard).
+    webhook_allow_private_targets: bool = False
+    webhook_consumer_group: str = "gigaoffice-webhooks"
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(8, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(5.0, ge=0)
+    webhook_retry_max_seconds: float = Field(3600.0, ge=0)
+    webhook_concurrency: int = Field(32, ge=1, le=1000)
+    # How often an idle dispatcher looks for retries that became due.
+    webhook_poll_seconds: float = Field(1.0, gt=0)
+    # GET /v1/models: the backends' model lists are fetched at most this often per API process.
+    models_cache_seconds: float = Field(300.0, ge=0)
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
@@ -138,6 +176,116 @@ class Settings(BaseSettings):
     # Consumer-group session: a member silent this long is dropped. Kafka's floor is 6000 by
     # default; Tansu lets a member join after half of it, so it also bounds the worker's start.
     kafka_session_timeout_ms: int = Field(6_000, ge=1_000, le=300_000)
+    # --- callers: API keys, anonymous access, rate limits, budgets -------------------------------
+    # Without a key a caller gets 401, unless anonymous access is on: then key-less callers share
+    # the owner "anonymous" and the anonymous_* limits. `python -m service up` turns it on when it
+    # listens on loopback; on any other address start-up is refused unless the override is set too.
+    allow_anonymous: bool = False
+    allow_anonymous_on_public_host: bool = False
+    anonymous_requests_per_minute: int = Field(60, ge=0)
+    anonymous_daily_tokens: int | None = Field(None, ge=0)
+    anonymous_monthly_tokens: int | None = Field(None, ge=0)
+    # A verified key is trusted for this long without a database read; a revocation made in another
+    # process takes effect within this time (at once in the process that revoked it).
+    api_key_cache_seconds: float = Field(30.0, ge=0)
+    # last_used_at of keys is written in one batched UPDATE this often, not on every request.
+    api_key_last_used_flush_seconds: float = Field(30.0, gt=0)
+    # Requests per minute on submit and classify for keys without a figure of their own; 0 = none.
+    rate_limit_requests_per_minute: int = Field(600, ge=0)
+    # Redis (REDIS_URL) unreachable: True lets requests through unlimited, False answers 503.
+    rate_limit_fail_open: bool = True
+    rate_limit_key_prefix: str = "gigaoffice-ratelimit"
+    # Tokens each queued or processing request counts against a budget before its real figure is
+    # known (see README, "Budgets").
+    budget_reserve_tokens_per_request: int = Field(1000, ge=0)
+    # JSON object: model name -> price per 1000 tokens, for the cost figure of /api/v1/usage.
+    llm_price_per_1k_tokens: dict[str, float] = Field(default_factory=dict)
+
+    # --- seed compatibility and deployment (issue 8) ---------------------------------------------
+    # The seed's database settings: they build DATABASE_URL (PostgreSQL) when it is not set.
+    db_host: str | None = None
+    db_port: int = Field(5432, ge=1, le=65535)
+    db_name: str | None = None
+    db_user: str | None = None
+    db_password: SecretStr | None = None
+    # Also log to this file (stderr stays on), rotated and pruned by loguru, e.g. logs/gigaoffice.log.
+    log_file: Path | None = None
+    log_rotation: str = "00:00"  # daily at midnight, as the seed did; or "100 MB", "1 week"
+    log_retention: str = "14 days"  # or a count of files, e.g. "10"
+    # Browser plugins run in the editor's page. Comma-separated origins; empty = no CORS headers.
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+    # Model names sent to the primary backend; empty = its configured model (GIGACHAT_MODEL, ...).
+    llm_classify_model: str | None = None  # seed name: GIGACHAT_CLASSIFY_MODEL
+    llm_generate_model: str | None = None  # seed name: GIGACHAT_GENERATE_MODEL
+    # JSON object {category: model}, e.g. {"process-analysis": "GigaChat-Max"}; wins over the above.
+    llm_model_by_category: dict[str, str] = Field(default_factory=dict)
+    gigachat_classify_model: str | None = None
+    gigachat_generate_model: str | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        # The seed's .env says LOG_LEVEL=info; loguru wants INFO, uvicorn info (levels both know).
+        if isinstance(value, str):
+            level = value.strip().upper()
+            level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+            if level not in ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+                raise ValueError(f"unknown log level {value!r}")
+            return level
+        return value
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _apply_seed_deployment(self) -> Settings:
+        if "database_url" not in self.model_fields_set and self.db_host:
+            self.database_url = URL.create(
+                "postgresql+asyncpg",
+                username=self.db_user,
+                password=self.db_password.get_secret_value() if self.db_password else None,
+                host=self.db_host,
+                port=self.db_port,
+                database=self.db_name,
+            ).render_as_string(hide_password=False)
+        if self.gigachat_classify_model and "llm_classify_model" not in self.model_fields_set:
+            self.llm_classify_model = self.gigachat_classify_model
+        if self.gigachat_generate_model and "llm_generate_model" not in self.model_fields_set:
+            self.llm_generate_model = self.gigachat_generate_model
+        if "*" in self.cors_allow_origins and self.cors_allow_credentials:
+            # A wildcard with credentials would let every site act with the user's cookies.
+            raise ValueError("CORS_ALLOW_CREDENTIALS cannot be combined with CORS_ALLOW_ORIGINS=*")
+        return self
+
+    def answer_model(self, category: str | None) -> str | None:
+        """The model for a request's answer: per category, else the generate model, else None."""
+        return self.llm_model_by_category.get(category or "") or self.llm_generate_model
+
+    # --- batches (issue 10) -----------------------------------------------------------------------
+    # Batch lines travel on their own topic, so interactive requests never queue behind them.
+    kafka_topic_requests_batch: str = "ai.requests.batch"
+    # Batch lines one worker runs at once (None: three quarters of WORKER_CONCURRENCY), and the
+    # lower cap while interactive requests are being served (one arrived within the last second).
+    worker_batch_concurrency: int | None = Field(None, ge=1, le=10_000)
+    worker_batch_concurrency_busy: int = Field(8, ge=1, le=10_000)
+    # Lines of one owner released to the batch lane at once; owners are served round-robin, so a
+    # small batch waits behind at most this many lines of each other owner.
+    batch_owner_window: int = Field(500, ge=1, le=100_000)
+    batch_feed_interval_seconds: float = Field(0.1, ge=0.01, le=60)
+    batch_max_lines: int = Field(50_000, ge=1)
+    batch_max_bytes: int = Field(200 * 1024 * 1024, ge=1)
+
+    @property
+    def batch_concurrency(self) -> int:
+        return self.worker_batch_concurrency or max(1, self.worker_concurrency * 3 // 4)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -169,3 +317,25 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+# --- start-up errors (input branch) ------------------------------------------------------------
+
+
+def settings_problems(exc: ValidationError | SettingsError) -> list[str]:
+    """One line per problem, naming the environment variable, for start-up to print instead of a
+    traceback. A secret's value is never repeated."""
+    if isinstance(exc, SettingsError):  # a value that is not valid JSON for a JSON-typed setting
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        name = field.upper() or "settings"
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        return [f"{name}: not valid JSON{cause}"]
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        info = Settings.model_fields.get(field)
+        secret = info is not None and "SecretStr" in str(info.annotation)
+        shown = "" if secret or "input" not in error or not field else f" (got {error['input']!r})"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{field.upper() or 'settings'}: {message}{shown}")
+    return lines

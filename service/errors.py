@@ -8,13 +8,24 @@ from typing import Any
 class AppError(Exception):
     status_code: int = 500
     code: str = "internal_error"
+    # Extra response headers (WWW-Authenticate, Retry-After, RateLimit-*).
+    headers: dict[str, str] | None = None
 
-    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Any = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
         if code is not None:
             self.code = code
+        if headers is not None:
+            self.headers = headers
 
 
 class ValidationFailed(AppError):
@@ -40,6 +51,14 @@ class Forbidden(AppError):
 class Unauthorized(AppError):
     status_code = 401
     code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="gigaoffice"'}  # noqa: RUF012
+
+
+class TooManyRequests(AppError):
+    """A rate limit or a token budget; the headers say when to come back."""
+
+    status_code = 429
+    code = "rate_limited"
 
 
 class ServiceUnavailable(AppError):
@@ -52,3 +71,9 @@ class ConfigurationError(AppError):
 
     status_code = 500
     code = "configuration_error"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database could not be reached or dropped the connection; the pools reconnect by themselves."""
+
+    code = "database_unavailable"

@@ -97,6 +97,26 @@ def configure_logging(settings: Settings) -> None:
         backtrace=False,
         diagnose=False,
     )  # diagnose=False: never print local variables (secrets)
+    if settings.log_file is not None:
+        # The seed's logs/gigaoffice.log with rotation; enqueue=True: several API worker processes
+        # may share the file, and writes leave the event loop.
+        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+        logger.add(
+            settings.log_file,
+            level=settings.log_level.upper(),
+            serialize=settings.log_json,
+            rotation=settings.log_rotation,
+            retention=_retention(settings.log_retention),
+            encoding="utf-8",
+            enqueue=True,
+            backtrace=False,
+            diagnose=False,
+        )
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)
     for noisy in ("aiokafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _retention(value: str) -> str | int:
+    """loguru reads an int as "keep this many files" and a string as an age ("14 days")."""
+    return int(value) if value.strip().isdigit() else value

@@ -38,8 +38,8 @@ def _asyncpg_dsn(url: str) -> str:
 
 
 @asynccontextmanager
-async def throwaway_postgres() -> AsyncIterator[str]:
-    """A database of its own on TEST_DATABASE_URL's server, migrated with Alembic, dropped after."""
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A throw-away database on TEST_DATABASE_URL's server, migrated with Alembic, dropped after."""
     server_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
     name = f"gigaoffice_test_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(_asyncpg_dsn(server_url))
@@ -55,15 +55,15 @@ async def throwaway_postgres() -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def postgres_url() -> AsyncIterator[str]:
-    """One throw-away database for the session."""
-    async with throwaway_postgres() as url:
+    """The session's shared database (tests that write arbitrary content use their own)."""
+    async with fresh_postgres_database() as url:
         yield url
 
 
 @pytest.fixture
 async def own_postgres_url() -> AsyncIterator[str]:
-    """A throw-away database for one test, for tests that act on every row (recovery sweeps)."""
-    async with throwaway_postgres() as url:
+    """A database for one test, for tests that act on every row (recovery sweeps)."""
+    async with fresh_postgres_database() as url:
         yield url
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.app import create_app
@@ -53,6 +54,9 @@ def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> Settin
         "kafka_bootstrap_servers": bootstrap,
         "kafka_topic_requests": f"test.requests.{suffix}",
         "kafka_topic_dead_letter": f"test.requests.dlq.{suffix}",
+        "kafka_topic_requests_batch": f"test.requests.batch.{suffix}",
+        "batch_feed_interval_seconds": 0.05,
+        "kafka_topic_responses": f"test.responses.{suffix}",
         "kafka_consumer_group": f"test-group-{suffix}",
         "kafka_topic_partitions": 3,
         "llm_backend": "dryrun",
@@ -64,6 +68,11 @@ def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> Settin
         # The database is shared by the whole session: never pick up other tests' leftover rows.
         "requeue_after_seconds": 86_400,
         "worker_shutdown_grace_seconds": 5,
+        # The tests from before API keys call without one; the callers' tests (test_callers*.py)
+        # turn this off and use keys.
+        "allow_anonymous": True,
+        # Load-shaped tests submit hundreds at once; the rate-limit tests set their own figures.
+        "anonymous_requests_per_minute": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -89,6 +98,9 @@ class CountingBackend:
     async def health(self) -> dict[str, Any]:
         return await self.inner.health()
 
+    async def models(self) -> list[str]:
+        return await self.inner.models()
+
     async def chat(self, request: ChatRequest) -> ChatResponse:
         self.calls.append(request)
         self.in_flight += 1
@@ -108,6 +120,7 @@ class RunningService:
     backend: CountingBackend
     worker: Worker | None
     worker_task: asyncio.Task[None] | None
+    app: Any = None  # the FastAPI application under test
 
     async def submit(self, body: dict[str, Any], path: str = "/api/v1/requests") -> httpx.Response:
         return await self.client.post(path, json=body)
@@ -160,15 +173,23 @@ async def open_store(
 
 @asynccontextmanager
 async def running_service(
-    settings: Settings, *, with_worker: bool = True, backend: LLMBackend | None = None
+    settings: Settings,
+    *,
+    with_worker: bool = True,
+    backend: LLMBackend | None = None,
+    api_key: str | None = None,
 ) -> AsyncIterator[RunningService]:
+    """The API in-process (ASGI) with a worker; `api_key` is sent on every call of `client`."""
     app = create_app(settings)
     counting = CountingBackend(backend or DryrunBackend(settings))
     engine = create_engine(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            service = RunningService(settings, client, create_session_factory(engine), counting, None, None)
+        headers = bearer(api_key) if api_key else None
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
+            service = RunningService(
+                settings, client, create_session_factory(engine), counting, None, None, app
+            )
             if with_worker:
                 service.start_worker()
             try:
@@ -208,3 +229,77 @@ async def produce_raw(bootstrap: str, topic: str, value: bytes, key: bytes | Non
         await producer.send_and_wait(topic, value, key=key)
     finally:
         await producer.stop()
+
+
+async def issue_key(settings: Settings, name: str = "test", role: str = "user", **limits: int | None) -> str:
+    """A new API key's secret, created the way the CLI does it."""
+    from service.services.keys import create_key
+
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            created = await create_key(session, name, role, **limits)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return created.secret
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@contextmanager
+def captured_logs() -> Iterator[list[str]]:
+    """Every log line written meanwhile (to prove what is, and is not, logged)."""
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="TRACE")
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)
+
+
+@contextmanager
+def live_service(settings: Settings) -> Iterator[str]:
+    """The API (on a real loopback port) and a worker, on their own event loop in a thread: for
+    clients that only speak to a real server (the `openai` SDK's synchronous client). Yields the
+    base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    worker = Worker(settings)
+    failures: list[BaseException] = []
+
+    async def main() -> None:
+        worker_task = asyncio.create_task(worker.run())
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            worker.stop()
+            await worker_task
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported to the test below
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="live-service", daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"the service did not start: {failures!r}")
+            threading.Event().wait(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -58,7 +58,7 @@ async def test_every_category_gets_a_schema_valid_deterministic_answer(
 async def test_spreadsheet_analysis_is_per_column_statistics() -> None:
     backend = DryrunBackend(Settings(_env_file=None))  # type: ignore[call-arg]
     answer = parse_answer("spreadsheet-analysis", (await backend.chat(request("spreadsheet-analysis"))).text)
-    assert answer["values"][0] == ["Column", "Count", "Sum", "Mean", "Min", "Max"]
+    assert answer["values"][0] == ["Столбец", "Количество", "Сумма", "Среднее", "Мин", "Макс"]
     assert ["Январь", 2, 180, 90, 80, 100] in answer["values"]
     assert ["Февраль", 2, 210, 105, 90, 120] in answer["values"]
 

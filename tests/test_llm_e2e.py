@@ -84,3 +84,27 @@ async def test_a_backend_that_keeps_failing_fails_the_request_clearly(
         assert final["error"]["code"] == "llm_unavailable"
         assert openai_upstream.api_key not in str(final)
         assert len(openai_upstream.calls_to("/chat/completions")) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "finish_reason"), [("gigachat-cloud", "blacklist"), ("openai", "content_filter")]
+)
+async def test_a_moderated_answer_fails_the_request_but_its_tokens_are_counted(
+    kind: str,
+    finish_reason: str,
+    request: pytest.FixtureRequest,
+    certs: CertBundle,
+    postgres_url: str,
+    kafka_bootstrap: str,
+) -> None:
+    peer: Any = request.getfixturevalue("openai_upstream" if kind == "openai" else "gigachat_cloud")
+    peer.finish_reason = finish_reason
+    settings = make_settings(postgres_url, kafka_bootstrap, **backend_settings(kind, peer, certs))
+    async with running_service(settings, backend=build_backend(settings)) as svc:
+        request_id = (await svc.submit(REQUEST)).json()["id"]
+        final = await svc.wait_final(request_id)
+        assert final["status"] == "failed" and final["error"]["code"] == "llm_content_rejected", final
+        tokens = (await svc.client.get("/api/v1/metrics")).json()["tokens"]
+    assert len(peer.calls_to("/chat/completions")) == 1  # final: not retried
+    # The provider billed the refused answer: the usage statistics show it.
+    assert tokens["completion"] > 0 and tokens["total"] == tokens["prompt"] + tokens["completion"] > 0, tokens

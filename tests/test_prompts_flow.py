@@ -13,7 +13,7 @@ from service.pipeline.answer import parse_answer
 from service.pipeline.categories import ACTIVE_CATEGORIES, PROCESS_CATEGORY
 from service.pipeline.resources import RESOURCES_DIR, load_resources, shipped_resources
 from service.seeding import seed
-from tests.support import PROCESS_EXAMPLE, SEED_EXAMPLE, make_settings, running_service
+from tests.support import PROCESS_EXAMPLE, SEED_EXAMPLE, issue_key, make_settings, running_service
 
 SALES = SEED_EXAMPLE["input_data"]
 
@@ -29,7 +29,8 @@ async def test_seed_is_idempotent_and_keeps_operator_edits(
     database_url: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     settings = make_settings(database_url, kafka_bootstrap)
-    async with running_service(settings, with_worker=False) as svc:
+    admin = await issue_key(settings, "prompt editor", "admin")
+    async with running_service(settings, with_worker=False, api_key=admin) as svc:
         await _seed(svc)
         again = await _seed(svc)
         assert not again.changed, (again.added, again.updated)
@@ -77,7 +78,8 @@ async def test_seed_is_idempotent_and_keeps_operator_edits(
 
 async def test_prompt_and_category_endpoints(postgres_url: str, kafka_bootstrap: str) -> None:
     settings = make_settings(postgres_url, kafka_bootstrap)
-    async with running_service(settings, with_worker=False) as svc:
+    admin = await issue_key(settings, "prompt editor", "admin")
+    async with running_service(settings, with_worker=False, api_key=admin) as svc:
         await _seed(svc)
         active = (await svc.client.get("/api/v1/categories")).json()
         assert [c["name"] for c in active] == list(ACTIVE_CATEGORIES)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import func, select, update
 
+from service.callers.model import ANONYMOUS_OWNER
 from service.db import requests_repo as repo
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
 from service.messaging.embedded import EmbeddedBroker
@@ -150,7 +151,14 @@ async def test_sweeper_republishes_lost_and_abandoned_requests(
             for request_id in (lost_id, abandoned_id, exhausted_id):
                 await repo.insert_request(
                     session,
-                    {"id": request_id, "kind": "spreadsheet", "query_text": "sum", "input_data": [[1, 2]]},
+                    # The owner the test client (anonymous) reads as.
+                    {
+                        "id": request_id,
+                        "kind": "spreadsheet",
+                        "query_text": "sum",
+                        "input_data": [[1, 2]],
+                        "owner_id": ANONYMOUS_OWNER,
+                    },
                 )
             # lost: queued, never published; abandoned: its worker died mid-processing.
             await session.execute(

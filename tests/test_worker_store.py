@@ -49,9 +49,11 @@ async def test_transitions_only_from_the_expected_status(db: Db) -> None:
 
     # No category given: the row keeps its own; big integers survive the JSON encoding.
     result = {"values": [[2**70]], "text": "t"}
-    await db.store.complete(
+    changed = await db.store.complete(
         claimed.ref, result=result, category=None, accounting=_ACCOUNTING, template_version=5
     )
+    assert changed is not None and (changed.id, changed.status) == (done, RequestStatus.COMPLETED)
+    assert changed.kind == "spreadsheet" and changed.finished_at is not None and changed.started_at
     assert not await db.store.fail(claimed.ref, code="x", message="late", accounting=_ACCOUNTING)
     async with db.sessions() as session:
         row = await session.get(AnalysisRequest, done)
@@ -70,9 +72,10 @@ async def test_transitions_only_from_the_expected_status(db: Db) -> None:
             .values(status=RequestStatus.CANCELLED)
         )
         await session.commit()
-    await db.store.complete(
+    late = await db.store.complete(
         claimed.ref, result=result, category=None, accounting=_ACCOUNTING, template_version=None
     )
+    assert late is None  # nothing changed, so there is nothing to announce
     assert not await db.store.release(claimed.ref)
     async with db.sessions() as session:
         row = await session.get(AnalysisRequest, cancelled)
@@ -177,6 +180,9 @@ async def test_a_completion_the_database_refuses_fails_alone(db: Db) -> None:
     async with db.sessions() as session:
         statuses = [(await session.get(AnalysisRequest, request_id)).status for request_id in ids]  # type: ignore[union-attr]
     assert [statuses[index] for index in (0, 2, 3)] == [RequestStatus.COMPLETED] * 3
-    assert [outcomes[index] for index in (0, 2, 3)] == [None] * 3
+    # Each finished row answers its new state (what its completion event carries).
+    finished = [outcomes[index] for index in (0, 2, 3)]
+    assert [getattr(state, "status", state) for state in finished] == [RequestStatus.COMPLETED] * 3
+    assert [getattr(state, "id", None) for state in finished] == [ids[index] for index in (0, 2, 3)]
     if db.dialect == "postgresql":  # SQLite stores NUL; PostgreSQL refuses it, for this row only
         assert isinstance(outcomes[1], Exception) and statuses[1] == RequestStatus.PROCESSING

@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from loguru import logger
 
+from service.callers.budgets import Budgets
 from service.config import Settings
 from service.db.models import utcnow
 from service.db.session import create_engine, create_session_factory
@@ -17,7 +18,11 @@ from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
 from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
 from service.messaging.monitor import BrokerMonitor
+from service.pipeline.classify_model import warm_up as train_classifier
+from service.redis_client import open_redis
 from service.services.processing import Processor
+from workers.feeder import BatchFeeder
+from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
 from workers.sweeper import Sweeper
@@ -26,7 +31,7 @@ from workers.sweeper import Sweeper
 class Worker:
     """One consumer-group member. `run()` returns after `stop()` once in-flight work is settled.
 
-    `ready` is set while the worker holds partitions of the request topic (it has joined the group)
+    `ready` is set while the worker holds partitions of the request topics (it has joined the group)
     and the broker is usable; a request published then reaches it without waiting for a join.
     """
 
@@ -63,14 +68,17 @@ class Worker:
 
     async def run(self) -> None:
         settings = self.settings
-        if self._backend is None:
-            from service.llm.registry import build_backend
-
-            self._backend = build_backend(settings)
-        backend = self._backend
-        broker_timeout = settings.kafka_request_timeout_ms / 1000
         # Every client is closed on shutdown, and also when start-up fails half-way.
         async with contextlib.AsyncExitStack() as opened:
+            if self._backend is None:
+                from service.llm.registry import build_backend
+
+                # The LLM capacity (concurrency cap, rates) is shared with every worker through it.
+                redis = open_redis(settings)
+                if redis is not None:
+                    opened.push_async_callback(redis.aclose)
+                self._backend = build_backend(settings, redis)
+            backend = self._backend
             engine = create_engine(settings)
             opened.push_async_callback(engine.dispose)
             sessions = create_session_factory(engine)
@@ -78,6 +86,7 @@ class Worker:
             monitor = self._monitor = BrokerMonitor(settings, "worker")
             await monitor.start()
             opened.push_async_callback(monitor.close)
+            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             await backend.start()
             opened.push_async_callback(backend.close)
             publisher = RequestPublisher(settings, monitor)
@@ -85,6 +94,7 @@ class Worker:
             opened.push_async_callback(publisher.close)
             store = await open_worker_store(settings, engine)
             opened.push_async_callback(store.close)
+            broker_timeout = settings.kafka_request_timeout_ms / 1000
 
             def new_consumer() -> AIOKafkaConsumer:
                 return AIOKafkaConsumer(
@@ -115,29 +125,41 @@ class Worker:
                     settings.kafka_topic_dead_letter, record.value, record.key, headers
                 )
 
+            processor = Processor(settings, backend, sessions, Budgets(settings, sessions))
+            handler = RequestHandler(settings, store, processor, publisher)
             sweeper = Sweeper(settings, sessions, publisher, monitor)
-            handler = RequestHandler(settings, store, Processor(settings, backend, sessions))
             runner = self._runner = ConsumerRunner(
                 new_consumer,
-                [settings.kafka_topic_requests],
+                [settings.kafka_topic_requests, settings.kafka_topic_requests_batch],
                 handler,
                 dead_letter,
                 concurrency=settings.worker_concurrency,
                 commit_interval=settings.worker_commit_interval_ms / 1000,
                 shutdown_grace=settings.worker_shutdown_grace_seconds,
+                batch_topic=settings.kafka_topic_requests_batch,
+                batch_limit=settings.batch_concurrency,
+                batch_limit_busy=settings.worker_batch_concurrency_busy,
                 broker_timeout=broker_timeout,
                 on_offsets_regressed=lambda: sweeper.request_recovery(utcnow()),
                 broker_available=lambda: monitor.is_up,
             )
 
             async def broker_returned(epoch_started_at: datetime) -> None:
-                # The broker may have lost everything: read the re-created topic from its start
+                # The broker may have lost everything: read the re-created topics from their start
                 # and publish again every queued row whose message could be gone.
                 runner.rewind()
                 sweeper.request_recovery(epoch_started_at)
 
             monitor.on_reset(broker_returned)
-            sweeping = asyncio.create_task(sweeper.run(self._stopping))
+            background = [
+                asyncio.create_task(sweeper.run(self._stopping)),
+                asyncio.create_task(BatchFeeder(settings, sessions, publisher).run(self._stopping)),
+                asyncio.create_task(
+                    refresh_gauges(
+                        sessions, lambda: runner.consumer, settings.metrics_refresh_seconds, self._stopping
+                    )
+                ),
+            ]
             logger.info(
                 "worker starting: joining group {} on {} (concurrency {}, backend {})",
                 settings.kafka_consumer_group,
@@ -151,7 +173,9 @@ class Worker:
                 await runner.run()
             finally:
                 self._stopping.set()
-                # The sweeper may be waiting on a publish to an absent broker: bounded, then cut.
-                with contextlib.suppress(TimeoutError, Exception):
-                    await asyncio.wait_for(sweeping, broker_timeout)
+                # They may be waiting on a publish to an absent broker: bounded, then cut.
+                _done, late = await asyncio.wait(background, timeout=broker_timeout)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
         logger.info("worker stopped")

@@ -9,6 +9,11 @@ A handler is a plain async function of one record. The runner owns everything ar
 - a record the handler rejects as poison, or that keeps failing, goes to the dead-letter topic with
   the reason in its headers, and the runner goes on;
 - on revocation and on shutdown, in-flight work gets a grace period, then offsets are committed;
+- lanes: records of the batch topic (if one is given) take at most `batch_limit` slots, and only
+  `batch_limit_busy` while interactive records are being served (one arrived within the last
+  second); the batch partitions are paused while their lane is full, and records fetched beyond
+  the lane's room are sought back to be fetched again later, so interactive records always find a
+  slot and never wait behind a batch;
 - after the broker lost its state (`rewind()`), the consumer's positions and any offsets committed
   since mean nothing: the runner forgets its bookkeeping and reads every partition it holds, or is
   given later, from the beginning of the re-created topic, once; the claims make re-read records
@@ -41,7 +46,9 @@ _HANDLER_RETRIES = 3
 # While every slot is busy, a poll at least this often keeps the member in its group (a consumer
 # that has not polled for max_poll_interval_ms, 300 s by default, leaves it).
 _KEEPALIVE_POLL_SECONDS = 10.0
-# Pause between attempts to start a replacement consumer while the broker is still away.
+# Interactive work counts as "being served" for this long after its last record arrived.
+_INTERACTIVE_QUIET_SECONDS = 1.0
+# Pause between attempts to start the consumer while the broker is away.
 _RECONNECT_PAUSE_SECONDS = 1.0
 # After a rewind, lower offsets than already seen are the rewind itself, not another broker reset.
 _REWIND_SETTLE_SECONDS = 30.0
@@ -75,11 +82,13 @@ class ConsumerRunner:
         concurrency: int,
         commit_interval: float = 0.5,
         shutdown_grace: float = 20.0,
+        batch_topic: str | None = None,
+        batch_limit: int | None = None,
+        batch_limit_busy: int | None = None,
         broker_timeout: float = 10.0,
         on_offsets_regressed: Callable[[], None] | None = None,
         broker_available: Callable[[], bool] = lambda: True,
     ) -> None:
-        self._broker_available = broker_available
         self._consumer_factory = consumer_factory
         self._consumer: AIOKafkaConsumer | None = None
         self._generation = 0  # which consumer the rebalance callbacks belong to
@@ -88,6 +97,8 @@ class ConsumerRunner:
         self._rewound_at = float("-inf")
         self._broker_timeout = broker_timeout
         self._on_offsets_regressed = on_offsets_regressed
+        self._broker_available = broker_available
+        self._commit_task: asyncio.Future[None] | None = None
         self.ready = asyncio.Event()
         self._topics = topics
         self._handler = handler
@@ -100,8 +111,12 @@ class ConsumerRunner:
         self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int, _PartitionProgress]] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
-        self._paused = False
-        self._commit_task: asyncio.Future[None] | None = None
+        self._paused: set[TopicPartition] = set()
+        self._batch_topic = batch_topic
+        self._batch_limit = batch_limit or concurrency
+        self._batch_limit_busy = min(batch_limit_busy or self._batch_limit, self._batch_limit)
+        self._batch_in_flight = 0
+        self._last_interactive = float("-inf")
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -152,10 +167,16 @@ class ConsumerRunner:
                 await consumer.seek_to_beginning(*pending)
                 self._rewound |= pending
                 logger.info("reading {} partition(s) again from the beginning", len(pending))
-        batches = await consumer.getmany(timeout_ms=200, max_records=free)
-        for tp, records in batches.items():
-            for record in records:
-                self._dispatch(tp, record)
+        # A full batch lane is refilled as soon as a slot frees: short polls meanwhile. With room in
+        # the lane, take no more than it holds: records beyond it would have to be sought back and
+        # fetched again.
+        room = self._batch_room()
+        wait_ms = 10 if room <= 0 else 200
+        wanted = free if room <= 0 else min(free, room)
+        batches = await consumer.getmany(timeout_ms=wait_ms, max_records=wanted)
+        # Interactive records first: they take their slots before the batch lane's.
+        for tp in sorted(batches, key=lambda tp: tp.topic == self._batch_topic):
+            self._dispatch_all(tp, batches[tp])
         if not self.ready.is_set() and consumer.assignment():
             self.ready.set()
             logger.info(
@@ -178,7 +199,7 @@ class ConsumerRunner:
         except Exception as exc:
             throttled("consumer-start").warning("consumer could not start ({}); retrying", exc)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), self._broker_timeout)
+                await asyncio.wait_for(consumer.stop(), _CLOSE_TIMEOUT_SECONDS)
             return False
         consumer.subscribe(self._topics, listener=_Rebalance(self, self._generation))
         self._consumer = consumer
@@ -193,6 +214,11 @@ class ConsumerRunner:
             await asyncio.wait_for(consumer.stop(), _CLOSE_TIMEOUT_SECONDS)
         except Exception as exc:
             logger.warning("consumer did not stop cleanly ({}); dropped", type(exc).__name__)
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The current consumer (None while it is being opened), for gauges."""
+        return self._consumer
 
     # --- dispatch ----------------------------------------------------------------------------------
 
@@ -212,22 +238,45 @@ class ConsumerRunner:
                 await self._consumer.getmany(timeout_ms=0)
 
     def _set_paused(self, paused: bool) -> None:
+        """Pause everything (no free slot), or only the batch partitions whose lane is full."""
         consumer = self._consumer
         if consumer is None:
             return
-        if paused and not self._paused:
-            consumer.pause(*consumer.assignment())
-        elif not paused and self._paused:
-            consumer.resume(*consumer.assignment())
-        self._paused = paused
+        assignment = consumer.assignment()
+        lane_full = self._batch_room() <= 0
+        wanted = {tp for tp in assignment if paused or (lane_full and tp.topic == self._batch_topic)}
+        if wanted - self._paused:
+            consumer.pause(*(wanted - self._paused))
+        resumed = (self._paused & assignment) - wanted
+        if resumed:
+            consumer.resume(*resumed)
+        self._paused = wanted
+
+    def _batch_room(self) -> int:
+        if self._batch_topic is None:
+            return self._concurrency
+        busy = asyncio.get_running_loop().time() - self._last_interactive < _INTERACTIVE_QUIET_SECONDS
+        return (self._batch_limit_busy if busy else self._batch_limit) - self._batch_in_flight
+
+    def _dispatch_all(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        is_batch = tp.topic == self._batch_topic
+        if not is_batch and records:
+            self._last_interactive = asyncio.get_running_loop().time()
+        for record in records:
+            if is_batch and self._batch_room() <= 0 and self._consumer is not None:
+                # No room in the lane: fetch these again later rather than hold them here.
+                self._consumer.seek(tp, record.offset)
+                return
+            self._dispatch(tp, record)
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         progress = self._progress.setdefault(tp, _PartitionProgress())
         if record.offset in progress.in_flight:
             return  # delivered again while still being handled
         if record.offset <= progress.highest_dispatched:
-            # A consumer never goes back by itself: the partition started again from zero. Right
-            # after a rewind this is the rewind itself (records fetched before it came first).
+            # A consumer never goes back by itself (the lane's seeks go to records not yet
+            # dispatched): the partition started again from zero. Right after a rewind this is the
+            # rewind itself.
             if self._loop_time() - self._rewound_at > _REWIND_SETTLE_SECONDS:
                 self._broker_reset_seen(tp, progress.highest_dispatched, record.offset)
             progress = self._progress[tp] = _PartitionProgress()
@@ -235,6 +284,8 @@ class ConsumerRunner:
         progress.highest_dispatched = record.offset
         task = asyncio.create_task(self._handle(record))
         self._tasks[task] = (tp, record.offset, progress)
+        if tp.topic == self._batch_topic:
+            self._batch_in_flight += 1
         task.add_done_callback(self._finished)
 
     def _broker_reset_seen(self, tp: TopicPartition, was: int, now: int) -> None:
@@ -246,7 +297,9 @@ class ConsumerRunner:
             self._on_offsets_regressed()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        _tp, offset, progress = self._tasks.pop(task)
+        tp, offset, progress = self._tasks.pop(task)
+        if tp.topic == self._batch_topic:
+            self._batch_in_flight -= 1
         # A cancelled record stays "in flight": the offset must not move past unfinished work.
         if not task.cancelled():
             progress.in_flight.discard(offset)
@@ -341,7 +394,7 @@ class ConsumerRunner:
         await self._commit(revoked)
         for tp in revoked:
             self._progress.pop(tp, None)
-        self._paused = False
+        self._paused -= revoked
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -350,7 +403,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self._generation = generation
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        if self._generation == self._runner._generation:  # not from a consumer being replaced
+        if self._generation == self._runner._generation:  # not from a consumer being closed
             await self._runner.partitions_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

@@ -2,14 +2,18 @@
 
 - queued rows untouched for REQUEUE_AFTER_SECONDS (the broker lost the message, or the API died
   between commit and publish) and processing rows whose lease ran out (their worker vanished) are
-  published again; the database claim keeps a duplicate from calling the LLM twice;
+  published again; the database claim keeps a duplicate from calling the LLM twice. A queued row
+  counts as lost only when its partition has no lag (service/messaging/lag.py): a row merely
+  waiting its turn behind a long backlog is never re-published, so a large batch cannot set off a
+  re-publishing storm. Batch lines the feeder has not released yet are not touched at all;
 - abandoned rows that used every attempt end as failed;
 - rows older than REQUEST_TTL_SECONDS end as expired;
 - after the broker lost its state (the monitor starts a new epoch, or a partition's offsets went
   back), every queued row not touched since then is published again at once, without waiting
-  REQUEUE_AFTER_SECONDS: its message may be gone.
-
+  REQUEUE_AFTER_SECONDS and without the lag check (the lag of a re-created topic says nothing):
+  its message may be gone.
 While the broker is known to be down it does nothing (publishing would go nowhere).
+Rows it finishes get their completion events (schemas/events.py) once the sweep is committed.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from datetime import datetime, timedelta
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
-from service.db.models import utcnow
+from service.db.models import RequestStatus, utcnow
 from service.errors import ServiceUnavailable
 from service.logging import throttled
 from service.messaging.kafka import RequestPublisher
+from service.messaging.lag import drained_partitions, partition_of
 from service.messaging.monitor import BrokerMonitor
 from service.schemas.envelope import RequestEnvelope
 
@@ -84,11 +90,14 @@ class Sweeper:
         try:
             while True:
                 async with self._sessions() as session:
-                    rows = await repo.take_back_for_requeue(session, stale_before=before, limit=_BATCH)
+                    candidates = await repo.requeue_candidates(session, stale_before=before, limit=_BATCH)
+                    rows = await repo.take_back_for_requeue(
+                        session, ids=[c[0] for c in candidates], stale_before=before
+                    )
                     await session.commit()
                 await self._publish(rows)
                 total += len(rows)
-                if len(rows) < _BATCH:
+                if len(candidates) < _BATCH:
                     break
         except ServiceUnavailable:
             # The rows just taken back are now newer than `before`: widen the window to cover them.
@@ -106,36 +115,65 @@ class Sweeper:
                 session, now - timedelta(seconds=self._settings.request_ttl_seconds)
             )
             failed = await repo.fail_exhausted_leases(session, self._settings.worker_max_attempts)
-            lost = await repo.take_back_for_requeue(
-                session,
-                stale_before=now - timedelta(seconds=self._settings.requeue_after_seconds),
-                limit=_BATCH,
-            )
+            stale_before = now - timedelta(seconds=self._settings.requeue_after_seconds)
+            candidates = await repo.requeue_candidates(session, stale_before=stale_before, limit=_BATCH)
+            await session.commit()
+        # Announced once committed: a waiter woken by an event must find the final row.
+        await self._publisher.publish_events([*expired, *failed])
+        for change in (*expired, *failed):
+            monitoring.request_finished(change)
+        ids = await self._really_lost(candidates)
+        async with self._sessions() as session:
+            lost = await repo.take_back_for_requeue(session, ids=ids, stale_before=stale_before)
             await session.commit()
         await self._publish(lost)
         if expired or failed or lost:
             logger.info(
-                "sweep: {} expired, {} failed after lost workers, {} re-published", expired, failed, len(lost)
+                "sweep: {} expired, {} failed after lost workers, {} re-published",
+                len(expired),
+                len(failed),
+                len(lost),
             )
         return len(lost)
 
-    async def _publish(self, rows: Sequence[tuple[uuid.UUID, str, int]]) -> None:
+    async def _publish(self, rows: Sequence[tuple[uuid.UUID, str, int, bool]]) -> None:
         now = utcnow()
-        envelopes = [
-            RequestEnvelope(
-                request_id=request_id,
-                kind=kind,
-                attempt=attempts + 1,
-                trace_id=request_id.hex,
-                created_at=now,
-                published_at=now,
+        sends = [
+            self._publisher.publish(
+                RequestEnvelope(
+                    request_id=request_id,
+                    kind=kind,
+                    attempt=attempts + 1,
+                    trace_id=request_id.hex,
+                    created_at=now,
+                    published_at=now,
+                ),
+                self._settings.kafka_topic_requests_batch if in_batch else None,
             )
-            for request_id, kind, attempts in rows
+            for request_id, kind, attempts, in_batch in rows
         ]
         # All at once: the producer batches them; one at a time, a few hundred took seconds.
-        results = await asyncio.gather(
-            *(self._publisher.publish(envelope) for envelope in envelopes), return_exceptions=True
-        )
-        for result in results:
+        for result in await asyncio.gather(*sends, return_exceptions=True):
             if isinstance(result, BaseException):
                 raise result
+
+    async def _really_lost(self, candidates: list[tuple[uuid.UUID, str, bool]]) -> list[uuid.UUID]:
+        """Abandoned processing rows always; queued rows only where their partition has no lag."""
+        lanes: dict[bool, tuple[int, set[int]] | None] = {}
+        lost = []
+        for request_id, status, in_batch in candidates:
+            if status != RequestStatus.QUEUED:
+                lost.append(request_id)
+                continue
+            if in_batch not in lanes:
+                topic = (
+                    self._settings.kafka_topic_requests_batch
+                    if in_batch
+                    else self._settings.kafka_topic_requests
+                )
+                lanes[in_batch] = await drained_partitions(self._settings, topic)
+            lag = lanes[in_batch]
+            # Lag unknown (broker unreachable): fall back to age alone, as a lost row must come back.
+            if lag is None or partition_of(request_id, lag[0]) in lag[1]:
+                lost.append(request_id)
+        return lost

@@ -55,11 +55,14 @@ class RequestStatus:
 class RequestKind:
     SPREADSHEET = "spreadsheet"
     PROCESS_ANALYSIS = "process_analysis"
+    CHAT = "chat"  # a caller's own messages, no template (the OpenAI-compatible surface, batches)
 
-    ALL = (SPREADSHEET, PROCESS_ANALYSIS)
+    ALL = (SPREADSHEET, PROCESS_ANALYSIS, CHAT)
 
 
 ACTIVE_ROWS = "status IN ('queued', 'processing')"
+QUEUED_INTERACTIVE = "status = 'queued' AND batch_id IS NULL"
+QUEUED_BATCH = "status = 'queued' AND batch_id IS NOT NULL"
 
 
 def partial(condition: str) -> dict[str, Any]:
@@ -102,7 +105,8 @@ class AnalysisRequest(Base):
     owner_id: Mapped[str | None] = mapped_column(String(64))
     batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
-    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # "owner:key": the longest owner id, ":" and a 128-character key (migration 0007).
+    idempotency_key: Mapped[str | None] = mapped_column(String(64 + 1 + 128))
     trace_id: Mapped[str | None] = mapped_column(String(32))
     # Lifecycle timestamps.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -111,6 +115,9 @@ class AnalysisRequest(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A processing row whose lease ran out belongs to a worker that vanished.
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SHA-256 of the submitted body (without its key): a reused idempotency key with another body
+    # is a conflict, not a replay of the first request.
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64))
 
     # Partial indexes: every submit inserts and every request updates its row twice, so each index
     # holds only the rows its queries look for (PostgreSQL CPU per submit drops accordingly).
@@ -119,6 +126,9 @@ class AnalysisRequest(Base):
         Index("ix_requests_active", "status", "updated_at", **partial(ACTIVE_ROWS)),
         Index("ix_requests_owner_created", "owner_id", "created_at", **partial("owner_id IS NOT NULL")),
         Index("ix_requests_batch", "batch_id", **partial("batch_id IS NOT NULL")),
+        # Queue position (migration 0005): queued rows of each lane by age.
+        Index("ix_requests_queued_interactive", "created_at", **partial(QUEUED_INTERACTIVE)),
+        Index("ix_requests_queued_batch", "created_at", **partial(QUEUED_BATCH)),
         # Scoped to the owner in its value ("owner:key"), so anonymous callers are deduplicated too.
         Index(
             "ix_requests_idempotency",

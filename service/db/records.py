@@ -47,6 +47,7 @@ class RequestRecord:
     started_at: datetime | None
     finished_at: datetime | None
     lease_expires_at: datetime | None
+    idempotency_hash: str | None
 
     @classmethod
     def from_object(cls, row: Any) -> RequestRecord:

@@ -45,7 +45,7 @@ class LLMAccounting:
 INSERT_COLUMNS: tuple[str, ...] = (
     "id", "kind", "status", "category", "query_text", "input_range", "input_data", "title",
     "description", "options", "owner_id", "batch_id", "priority", "idempotency_key", "trace_id",
-    "created_at", "updated_at",
+    "created_at", "updated_at", "idempotency_hash",
 )  # fmt: skip
 
 
@@ -96,7 +96,7 @@ _C = _TABLE.c
 
 @dataclass(frozen=True, slots=True)
 class ClaimedRequest:
-    """What processing needs of a claimed row (the input), nothing of its lifecycle or outcome."""
+    """What processing needs of a claimed row (the input), and what its status event carries."""
 
     id: uuid.UUID
     kind: str
@@ -108,10 +108,41 @@ class ClaimedRequest:
     description: str | None
     options: Any
     attempts: int
+    # Whose budget the work spends (the worker checks it before any LLM call); with the rest, what
+    # the `processing` status event and the metrics carry.
+    owner_id: str | None
+    batch_id: uuid.UUID | None
+    created_at: datetime
+    started_at: datetime | None
 
     @property
     def ref(self) -> ClaimRef:
         return ClaimRef(self.id, self.attempts)
+
+    def state(self) -> StateChange:
+        return StateChange(
+            self.id, self.kind, RequestStatus.PROCESSING, self.owner_id, self.batch_id, None,
+            self.created_at, self.started_at, None, self.category,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A row's state right after a transition: what its status event carries (schemas/events.py)."""
+
+    id: uuid.UUID
+    kind: str
+    status: str
+    owner_id: str | None
+    batch_id: uuid.UUID | None
+    error_code: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    category: str | None  # for the metrics' labels
+
+
+STATE_CHANGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StateChange))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +208,7 @@ COMPLETE = (
         lease_expires_at=None,
         **_ACCOUNTING,
     )
+    .returning(*(_C[name] for name in STATE_CHANGE_COLUMNS))
 )
 FAIL = (
     update(_TABLE)
@@ -190,6 +222,7 @@ FAIL = (
         lease_expires_at=None,
         **_ACCOUNTING,
     )
+    .returning(*(_C[name] for name in STATE_CHANGE_COLUMNS))
 )
 RELEASE = (
     update(_TABLE)
@@ -265,10 +298,10 @@ async def complete(
     category: str | None,
     accounting: LLMAccounting,
     template_version: int | None = None,
-) -> bool:
-    """processing → completed with the result; False when the row is no longer processing."""
+) -> StateChange | None:
+    """processing → completed with the result; None when the row is no longer processing."""
     params = complete_params(claim, result, category, accounting, template_version)
-    return await _hit_one(connection, COMPLETE, params)
+    return await _changed(connection, COMPLETE, params)
 
 
 async def fail(
@@ -278,9 +311,9 @@ async def fail(
     code: str,
     message: str,
     accounting: LLMAccounting,
-) -> bool:
-    """processing → failed with the error; False when the row is no longer processing."""
-    return await _hit_one(connection, FAIL, fail_params(claim, code, message, accounting))
+) -> StateChange | None:
+    """processing → failed with the error; None when the row is no longer processing."""
+    return await _changed(connection, FAIL, fail_params(claim, code, message, accounting))
 
 
 async def release(connection: AsyncConnection, claim: ClaimRef) -> bool:
@@ -290,6 +323,11 @@ async def release(connection: AsyncConnection, claim: ClaimRef) -> bool:
 
 async def _hit_one(connection: AsyncConnection, statement: Any, params: dict[str, Any]) -> bool:
     return (await connection.execute(statement, params)).rowcount == 1
+
+
+async def _changed(connection: AsyncConnection, statement: Any, params: dict[str, Any]) -> StateChange | None:
+    row = (await connection.execute(statement, params)).first()
+    return StateChange(*row) if row is not None else None
 
 
 # --- status transitions of the API and the sweeper -------------------------------------------------
@@ -304,6 +342,18 @@ async def _transition(session: AsyncSession, *conditions: Any, **values: Any) ->
         .execution_options(synchronize_session=False)
     )
     return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
+
+
+async def _transition_returning(session: AsyncSession, *conditions: Any, **values: Any) -> list[StateChange]:
+    """Like _transition, answering each changed row's new state (for its status event)."""
+    stmt = (
+        update(_T)
+        .where(*conditions)
+        .values(updated_at=utcnow(), **values)
+        .returning(*(_C[name] for name in STATE_CHANGE_COLUMNS))
+        .execution_options(synchronize_session=False)
+    )
+    return [StateChange(*row) for row in (await session.execute(stmt)).all()]
 
 
 def _final(status: str, code: str | None = None, message: str | None = None) -> dict[str, Any]:
@@ -322,25 +372,39 @@ async def fail_unpublished(session: AsyncSession, request_id: uuid.UUID, message
     )
 
 
-async def cancel(session: AsyncSession, request_id: uuid.UUID) -> bool:
+async def cancel(session: AsyncSession, request_id: uuid.UUID) -> StateChange | None:
     final = _final(RequestStatus.CANCELLED)
-    return await _transition(session, _T.id == request_id, _T.status.in_(RequestStatus.ACTIVE), **final) == 1
+    changed = await _transition_returning(
+        session, _T.id == request_id, _T.status.in_(RequestStatus.ACTIVE), **final
+    )
+    return changed[0] if changed else None
+
+
+async def end_unstarted_batch_lines(
+    session: AsyncSession, batch_id: uuid.UUID, status: str, code: str, message: str
+) -> list[StateChange]:
+    """A batch's lines not started yet (held back, or queued in the lane) end as `status` (cancelled
+    or expired); lines already running finish normally."""
+    final = _final(status, code, message)
+    return await _transition_returning(
+        session, _T.batch_id == batch_id, _T.status == RequestStatus.QUEUED, **final
+    )
 
 
 # --- sweeping: requests the broker or a worker lost -------------------------------------------------
 
 
-async def expire_overdue(session: AsyncSession, created_before: datetime) -> int:
+async def expire_overdue(session: AsyncSession, created_before: datetime) -> list[StateChange]:
     final = _final(RequestStatus.EXPIRED, "expired", "The request was not finished within its time to live.")
-    return await _transition(
+    return await _transition_returning(
         session, _T.status.in_(RequestStatus.ACTIVE), _T.created_at < created_before, **final
     )
 
 
-async def fail_exhausted_leases(session: AsyncSession, max_attempts: int) -> int:
+async def fail_exhausted_leases(session: AsyncSession, max_attempts: int) -> list[StateChange]:
     """Abandoned processing rows that already used every attempt end as failed."""
     final = _final(RequestStatus.FAILED, "worker_lost", "Processing was interrupted too many times.")
-    return await _transition(
+    return await _transition_returning(
         session,
         _T.status == RequestStatus.PROCESSING,
         _T.lease_expires_at < utcnow(),
@@ -349,28 +413,92 @@ async def fail_exhausted_leases(session: AsyncSession, max_attempts: int) -> int
     )
 
 
-async def take_back_for_requeue(
-    session: AsyncSession, *, stale_before: datetime, limit: int
-) -> Sequence[tuple[uuid.UUID, str, int]]:
-    """Rows to publish again: queued and untouched since `stale_before`, or processing with an
-    expired lease. They are reset to queued with a fresh `updated_at`, so the next sweep skips them."""
-    now = utcnow()
-    lost = or_(
-        (_T.status == RequestStatus.QUEUED) & (_T.updated_at < stale_before),
+def _lost(stale_before: datetime, now: datetime) -> ColumnElement[bool]:
+    # Batch lines still held by the feeder ('batch-held') were never published: not lost, waiting.
+    return or_(
+        (_T.status == RequestStatus.QUEUED) & (_T.updated_at < stale_before) & (_T.priority != "batch-held"),
         (_T.status == RequestStatus.PROCESSING) & (_T.lease_expires_at < now),
     )
-    candidates = select(_T.id).where(lost).order_by(_T.updated_at).limit(limit)
-    ids = list((await session.execute(candidates)).scalars())
+
+
+async def requeue_candidates(
+    session: AsyncSession, *, stale_before: datetime, limit: int
+) -> list[tuple[uuid.UUID, str, bool]]:
+    """(id, status, is a batch line) of rows that may be lost: queued and untouched since
+    `stale_before` (published then, and not picked up since), or processing with an expired lease."""
+    stmt = (
+        select(_T.id, _T.status, _T.batch_id.is_not(None))
+        .where(_lost(stale_before, utcnow()))
+        .order_by(_T.updated_at)
+        .limit(limit)
+    )
+    return [(row[0], row[1], bool(row[2])) for row in (await session.execute(stmt)).all()]
+
+
+async def take_back_for_requeue(
+    session: AsyncSession, *, ids: Sequence[uuid.UUID], stale_before: datetime
+) -> Sequence[tuple[uuid.UUID, str, int, bool]]:
+    """The listed rows, if still lost, reset to queued with a fresh `updated_at` (so the next sweep
+    skips them): (id, kind, attempts, is a batch line) of each one to publish again."""
     if not ids:
         return []
+    now = utcnow()
     stmt = (
         update(_T)
-        .where(_T.id.in_(ids), lost)
+        .where(_T.id.in_(ids), _lost(stale_before, now))
         .values(status=RequestStatus.QUEUED, updated_at=now, lease_expires_at=None)
-        .returning(_T.id, _T.kind, _T.attempts)
+        .returning(_T.id, _T.kind, _T.attempts, _T.batch_id.is_not(None))
         .execution_options(synchronize_session=False)
     )
-    return [(row[0], row[1], row[2]) for row in (await session.execute(stmt)).all()]
+    return [(row[0], row[1], row[2], bool(row[3])) for row in (await session.execute(stmt)).all()]
+
+
+# --- queue position ------------------------------------------------------------------------------
+
+INTERACTIVE_LANE, BATCH_LANE = "interactive", "batch"
+
+
+def lane_of(batch_id: uuid.UUID | None) -> str:
+    """Batch lines travel on their own lane (topic); everything else is interactive."""
+    return INTERACTIVE_LANE if batch_id is None else BATCH_LANE
+
+
+def _in_lane(lane: str) -> ColumnElement[bool]:
+    return _T.batch_id.is_(None) if lane == INTERACTIVE_LANE else _T.batch_id.is_not(None)
+
+
+async def queue_position(session: AsyncSession, request_id: uuid.UUID, cap: int) -> tuple[str, int] | None:
+    """(lane, queued requests of that lane submitted before it) for a queued request, else None.
+    The count walks the lane's partial index (migration 0005) and stops at `cap`: its cost is
+    bounded whatever the queue's length."""
+    mine = (
+        await session.execute(
+            select(_T.batch_id, _T.created_at).where(_T.id == request_id, _T.status == RequestStatus.QUEUED)
+        )
+    ).first()
+    if mine is None:
+        return None
+    lane = lane_of(mine[0])
+    ahead = (
+        select(_T.id)
+        .where(_T.status == RequestStatus.QUEUED, _in_lane(lane), _T.created_at < mine[1])
+        .limit(cap)
+        .subquery()
+    )
+    return lane, int(await session.scalar(select(func.count()).select_from(ahead)) or 0)
+
+
+async def queued_by_lane(session: AsyncSession) -> dict[str, int]:
+    """Queue depth per lane, for the metrics (the lanes' partial indexes hold exactly these rows)."""
+    return {
+        lane: int(
+            await session.scalar(
+                select(func.count()).select_from(_T).where(_T.status == RequestStatus.QUEUED, _in_lane(lane))
+            )
+            or 0
+        )
+        for lane in (INTERACTIVE_LANE, BATCH_LANE)
+    }
 
 
 # --- usage metrics -------------------------------------------------------------------------------

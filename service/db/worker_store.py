@@ -23,8 +23,9 @@ from sqlalchemy.sql.dml import Update
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.batching import Batcher
-from service.db.pgpool import open_pool
-from service.db.requests_repo import ClaimedRequest, ClaimRef, LLMAccounting
+from service.db.errors import is_connection_error
+from service.db.pgpool import on_connection, open_pool
+from service.db.requests_repo import ClaimedRequest, ClaimRef, LLMAccounting, StateChange
 
 
 class WorkerStore(Protocol):
@@ -38,10 +39,12 @@ class WorkerStore(Protocol):
         category: str | None,
         accounting: LLMAccounting,
         template_version: int | None,
-    ) -> None:
-        """processing → completed; a row no longer processing (cancelled) is left as it is."""
+    ) -> StateChange | None:
+        """processing → completed; a row no longer processing (cancelled) is left as it is (None)."""
 
-    async def fail(self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting) -> bool: ...
+    async def fail(
+        self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting
+    ) -> StateChange | None: ...
 
     async def release(self, claim: ClaimRef) -> bool: ...
 
@@ -67,9 +70,9 @@ class SqlWorkerStore:
         category: str | None,
         accounting: LLMAccounting,
         template_version: int | None,
-    ) -> None:
+    ) -> StateChange | None:
         async with self._engine.connect() as connection:
-            await repo.complete(
+            return await repo.complete(
                 connection,
                 claim,
                 result=result,
@@ -78,7 +81,9 @@ class SqlWorkerStore:
                 template_version=template_version,
             )
 
-    async def fail(self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting) -> bool:
+    async def fail(
+        self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting
+    ) -> StateChange | None:
         async with self._engine.connect() as connection:
             return await repo.fail(connection, claim, code=code, message=message, accounting=accounting)
 
@@ -117,13 +122,14 @@ class PgWorkerStore:
     _complete = _Compiled(repo.COMPLETE)
     _fail = _Compiled(repo.FAIL)
     _release = _Compiled(repo.RELEASE)
+    _complete_id = _complete._names.index("request_id")  # where a completion row holds its id
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._claims: Batcher[tuple[uuid.UUID, int], ClaimedRequest | None] = Batcher(
             self._claim_batch, abandoned=self._release_abandoned
         )
-        self._completions: Batcher[list[Any], None] = Batcher(self._complete_batch)
+        self._completions: Batcher[list[Any], StateChange | None] = Batcher(self._complete_batch)
 
     @classmethod
     async def open(cls, database_url: str, size: int) -> PgWorkerStore:
@@ -141,7 +147,7 @@ class PgWorkerStore:
     async def _claim_batch(self, items: list[tuple[uuid.UUID, int]]) -> list[ClaimedRequest | None]:
         request_ids = list(dict.fromkeys(request_id for request_id, _ in items))
         params = repo.claim_many_params(request_ids, max(lease for _, lease in items))
-        rows = await self._pool.fetch(self._claim_many.sql, *self._claim_many.args(params))
+        rows = await on_connection(self._pool, "fetch", self._claim_many.sql, *self._claim_many.args(params))
         claimed = {row["id"]: ClaimedRequest(*row) for row in rows}
         # A row goes to one caller only, even when the same message was delivered twice in a batch.
         return [claimed.pop(request_id, None) for request_id, _ in items]
@@ -154,33 +160,42 @@ class PgWorkerStore:
         category: str | None,
         accounting: LLMAccounting,
         template_version: int | None,
-    ) -> None:
+    ) -> StateChange | None:
         params = repo.complete_params(claim, result, category, accounting, template_version)
-        await self._completions.call(self._complete.args(params))
+        return await self._completions.call(self._complete.args(params))
 
-    async def _complete_batch(self, rows: list[list[Any]]) -> list[BaseException | None]:
+    async def _complete_batch(self, rows: list[list[Any]]) -> list[StateChange | BaseException | None]:
         # One pipelined, atomic statement batch: one commit for every request finished meanwhile.
+        # RETURNING tells which rows were still theirs to finish (and what their events carry).
         try:
-            await self._pool.executemany(self._complete.sql, rows)
-            return [None] * len(rows)
-        except asyncpg.PostgresError:
+            changed = await on_connection(self._pool, "fetchmany", self._complete.sql, rows)
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise  # nothing was stored; every caller retries
             # All or nothing: one row the database refuses must not fail the others with it.
             return [await self._complete_one(row) for row in rows]
+        by_id = {record["id"]: StateChange(*record) for record in changed}
+        return [by_id.get(row[self._complete_id]) for row in rows]
 
-    async def _complete_one(self, row: list[Any]) -> BaseException | None:
+    async def _complete_one(self, row: list[Any]) -> StateChange | BaseException | None:
         try:
-            await self._pool.execute(self._complete.sql, *row)
-        except asyncpg.PostgresError as exc:
+            record = await on_connection(self._pool, "fetchrow", self._complete.sql, *row)
+        except Exception as exc:
             return exc
-        return None
+        return StateChange(*record) if record is not None else None
 
-    async def fail(self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting) -> bool:
+    async def fail(
+        self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting
+    ) -> StateChange | None:
         params = repo.fail_params(claim, code, message, accounting)
-        return _rows_hit(await self._pool.execute(self._fail.sql, *self._fail.args(params))) == 1
+        args = self._fail.args(params)
+        record = await on_connection(self._pool, "fetchrow", self._fail.sql, *args)
+        return StateChange(*record) if record is not None else None
 
     async def release(self, claim: ClaimRef) -> bool:
         params = repo.release_params(claim)
-        return _rows_hit(await self._pool.execute(self._release.sql, *self._release.args(params))) == 1
+        args = self._release.args(params)
+        return _rows_hit(await on_connection(self._pool, "execute", self._release.sql, *args)) == 1
 
     async def close(self) -> None:
         await self._pool.close()

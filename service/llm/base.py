@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One turn of a conversation, as OpenAI-style APIs take it."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +25,23 @@ class ChatRequest:
     # Structured view of the request (kind, category, input) for backends that answer from it
     # without a model, i.e. dryrun. Real backends ignore it.
     context: dict[str, Any] = field(default_factory=dict)
+    # A caller's own conversation (request kind `chat`): sent as is instead of system + user.
+    messages: tuple[ChatMessage, ...] = ()
+
+    @classmethod
+    def conversation_of(cls, messages: tuple[ChatMessage, ...], **options: Any) -> ChatRequest:
+        return cls(system="", user="", messages=messages, **options)
+
+    def conversation(self) -> tuple[ChatMessage, ...]:
+        """What a backend sends: the caller's messages, or the template's system and user turns."""
+        if self.messages:
+            return self.messages
+        return (ChatMessage("system", self.system), ChatMessage("user", self.user))
+
+    @property
+    def prompt_text(self) -> str:
+        """All the text sent, for token estimates and deterministic hashing."""
+        return "".join(message.content for message in self.conversation())
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +67,20 @@ class LLMError(Exception):
     retryable: bool = False
     code: str = "llm_error"
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, response: ChatResponse | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        # The answer the provider produced and billed although it is refused (a moderated answer):
+        # its usage must be counted like any other call's. Its text is never used.
+        self.response = response
+
+    @property
+    def billed(self) -> tuple[ChatResponse, ...]:
+        """The calls this error still cost tokens for (empty when the provider produced nothing)."""
+        return () if self.response is None else (self.response,)
 
 
 class RateLimited(LLMError):
@@ -98,7 +133,14 @@ class LLMBackend(Protocol):
     async def health(self) -> dict[str, Any]:
         """Reachability without spending tokens: {"ok": bool, "detail": str, ...}. Never secrets."""
 
+    async def models(self) -> list[str]:
+        """The model ids the provider offers (its own list; raises LLMError when unreachable)."""
+
 
 def estimate_tokens(text: str) -> int:
     """Rough token count for servers that report no usage: ~4 characters per token, at least 1."""
     return max(1, (len(text) + 3) // 4)
+
+
+def estimate_prompt_tokens(request: ChatRequest) -> int:
+    return sum(estimate_tokens(message.content) for message in request.conversation())

@@ -10,15 +10,15 @@ message instead of failing on the first request. SDK retries stay off: the resil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 from gigachat import GigaChatAsyncClient
 from gigachat import exceptions as sdk
-from gigachat.models import Chat, Messages, MessagesRole
+from gigachat.models import ChatCompletionRequest, ChatCompletionResponse, ChatMessage, ChatModelOptions
 from loguru import logger
 
 from service.config import Settings
@@ -36,6 +36,7 @@ from service.llm.base import (
 )
 from service.llm.support import (
     Redactor,
+    certificate_refused_page,
     elapsed_ms,
     error_for_status,
     models_health,
@@ -44,7 +45,9 @@ from service.llm.support import (
     snippet,
     tls_failure,
     usage_or_estimate,
+    verified_tls_context,
 )
+from service.llm.tls_probe import CERTIFICATE_REFUSED, CertificateCheck
 
 Mode = Literal["cloud", "mtls"]
 HEALTH_TIMEOUT_SECONDS = 5.0
@@ -57,13 +60,12 @@ def build_ssl_context(settings: Settings, mode: Mode) -> ssl.SSLContext:
     ca_setting, ca_file = "GIGACHAT_CA_BUNDLE_FILE", settings.gigachat_ca_bundle_file
     if mode == "mtls" and settings.gigachat_mtls_ca_bundle_file is not None:
         ca_setting, ca_file = "GIGACHAT_MTLS_CA_BUNDLE_FILE", settings.gigachat_mtls_ca_bundle_file
-    context = ssl.create_default_context()
-    if not settings.gigachat_verify_ssl_certs:
-        logger.warning("GigaChat TLS certificate verification is OFF (GIGACHAT_VERIFY_SSL_CERTS=false)")
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif ca_file is not None:
-        _load(context.load_verify_locations, require_readable_file(ca_file, "CA bundle", ca_setting))
+    context = verified_tls_context(
+        ca_file,
+        ca_setting,
+        verify=settings.gigachat_verify_ssl_certs,
+        verify_setting="GIGACHAT_VERIFY_SSL_CERTS",
+    )
     if mode == "mtls":
         cert = require_readable_file(
             settings.gigachat_mtls_cert_file, "client certificate", "GIGACHAT_MTLS_CERT_FILE"
@@ -83,13 +85,6 @@ def build_ssl_context(settings: Settings, mode: Mode) -> ssl.SSLContext:
     return context
 
 
-def _load(loader: Any, path: Path) -> None:
-    try:
-        loader(cafile=str(path))
-    except ssl.SSLError:
-        raise ConfigurationError(f"CA bundle {path} contains no usable PEM certificates") from None
-
-
 class GigaChatBackend:
     """One backend class for both GigaChat access modes; `mode` decides how it authenticates."""
 
@@ -105,6 +100,8 @@ class GigaChatBackend:
             [self._credentials, key_password.get_secret_value() if key_password else None]
         )
         self._client: GigaChatAsyncClient | None = None
+        self._certificate: CertificateCheck | None = None
+        self._startup_probe: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._mode == "cloud" and not self._credentials:
@@ -132,9 +129,33 @@ class GigaChatBackend:
             key_file_password="",
             max_retries=0,
         )
+        self._certificate = CertificateCheck(
+            s.gigachat_base_url,
+            context,
+            presents_certificate=self._mode == "mtls",
+            timeout=HEALTH_TIMEOUT_SECONDS,
+        )
         logger.info("LLM backend {} ready: base_url={} model={}", self.name, s.gigachat_base_url, self._model)
+        if self._mode == "mtls":
+            # Say at once if the server refuses our certificate, without delaying start-up (the
+            # server may be down now and fine later; requests get the same verdict either way).
+            self._startup_probe = asyncio.create_task(self._report_refusal(), name=f"{self.name}-tls-probe")
+
+    async def _report_refusal(self) -> None:
+        if refusal := await self._refusal():
+            logger.error(
+                "{}: {}; every request will fail with {} until the certificate is fixed",
+                self.name,
+                refusal,
+                AuthenticationFailed.code,
+            )
 
     async def close(self) -> None:
+        if self._startup_probe is not None:
+            self._startup_probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._startup_probe
+            self._startup_probe = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -146,53 +167,87 @@ class GigaChatBackend:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         client = self._require_client()
-        payload = Chat(
+        # The SDK's primary chat contract (`achat.create`, POST .../v2/chat/completions); the root
+        # `achat(payload)` call is only a compatibility shim in this SDK version.
+        payload = ChatCompletionRequest(
             model=request.model or self._model,
             messages=[
-                Messages(role=MessagesRole.SYSTEM, content=request.system),
-                Messages(role=MessagesRole.USER, content=request.user),
+                ChatMessage(role=message.role, content=message.content) for message in request.conversation()
             ],
-            # GigaChat rejects temperature 0; leaving it out gives the server's most deterministic default.
-            temperature=request.temperature or None,
-            max_tokens=request.max_tokens,
+            model_options=ChatModelOptions(
+                # GigaChat rejects temperature 0; leaving it out gives its most deterministic default.
+                temperature=request.temperature or None,
+                max_tokens=request.max_tokens,
+            ),
         )
         started = time.perf_counter()
         try:
             async with asyncio.timeout(request.timeout):
-                completion = await client.achat(payload)
+                completion = await client.achat.create(payload)
         except Exception as exc:
-            raise self._translate(exc) from None
-        if not completion.choices:
-            raise Overloaded(f"{self.name} returned no choices")
-        choice = completion.choices[0]
-        if choice.finish_reason == BLOCKED_FINISH_REASON:
-            raise ContentRejected(f"{self.name} refused to answer (content policy)")
-        text = choice.message.content or ""
+            raise await self._classify(exc) from None
+        reply = next((m for m in reversed(completion.messages) if m.role == "assistant"), None)
+        if reply is None:
+            raise Overloaded(f"{self.name} returned no answer")
+        text = "".join(part.text or "" for part in reply.content or [])
         usage = completion.usage
-        return ChatResponse(
+        response = ChatResponse(
             text=text,
             usage=usage_or_estimate(
-                usage.prompt_tokens if usage else None,
-                usage.completion_tokens if usage else None,
-                request.system + request.user,
+                usage.input_tokens if usage else None,
+                usage.output_tokens if usage else None,
+                request.prompt_text,
                 text,
             ),
-            model=completion.model,
+            model=completion.model or payload.model or self._model,
             latency_ms=elapsed_ms(started),
             backend=self.name,
         )
+        if _finish_reason(completion) == BLOCKED_FINISH_REASON:
+            # Refused, but generated and billed: the error carries the usage, never the text.
+            raise ContentRejected(f"{self.name} refused to answer (content policy)", response=response)
+        return response
 
     async def health(self) -> dict[str, Any]:
         """Lists models: needs a token (cloud) or the certificate (mTLS) but spends no tokens."""
-        client = self._require_client()
+        report = await models_health(
+            self.name, self._model, self._list_models, self._translate, HEALTH_TIMEOUT_SECONDS
+        )
+        if report.get("error") == LLMConnectionError.code and (refusal := await self._refusal()):
+            report |= {"error": AuthenticationFailed.code, "detail": self._refused_message(refusal)}
+        return report
 
-        async def names() -> list[str]:
-            return [model.id_ for model in (await client.aget_models()).data]
+    async def _list_models(self) -> list[str]:
+        return [model.id_ for model in (await self._require_client().aget_models()).data]
 
-        return await models_health(self.name, self._model, names, self._translate, HEALTH_TIMEOUT_SECONDS)
+    async def models(self) -> list[str]:
+        try:
+            return await self._list_models()
+        except Exception as exc:
+            raise await self._classify(exc) from exc
 
     def _translate(self, exc: Exception) -> LLMError:
         return self._redact.error(_translate(exc, self.name))
+
+    async def _classify(self, exc: Exception) -> LLMError:
+        """`_translate`, plus the question TLS 1.3 leaves open: was a connection failure in fact the
+        server refusing our client certificate? (See service/llm/tls_probe.py.)"""
+        error = self._translate(exc)
+        if isinstance(error, LLMConnectionError) and (refusal := await self._refusal()):
+            return AuthenticationFailed(self._refused_message(refusal))
+        return error
+
+    async def _refusal(self) -> str | None:
+        return await self._certificate.refusal() if self._certificate is not None else None
+
+    def _refused_message(self, refusal: str) -> str:
+        return f"{self.name} TLS handshake failed: {refusal}"
+
+
+def _finish_reason(completion: ChatCompletionResponse) -> str | None:
+    if completion.finish_reason:
+        return completion.finish_reason
+    return next((m.finish_reason for m in reversed(completion.messages) if m.finish_reason), None)
 
 
 def _translate(exc: Exception, name: str) -> LLMError:
@@ -201,6 +256,8 @@ def _translate(exc: Exception, name: str) -> LLMError:
     if isinstance(exc, sdk.ResponseError):
         status, detail = exc.status_code, snippet(exc.content)
         message = f"{name} answered HTTP {status}: {detail}".rstrip(": ")
+        if certificate_refused_page(status, exc.content):
+            return AuthenticationFailed(f"{name} TLS handshake failed: {CERTIFICATE_REFUSED} (HTTP {status})")
         retry_after = parse_retry_after(exc.headers.get("retry-after") if exc.headers else None)
         return error_for_status(status, message, retry_after) or BadRequest(message)
     if isinstance(exc, TimeoutError | httpx.TimeoutException):

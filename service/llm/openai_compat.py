@@ -14,6 +14,7 @@ from loguru import logger
 
 from service.config import Settings
 from service.llm.base import (
+    AuthenticationFailed,
     BadRequest,
     ChatRequest,
     ChatResponse,
@@ -25,13 +26,17 @@ from service.llm.base import (
 )
 from service.llm.support import (
     Redactor,
+    certificate_refused_page,
     elapsed_ms,
     error_for_status,
     models_health,
     parse_retry_after,
     snippet,
+    tls_failure,
     usage_or_estimate,
+    verified_tls_context,
 )
+from service.llm.tls_probe import CERTIFICATE_REFUSED
 
 HEALTH_TIMEOUT_SECONDS = 5.0
 # Local servers (vLLM, Ollama) accept any key, but the SDK insists on one being present.
@@ -54,7 +59,16 @@ class OpenAIBackend:
         s = self._settings
         if not self._api_key:
             logger.warning("OPENAI_API_KEY is not set; fine for local servers, hosted APIs will answer 401")
+        # Our own trust store for this backend only (OPENAI_CA_BUNDLE_FILE), e.g. a private CA in
+        # front of vLLM; the process-wide SSL_CERT_FILE would also replace GigaChat's.
+        context = verified_tls_context(
+            s.openai_ca_bundle_file,
+            "OPENAI_CA_BUNDLE_FILE",
+            verify=s.openai_verify_ssl_certs,
+            verify_setting="OPENAI_VERIFY_SSL_CERTS",
+        )
         self._client = openai.AsyncOpenAI(
+            http_client=openai.DefaultAsyncHttpxClient(verify=context),
             base_url=s.openai_base_url,
             api_key=self._api_key or PLACEHOLDER_API_KEY,
             organization=s.openai_organization,
@@ -81,8 +95,8 @@ class OpenAIBackend:
             completion = await client.chat.completions.create(
                 model=request.model or self._model,
                 messages=[
-                    {"role": "system", "content": request.system},
-                    {"role": "user", "content": request.user},
+                    {"role": message.role, "content": message.content}  # type: ignore[misc]
+                    for message in request.conversation()
                 ],
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
@@ -93,31 +107,39 @@ class OpenAIBackend:
         if not completion.choices:
             raise Overloaded("openai returned no choices")
         choice = completion.choices[0]
-        if choice.finish_reason == "content_filter":
-            raise ContentRejected("openai refused to answer (content filter)")
         text = choice.message.content or ""
         usage = completion.usage
-        return ChatResponse(
+        response = ChatResponse(
             text=text,
             usage=usage_or_estimate(
                 usage.prompt_tokens if usage else None,
                 usage.completion_tokens if usage else None,
-                request.system + request.user,
+                request.prompt_text,
                 text,
             ),
             model=completion.model or request.model or self._model,
             latency_ms=elapsed_ms(started),
             backend=self.name,
         )
+        if choice.finish_reason == "content_filter":
+            # Refused, but generated and billed: the error carries the usage, never the text.
+            raise ContentRejected("openai refused to answer (content filter)", response=response)
+        return response
 
     async def health(self) -> dict[str, Any]:
         """Lists models: authenticated and routed like a completion, but free."""
-        client = self._require_client()
+        return await models_health(
+            self.name, self._model, self._list_models, self._translate, HEALTH_TIMEOUT_SECONDS
+        )
 
-        async def names() -> list[str]:
-            return [model.id for model in (await client.models.list()).data]
+    async def _list_models(self) -> list[str]:
+        return [model.id for model in (await self._require_client().models.list()).data]
 
-        return await models_health(self.name, self._model, names, self._translate, HEALTH_TIMEOUT_SECONDS)
+    async def models(self) -> list[str]:
+        try:
+            return await self._list_models()
+        except Exception as exc:
+            raise self._translate(exc) from exc
 
     def _translate(self, exc: Exception) -> LLMError:
         return self._redact.error(_translate(exc))
@@ -127,6 +149,8 @@ def _translate(exc: Exception) -> LLMError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = f"openai answered HTTP {status}: {snippet(exc.message)}"
+        if certificate_refused_page(status, exc.response.text):
+            return AuthenticationFailed(f"openai TLS handshake failed: {CERTIFICATE_REFUSED} (HTTP {status})")
         headers = exc.response.headers
         retry_after = parse_retry_after(headers.get("retry-after"))
         if retry_after is None and (millis := headers.get("retry-after-ms")):
@@ -138,6 +162,8 @@ def _translate(exc: Exception) -> LLMError:
     if isinstance(exc, openai.APITimeoutError | TimeoutError):
         return LLMTimeout("openai did not answer in time")
     if isinstance(exc, openai.APIConnectionError):
+        if reason := tls_failure(exc):
+            return AuthenticationFailed(f"openai TLS handshake failed: {reason}")
         return LLMConnectionError(f"openai is unreachable: {snippet(str(exc))}")
     if isinstance(exc, openai.APIResponseValidationError):
         return Overloaded("openai returned a malformed answer")

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio import Redis
+
 from service.config import BackendName, Settings
 from service.llm.base import LLMBackend
 from service.llm.gigachat import GigaChatBackend
@@ -40,13 +42,16 @@ def create_backend(name: BackendName, settings: Settings) -> LLMBackend:
     return BACKENDS[name](settings)
 
 
-def build_backend(settings: Settings) -> ResilientBackend:
-    """LLM_BACKEND wrapped with retries, rate limits and LLM_FALLBACK_BACKEND (if set). Not started."""
+def build_backend(settings: Settings, redis: Redis | None = None) -> ResilientBackend:
+    """LLM_BACKEND wrapped with retries, capacity limits and LLM_FALLBACK_BACKEND (if set). Not started.
+
+    With `redis` (the process's one client, see service/redis_client.py) the concurrency cap and the
+    rates hold across every process sharing it; without, per process."""
     primary = create_backend(settings.llm_backend, settings)
     fallback = (
         create_backend(settings.llm_fallback_backend, settings) if settings.llm_fallback_backend else None
     )
-    return ResilientBackend.from_settings(settings, primary, fallback)
+    return ResilientBackend.from_settings(settings, primary, fallback, redis)
 
 
 @dataclass

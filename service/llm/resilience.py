@@ -3,8 +3,9 @@
 - Retryable errors (429, 5xx, timeouts, connection errors) are retried with exponential backoff and
   full jitter; a server's Retry-After is honoured, every wait capped by LLM_RETRY_MAX_SECONDS.
 - At most `max_attempts` calls per backend per request; then the last error is raised as is.
-- Each backend has its own request/token limiter (per process; see docs/llm-backends.md). Retries
-  pass through the limiter too, because the provider counts them.
+- Each backend has its own capacity: a cap on calls in flight and request/token rates, shared by all
+  workers through Redis when REDIS_URL is set, per process otherwise (service/llm/capacity.py).
+  Retries pass through it too, because the provider counts them.
 - With a fallback configured, a primary that fails retryably after its attempts is marked down for
   `fallback_cooldown` seconds: that request and the following ones go to the fallback meanwhile.
   Non-retryable errors (auth, bad request, content policy) are final and never fall back: another
@@ -16,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loguru import logger
+from redis.asyncio import Redis
 
 from service.config import Settings
-from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError, estimate_tokens
-from service.llm.ratelimit import RateLimiter
+from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError, estimate_prompt_tokens
+from service.llm.capacity import Capacity, capacity_from_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +42,6 @@ class RetryPolicy:
         return min(backoff, self.max_seconds)
 
 
-def limiter_from_settings(settings: Settings) -> RateLimiter | None:
-    limiter = RateLimiter(
-        max_requests=settings.llm_requests_per_minute, max_tokens=settings.llm_tokens_per_minute
-    )
-    return limiter if limiter.enabled else None
-
-
 class ResilientBackend:
     def __init__(
         self,
@@ -54,7 +49,7 @@ class ResilientBackend:
         *,
         policy: RetryPolicy,
         fallback: LLMBackend | None = None,
-        limiters: dict[str, RateLimiter | None] | None = None,
+        limiters: dict[str, Capacity | None] | None = None,
         fallback_cooldown: float = 30.0,
     ) -> None:
         self.primary = primary
@@ -67,7 +62,11 @@ class ResilientBackend:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, primary: LLMBackend, fallback: LLMBackend | None = None
+        cls,
+        settings: Settings,
+        primary: LLMBackend,
+        fallback: LLMBackend | None = None,
+        redis: Redis | None = None,
     ) -> ResilientBackend:
         backends = [primary] if fallback is None else [primary, fallback]
         return cls(
@@ -78,7 +77,9 @@ class ResilientBackend:
                 base_seconds=settings.llm_retry_base_seconds,
                 max_seconds=settings.llm_retry_max_seconds,
             ),
-            limiters={backend.name: limiter_from_settings(settings) for backend in backends},
+            limiters={
+                backend.name: capacity_from_settings(settings, backend.name, redis) for backend in backends
+            },
             fallback_cooldown=settings.llm_fallback_cooldown_seconds,
         )
 
@@ -101,8 +102,10 @@ class ResilientBackend:
                 logger.warning("closing LLM backend {} failed: {}", backend.name, type(exc).__name__)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        # A model chosen per call (LLM_CLASSIFY_MODEL, ...) names one of the primary's models; the
+        # fallback answers with its own configured model.
         if self.fallback is not None and time.monotonic() < self._primary_down_until:
-            return await self._with_retries(self.fallback, request)
+            return await self._with_retries(self.fallback, replace(request, model=None))
         try:
             return await self._with_retries(self.primary, request)
         except LLMError as error:
@@ -116,7 +119,7 @@ class ResilientBackend:
                 self.fallback.name,
                 self._cooldown,
             )
-            return await self._with_retries(self.fallback, request)
+            return await self._with_retries(self.fallback, replace(request, model=None))
 
     async def _with_retries(self, backend: LLMBackend, request: ChatRequest) -> ChatResponse:
         attempt = 1
@@ -142,10 +145,30 @@ class ResilientBackend:
         limiter = self._limiters.get(backend.name)
         if limiter is None:
             return await backend.chat(request)
-        async with limiter.reserve(estimate_tokens(request.system) + estimate_tokens(request.user)) as slot:
-            response = await backend.chat(request)
+        async with limiter.reserve(estimate_prompt_tokens(request)) as slot:
+            try:
+                response = await backend.chat(request)
+            except LLMError as error:
+                for billed in error.billed:  # a refused answer still used the provider's budget
+                    slot.record_usage(billed.usage.total_tokens)
+                raise
             slot.record_usage(response.usage.total_tokens)
             return response
+
+    async def models(self) -> list[str]:
+        """What the primary offers, then what only the fallback adds (an unreachable one adds none)."""
+        found: list[str] = []
+        errors: list[LLMError] = []
+        for backend in (self.primary, self.fallback):
+            if backend is None:
+                continue
+            try:
+                found.extend(name for name in await backend.models() if name not in found)
+            except LLMError as error:
+                errors.append(error)
+        if errors and not found:
+            raise errors[0]
+        return found
 
     async def health(self) -> dict[str, Any]:
         """Primary (and fallback) reachability; ok when whichever would serve the next call is up."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import html
 import os
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from loguru import logger
 
 from service.errors import ConfigurationError
 from service.llm.base import (
@@ -76,13 +80,40 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+_HTML_TAG = re.compile(r"<(!doctype|html|head|body|title|center|h1|div|p)\b", re.IGNORECASE)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _text(body: bytes | str) -> str:
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+
+
+def is_html(body: bytes | str | None) -> bool:
+    return bool(body) and _HTML_TAG.search(_text(body or "")) is not None
+
+
 def snippet(body: bytes | str | None, limit: int = 200) -> str:
-    """A short, single-line excerpt of an error body for messages (servers explain 400s there)."""
+    """A short, single-line excerpt of an error body for messages (servers explain 400s there).
+
+    An HTML error page (a proxy's, not the API's) is never copied: only its title, as plain text."""
     if not body:
         return ""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = _text(body)
+    if markup := _HTML_TAG.search(text):
+        title = _HTML_TITLE.search(text)
+        plain = html.unescape(_TAG.sub("", title.group(1))).replace("<", "").replace(">", "") if title else ""
+        page = f"HTML error page ({plain.strip()})" if plain.strip() else "HTML error page"
+        text = f"{text[: markup.start()].strip()} {page}"
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def certificate_refused_page(status: int, body: bytes | str | None) -> bool:
+    """True for a proxy's "400 Bad Request: the SSL certificate error" page: an auth failure that
+    arrives as an HTTP answer instead of a TLS alert. nginx says "The SSL certificate error" or "No
+    required SSL certificate was sent" once the handshake went through without a usable certificate."""
+    return status == 400 and is_html(body) and "certificate" in _text(body or "").lower()
 
 
 def usage_or_estimate(
@@ -115,6 +146,26 @@ def tls_failure(exc: BaseException) -> str | None:
             return "the server rejected the client certificate"
         current = current.__cause__ or current.__context__
     return None
+
+
+def verified_tls_context(
+    ca_file: Path | None, ca_setting: str, *, verify: bool, verify_setting: str
+) -> ssl.SSLContext:
+    """Client TLS that verifies the server against `ca_file` (the system store when None), unless
+    `verify` is off - said loudly. Per backend, unlike the process-wide SSL_CERT_FILE."""
+    context = ssl.create_default_context()
+    if not verify:
+        logger.warning("TLS certificate verification is OFF ({}=false)", verify_setting)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if ca_file is not None:
+        path = require_readable_file(ca_file, "CA bundle", ca_setting)
+        try:
+            context.load_verify_locations(cafile=str(path))
+        except ssl.SSLError:
+            raise ConfigurationError(f"CA bundle {path} contains no usable PEM certificates") from None
+    return context
 
 
 def require_readable_file(path: Path | None, what: str, setting: str) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
@@ -14,6 +15,7 @@ from loguru import logger
 from service.config import Settings
 from service.errors import ConfigurationError, ServiceUnavailable
 from service.schemas.envelope import RequestEnvelope
+from service.schemas.events import StatusEvent
 
 if TYPE_CHECKING:
     from service.messaging.monitor import BrokerMonitor
@@ -41,14 +43,19 @@ def client_args(settings: Settings, role: str) -> dict[str, Any]:
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create the request and dead-letter topics if missing (idempotent, safe to race)."""
+    """Create the request, dead-letter and responses topics if missing (idempotent, safe to race)."""
     admin = AIOKafkaAdminClient(**client_args(settings, "admin"))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-            for name in (settings.kafka_topic_requests, settings.kafka_topic_dead_letter)
+            for name in (
+                settings.kafka_topic_requests,
+                settings.kafka_topic_requests_batch,
+                settings.kafka_topic_dead_letter,
+                settings.kafka_topic_responses,
+            )
             if name not in existing
         ]
         if wanted:
@@ -66,6 +73,11 @@ def queue_unavailable() -> ServiceUnavailable:
         "The request queue is unavailable; the request was not accepted. Please retry.",
         code="queue_unavailable",
     )
+
+
+def _log_lost_event(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        logger.warning("a status event was not delivered to the broker: {}", delivery.exception())
 
 
 def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
@@ -106,16 +118,47 @@ class RequestPublisher:
         if self.monitor is not None:
             self.monitor.require_up()
 
-    async def publish(self, envelope: RequestEnvelope) -> None:
+    async def publish(self, envelope: RequestEnvelope, topic: str | None = None) -> None:
         self.require_available()
         try:
             await self._producer.send_and_wait(
-                self._settings.kafka_topic_requests, envelope.to_bytes(), key=envelope.key
+                topic or self._settings.kafka_topic_requests, envelope.to_bytes(), key=envelope.key
             )
         except KafkaError as exc:
             if self.monitor is not None:
                 self.monitor.report_failure(exc)
             raise queue_unavailable() from exc
+
+    async def publish_many(self, envelopes: list[RequestEnvelope], topic: str) -> None:
+        """Many envelopes at once: all sends are queued before waiting, so they share produce batches."""
+        self.require_available()
+        try:
+            pending = [await self._producer.send(topic, e.to_bytes(), key=e.key) for e in envelopes]
+            await asyncio.gather(*pending)
+        except KafkaError as exc:
+            if self.monitor is not None:
+                self.monitor.report_failure(exc)
+            raise queue_unavailable() from exc
+
+    async def publish_event(self, event: StatusEvent) -> None:
+        """Hand a status event to the producer without waiting for the broker's acknowledgement.
+
+        The state it reports is already committed, and nobody depends on the event alone: waiters
+        re-read the row at their deadline, the webhook dispatcher's log is the durable part. So a
+        lost event costs a waiter its remaining wait, never a result; not waiting keeps the
+        broker's round trip off the worker's and the API's paths."""
+        try:
+            delivery = await self._producer.send(
+                self._settings.kafka_topic_responses, event.to_bytes(), key=event.key
+            )
+        except KafkaError as exc:
+            logger.warning("status event for {} not published: {}", event.request_id, exc)
+            return
+        delivery.add_done_callback(_log_lost_event)
+
+    async def publish_events(self, states: Iterable[Any]) -> None:
+        for state in states:
+            await self.publish_event(StatusEvent.of(state))
 
     async def partitions(self) -> set[int]:
         """Partitions of the request topic, from the broker's metadata: a cheap reachability probe."""

@@ -40,7 +40,12 @@ class BrokerMonitor:
         self._role = role
         self._interval = settings.broker_probe_interval_seconds
         self._timeout = settings.broker_probe_timeout_seconds
-        self._wanted = {settings.kafka_topic_requests, settings.kafka_topic_dead_letter}
+        self._wanted = {
+            settings.kafka_topic_requests,
+            settings.kafka_topic_requests_batch,
+            settings.kafka_topic_dead_letter,
+            settings.kafka_topic_responses,
+        }
         self._client: AIOKafkaClient | None = None
         self._connections: dict[Any, int] = {}
         self._task: asyncio.Task[None] | None = None

@@ -1,38 +1,29 @@
-"""Decide a request's category: a fast local scorer first, the LLM only when it is unsure.
+"""Decide a request's category: a fast local model first, the LLM only when it is unsure.
 
-The local classifier sums the weights of keywords and phrases (classify_rules.py) and adds a few
-input-shape features; its confidence combines the winner's margin over the runner-up with the
-absolute evidence. Below `threshold` the caller asks the model with a JSON contract, validated by
-`parse_llm_classification`. Results are cached by normalised text and input shape.
+The local model (classify_model.py) is trained from labelled requests and gives calibrated-enough
+class probabilities; its top probability is the confidence. Below `threshold` the caller asks the
+model with a JSON contract, validated by `parse_llm_classification`. A request with no word the
+labelled set knows, or one the model files as off-topic, is `uncertain` with confidence 0, so it
+always goes to the LLM when one is available. Results are cached by normalised text and input shape.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from service.llm.base import ChatRequest, LLMError
 from service.pipeline import categories as cat
-from service.pipeline.classify_rules import RULES
+from service.pipeline.classify_model import ClassifierInput, TextModel, input_shape, normalise, shipped_model
 from service.pipeline.jsonextract import JSONNotFound, extract_json
 
-_COMPILED = {
-    category: tuple((re.compile(r"(?<!\w)" + re.escape(pattern)), weight) for pattern, weight in rules)
-    for category, rules in RULES.items()
-}
-_EVIDENCE_SCALE = 5.0  # total weight at which absolute evidence stops limiting confidence
+__all__ = ["Classification", "Classifier", "ClassifierInput", "classify_local", "normalise"]
 
 
-@dataclass(frozen=True, slots=True)
-class ClassifierInput:
-    query_text: str = ""
-    input_data: list[list[Any]] | None = None
-    title: str | None = None
-    description: str | None = None
+# The model must be this sure that a request is off-topic before it says so; below that, its best
+# real category (with its own, lower, confidence) is more useful to the caller than `uncertain`.
+OFF_TOPIC_PROBABILITY = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,61 +35,21 @@ class Classification:
     scores: dict[str, float] = field(default_factory=dict)
 
 
-def normalise(text: str) -> str:
-    """Lower case, ё→е, punctuation to spaces (keeping '?' and '-'), single spaces."""
-    text = text.lower().replace("ё", "е")
-    text = re.sub(r"[^\w\s?\-]", " ", text)
-    return " ".join(text.split())
-
-
-def _shape(data: list[list[Any]] | None) -> tuple[int, int, int]:
-    """(rows, columns, numeric columns) of the input; numeric = most non-empty cells are numbers."""
-    if not data:
-        return (0, 0, 0)
-    width = max((len(row) for row in data if isinstance(row, list)), default=0)
-    numeric = 0
-    for col in range(width):
-        values = [
-            row[col] for row in data[1:] if isinstance(row, list) and col < len(row) and row[col] is not None
-        ]
-        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-        if values and len(numbers) * 2 > len(values):
-            numeric += 1
-    return (len(data), width, numeric)
-
-
-def score(inp: ClassifierInput) -> dict[str, float]:
-    text = " " + normalise(inp.query_text) + " "
-    scores = {
-        category: float(sum(weight for regex, weight in rules if regex.search(text)))
-        for category, rules in _COMPILED.items()
-    }
-    rows, _, numeric = _shape(inp.input_data)
-    if rows == 0:
-        # Nothing selected: creating a table or a general question are the likely intents.
-        scores[cat.SPREADSHEET_GENERATION] += 1.5
-        scores[cat.SPREADSHEET_ASSISTANCE] += 0.5
-    elif numeric:
-        for category in (cat.SPREADSHEET_ANALYSIS, cat.DATA_CHART, cat.DATA_HISTOGRAM):
-            scores[category] += 0.5
-    if text.rstrip().endswith("?"):
-        scores[cat.SPREADSHEET_ASSISTANCE] += 1.5
-    return scores
-
-
-def classify_local(inp: ClassifierInput) -> Classification:
+def classify_local(inp: ClassifierInput, model: TextModel | None = None) -> Classification:
+    """The local decision; `model` defaults to the one trained on the shipped labelled set."""
     if (inp.title or inp.description) and not inp.input_data:
         # The process-analysis clients send title/description; that shape alone decides.
         return Classification(cat.PROCESS_CATEGORY, 1.0, "rule")
-    scores = score(inp)
-    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-    (best, top), (_, second) = ranked[0], ranked[1]
-    if top <= 0:
-        return Classification(cat.UNCERTAIN, 0.0, "local", "no known keywords in the request", scores)
-    margin = (top - second) / top
-    evidence = 1 - math.exp(-top / _EVIDENCE_SCALE)
-    confidence = round(0.5 * margin + 0.5 * evidence * (0.5 + 0.5 * margin), 3)
-    return Classification(best, confidence, "local", None, scores)
+    model = model or shipped_model()
+    if not model.has_evidence(inp):
+        return Classification(cat.UNCERTAIN, 0.0, "local", "no known words in the request")
+    scores = {name: round(p, 4) for name, p in model.predict([inp])[0].items()}
+    best = max((name for name in scores if name != cat.UNCERTAIN), key=scores.__getitem__)
+    if scores.get(cat.UNCERTAIN, 0.0) > OFF_TOPIC_PROBABILITY:
+        return Classification(
+            cat.UNCERTAIN, 0.0, "local", "the request does not look like a spreadsheet task", scores
+        )
+    return Classification(best, round(scores[best], 3), "local", None, scores)
 
 
 # --- LLM fallback -------------------------------------------------------------------------------
@@ -116,7 +67,7 @@ def build_llm_classification_request(
 ) -> ChatRequest:
     """The classification prompt; `descriptions` maps active category names to one-line descriptions."""
     catalogue = "\n".join(f"- {name}: {text}" for name, text in descriptions.items())
-    rows, cols, numeric = _shape(inp.input_data)
+    rows, cols, numeric = input_shape(inp.input_data)
     header = [str(v)[:40] for v in (inp.input_data[0][:12] if inp.input_data and inp.input_data[0] else [])]
     parts = [f"Request: {inp.query_text.strip()[:2000]}"]
     if inp.title or inp.description:
@@ -171,7 +122,7 @@ class Classifier:
 
     @staticmethod
     def _key(inp: ClassifierInput) -> tuple[str, tuple[int, int, int], bool]:
-        return (normalise(inp.query_text), _shape(inp.input_data), bool(inp.title or inp.description))
+        return (normalise(inp.query_text), input_shape(inp.input_data), bool(inp.title or inp.description))
 
     def _remember(self, key: tuple[str, tuple[int, int, int], bool], result: Classification) -> None:
         self._cache[key] = result

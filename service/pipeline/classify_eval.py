@@ -1,92 +1,70 @@
-"""Evaluate the local classifier on a labelled set (used by bench/classify.py and the tests)."""
+"""Evaluate the local classifier without measuring it on what it was trained on.
+
+`cross_validate` trains on k−1 stratified folds of the labelled set and scores the remaining fold,
+k times; `evaluate` scores a model on a separate set (the held-out file). Used by
+bench/classify.py and the tests.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from sklearn.model_selection import StratifiedKFold
 
-from service.pipeline.classify import ClassifierInput, classify_local
+from service.pipeline.classify import classify_local
+from service.pipeline.classify_model import (
+    LABELLED_SET,
+    REGULARISATION_C,
+    LabelledItem,
+    TextModel,
+    load_labelled,
+    train,
+)
 
-LABELLED_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "classification.yaml"
+HOLDOUT_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "classification_holdout.yaml"
 
-# Representative selections for the labelled queries: what a user would have selected.
-_SAMPLE_DATA: dict[str, list[list[Any]] | None] = {
-    "numeric": [
-        ["Месяц", "Продажи", "Расходы"],
-        ["Январь", 120, 80],
-        ["Февраль", 135, 90],
-        ["Март", 128, 85],
-    ],
-    "text": [
-        ["Имя", "Город", "Статус"],
-        ["Иван Петров", "Москва", "активен"],
-        ["Анна Смирнова", "Казань", "нет"],
-    ],
-    "none": None,
-}
+__all__ = ["HOLDOUT_SET", "LABELLED_SET", "cross_validate", "evaluate", "load_labelled"]
 
 
-@dataclass(frozen=True, slots=True)
-class LabelledItem:
-    expected: str
-    inp: ClassifierInput
+def _decisions(items: Sequence[LabelledItem], model: TextModel) -> list[tuple[str, str, float, str]]:
+    """(expected, decided, confidence, text) per item."""
+    out = []
+    for item in items:
+        result = classify_local(item.inp, model)
+        out.append(
+            (item.expected, result.category, result.confidence, item.inp.query_text or item.inp.title or "")
+        )
+    return out
 
 
-def load_labelled(path: Path = LABELLED_SET) -> list[LabelledItem]:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    items = []
-    for category, entries in raw.items():
-        for entry in entries:
-            inp = ClassifierInput(
-                query_text=entry.get("text", ""),
-                input_data=_SAMPLE_DATA[entry.get("data", "numeric")] if "title" not in entry else None,
-                title=entry.get("title"),
-                description=entry.get("description"),
-            )
-            items.append(LabelledItem(category, inp))
-    return items
-
-
-def evaluate(items: list[LabelledItem], threshold: float) -> dict[str, Any]:
-    """Accuracy of the local decision, and how often its confidence falls below `threshold`.
+def _report(decisions: list[tuple[str, str, float, str]], threshold: float) -> dict[str, Any]:
+    """Accuracy, per category, and how the confidence threshold splits the decisions.
 
     "accuracy_confident" is the accuracy on the requests the service would *not* send to the
-    model — the share that matters for answers given without an LLM call.
+    LLM — the share that matters for answers given without a model call.
     """
-    correct = 0
-    needs_llm = 0
-    confident_correct = 0
     per_category: Counter[str] = Counter()
     per_category_correct: Counter[str] = Counter()
+    correct = confident = confident_correct = 0
     mistakes = []
-    for item in items:
-        result = classify_local(item.inp)
-        per_category[item.expected] += 1
-        hit = result.category == item.expected
+    for expected, decided, confidence, text in decisions:
+        hit = expected == decided
         correct += hit
-        per_category_correct[item.expected] += hit
-        if result.confidence < threshold:
-            needs_llm += 1
-        else:
+        per_category[expected] += 1
+        per_category_correct[expected] += hit
+        if confidence >= threshold:
+            confident += 1
             confident_correct += hit
         if not hit:
-            mistakes.append(
-                {
-                    "text": item.inp.query_text or item.inp.title,
-                    "expected": item.expected,
-                    "got": result.category,
-                }
-            )
-    total = len(items)
-    confident = total - needs_llm
+            mistakes.append({"text": text, "expected": expected, "got": decided, "confidence": confidence})
+    total = len(decisions)
     return {
         "items": total,
         "accuracy": round(correct / total, 4) if total else 0.0,
-        "llm_share": round(needs_llm / total, 4) if total else 0.0,
+        "llm_share": round((total - confident) / total, 4) if total else 0.0,
         "accuracy_confident": round(confident_correct / confident, 4) if confident else 0.0,
         "threshold": threshold,
         "per_category": {
@@ -94,3 +72,29 @@ def evaluate(items: list[LabelledItem], threshold: float) -> dict[str, Any]:
         },
         "mistakes": mistakes,
     }
+
+
+def evaluate(items: Sequence[LabelledItem], threshold: float, model: TextModel) -> dict[str, Any]:
+    """Scores of `model` on `items`, which must not be part of its training set."""
+    return _report(_decisions(items, model), threshold)
+
+
+def cross_validate(
+    items: Sequence[LabelledItem],
+    threshold: float,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    c: float = REGULARISATION_C,
+) -> dict[str, Any]:
+    """Stratified k-fold: every item is decided by a model that never saw it. Deterministic per seed."""
+    labels = [item.expected for item in items]
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    decisions: list[tuple[str, str, float, str]] = []
+    for train_index, test_index in splitter.split(list(range(len(items))), labels):
+        model = train([items[i] for i in train_index], c=c)
+        decisions.extend(_decisions([items[i] for i in test_index], model))
+    report = _report(decisions, threshold)
+    report["folds"] = folds
+    report["seed"] = seed
+    return report

@@ -1,16 +1,32 @@
-"""Keyword and phrase weights of the local classifier, Russian and English.
+"""A hand-written lexicon of keyword and phrase weights per category, Russian and English.
 
-Patterns match at the start of a word (Russian words are matched by stem, so one entry covers
-all case endings). Weights were tuned on tests/data/classification.yaml; phrases that disambiguate
-near neighbours (e.g. "remove duplicates" vs "find duplicates") carry the largest weights.
+The local model (classify_model.py) uses the per-category sums as features next to character and
+word n-grams: the lexicon carries domain knowledge that a few hundred labelled requests cannot
+(the words people use for borders, pivots or histograms), and the model learns how much to trust
+it. Patterns match at the start of a word (Russian words by stem, so one entry covers all case
+endings); phrases that disambiguate near neighbours ("remove duplicates" vs "find duplicates")
+carry the largest weights.
 """
 
 from __future__ import annotations
+
+import re
 
 from service.pipeline import categories as cat
 
 RULES: dict[str, tuple[tuple[str, float], ...]] = {
     cat.DATA_HISTOGRAM: (
+        ("диапазон", 3),
+        ("возрастн", 2),
+        ("разброс", 3),
+        ("корзин", 2),
+        ("бакет", 3),
+        ("spread", 2),
+        ("ranges", 2),
+        ("range", 1),
+        ("band", 2),
+        ("distributed", 4),
+        ("распредел", 3),
         ("гистограмм", 10),
         ("распределени", 4),
         ("частот", 3),
@@ -24,6 +40,19 @@ RULES: dict[str, tuple[tuple[str, float], ...]] = {
         ("bucket", 3),
     ),
     cat.DATA_CHART: (
+        ("нарисуй", 3),
+        ("изобраз", 3),
+        ("отобраз", 2),
+        ("пирог", 4),
+        ("столбик", 3),
+        ("линейн", 2),
+        ("точечн", 3),
+        ("draw", 3),
+        ("bar ", 2),
+        ("line ", 1),
+        ("scatter", 3),
+        ("donut", 3),
+        ("doughnut", 3),
         ("диаграмм", 6),
         ("график", 6),
         ("визуализ", 5),
@@ -37,6 +66,29 @@ RULES: dict[str, tuple[tuple[str, float], ...]] = {
         ("pie", 3),
     ),
     cat.SPREADSHEET_ANALYSIS: (
+        ("топ", 4),
+        ("top ", 4),
+        ("лучш", 3),
+        ("худш", 3),
+        ("больше всего", 3),
+        ("меньше всего", 3),
+        ("самы", 2),
+        ("упал", 3),
+        ("просел", 4),
+        ("снизил", 3),
+        ("вырос", 3),
+        ("сезонн", 4),
+        ("best", 3),
+        ("worst", 3),
+        ("drop", 3),
+        ("fell", 3),
+        ("declin", 3),
+        ("seasonal", 4),
+        ("rank", 3),
+        ("how much", 2),
+        ("сколько", 2),
+        ("summar", 3),
+        ("сводк", 3),
         ("проанализир", 6),
         ("анализ", 5),
         ("тренд", 5),
@@ -76,6 +128,28 @@ RULES: dict[str, tuple[tuple[str, float], ...]] = {
         ("share of", 2),
     ),
     cat.SPREADSHEET_TRANSFORMATION: (
+        ("сводн", 4),
+        ("сгруппир", 4),
+        ("группир", 4),
+        ("дубл", 3),
+        ("округл", 5),
+        ("вынеси", 4),
+        ("добавь столбец", 4),
+        ("добавь колонк", 4),
+        ("оставь только", 5),
+        ("переименуй", 4),
+        ("разверни", 4),
+        ("pivot", 5),
+        ("group by", 4),
+        ("unpivot", 5),
+        ("reshape", 5),
+        ("round", 4),
+        ("extract", 4),
+        ("add a column", 4),
+        ("keep only", 5),
+        ("rename", 4),
+        ("get rid of", 4),
+        ("fill the blank", 3),
         ("преобраз", 5),
         ("отсортир", 6),
         ("сортир", 6),
@@ -119,6 +193,19 @@ RULES: dict[str, tuple[tuple[str, float], ...]] = {
         ("reorder", 5),
     ),
     cat.SPREADSHEET_GENERATION: (
+        ("трекер", 4),
+        ("список", 2),
+        ("расписани", 4),
+        ("табличк", 2),
+        ("нужна таблиц", 4),
+        ("нужен шаблон", 4),
+        ("tracker", 4),
+        ("schedule", 3),
+        ("spreadsheet for", 3),
+        ("sheet for", 3),
+        ("template for", 4),
+        ("make me", 2),
+        ("set up", 2),
         ("создай", 5),
         ("сгенерир", 6),
         ("сформируй", 3),
@@ -142,6 +229,18 @@ RULES: dict[str, tuple[tuple[str, float], ...]] = {
         ("draft a", 3),
     ),
     cat.SPREADSHEET_SEARCH: (
+        ("покажи", 2),
+        ("отыщ", 4),
+        ("кто ", 2),
+        ("у кого", 3),
+        ("у которых", 2),
+        ("show me", 2),
+        ("who ", 2),
+        ("which ", 2),
+        ("whose", 3),
+        ("without", 2),
+        ("без ", 2),
+        ("нет ", 1),
         ("найди", 4),
         ("найти", 4),
         ("поиск", 5),
@@ -176,6 +275,25 @@ RULES: dict[str, tuple[tuple[str, float], ...]] = {
         ("is there", 3),
     ),
     cat.SPREADSHEET_FORMATTING: (
+        ("рамк", 5),
+        ("зебр", 5),
+        ("покрас", 6),
+        ("раскрас", 6),
+        ("закрас", 6),
+        ("жирным", 4),
+        ("разделител", 3),
+        ("денежн", 4),
+        ("желт", 2),
+        ("красив", 3),
+        ("wrap", 3),
+        ("currency", 4),
+        ("zebra", 5),
+        ("stripe", 4),
+        ("paint", 4),
+        ("look nice", 4),
+        ("yellow", 2),
+        ("orange", 2),
+        ("blue", 2),
         ("оформ", 5),
         ("выдели", 4),
         ("цвет", 4),
@@ -209,6 +327,15 @@ RULES: dict[str, tuple[tuple[str, float], ...]] = {
         ("green", 2),
     ),
     cat.SPREADSHEET_ASSISTANCE: (
+        ("как сделать", 4),
+        ("как посчитать", 3),
+        ("какой формулой", 5),
+        ("какую функцию", 5),
+        ("how can i", 4),
+        ("what's the", 2),
+        ("can you explain", 5),
+        ("write a formula", 4),
+        ("напиши формулу", 4),
         ("как ", 2),
         ("что такое", 5),
         ("объясни", 6),
@@ -242,6 +369,16 @@ RULES: dict[str, tuple[tuple[str, float], ...]] = {
         ("чем отличается", 5),
     ),
     cat.PROCESS_CATEGORY: (
+        ("рутин", 4),
+        ("руками", 4),
+        ("роботиз", 6),
+        ("rpa", 6),
+        ("интеграц", 3),
+        ("сэконом", 3),
+        ("by hand", 4),
+        ("integration", 3),
+        ("streamline", 4),
+        ("time sav", 3),
         ("бизнес-процесс", 10),
         ("бизнес процесс", 10),
         ("процесс", 5),
@@ -261,3 +398,19 @@ RULES: dict[str, tuple[tuple[str, float], ...]] = {
         ("employees", 1),
     ),
 }
+
+
+_COMPILED = {
+    category: tuple((re.compile(r"(?<!\w)" + re.escape(pattern)), weight) for pattern, weight in rules)
+    for category, rules in RULES.items()
+}
+LEXICON_CATEGORIES: tuple[str, ...] = tuple(sorted(RULES))
+
+
+def lexicon_scores(normalised_text: str) -> list[float]:
+    """Summed weights of the patterns found in the text, one per LEXICON_CATEGORIES entry."""
+    text = f" {normalised_text} "
+    return [
+        float(sum(weight for regex, weight in _COMPILED[name] if regex.search(text)))
+        for name in LEXICON_CATEGORIES
+    ]

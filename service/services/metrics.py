@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import feedback_repo
 from service.db import requests_repo as repo
 from service.db.models import utcnow
 
@@ -36,4 +37,31 @@ async def usage_metrics(session: AsyncSession, owner_id: str | None, hours: int)
             "p50": _percentile(durations, 0.5),
             "p95": _percentile(durations, 0.95),
         },
+        "feedback": await feedback_metrics(session, owner_id, since),
+    }
+
+
+async def feedback_metrics(session: AsyncSession, owner_id: str | None, since: datetime) -> dict[str, Any]:
+    """Ratings given in the window, per category and template version: whether an edit of a
+    template made answers better shows as the share of `good` between its versions."""
+    groups: dict[tuple[str | None, int | None], dict[str, int]] = {}
+    for category, version, rating, count in await feedback_repo.rating_counts(session, owner_id, since):
+        counts = groups.setdefault((category, version), {"good": 0, "bad": 0})
+        counts[rating] = counts.get(rating, 0) + count
+    rows = [
+        {
+            "category": category,
+            "template_version": version,
+            **counts,
+            "total": sum(counts.values()),
+            "good_share": round(counts["good"] / sum(counts.values()), 3),
+        }
+        for (category, version), counts in sorted(
+            groups.items(), key=lambda item: (str(item[0][0]), item[0][1] or 0)
+        )
+    ]
+    return {
+        "good": sum(row["good"] for row in rows),
+        "bad": sum(row["bad"] for row in rows),
+        "by_category_version": rows,
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from loguru import logger
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.config import Settings
 from service.db.models import RequestKind
 from service.db.requests_repo import ClaimedRequest
-from service.llm.base import ChatRequest, ChatResponse, LLMBackend
+from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline import categories as cat
 from service.pipeline.classify import ClassifierInput
 from service.pipeline.prompt import PromptInput, PromptTemplate, build_prompt, detect_language
@@ -121,7 +121,12 @@ async def build_chat(
     if category is None:
 
         async def ask(request: ChatRequest) -> str:
-            response = await backend.chat(request)
+            try:
+                # The seed's GIGACHAT_CLASSIFY_MODEL: classification may run on a cheaper model.
+                response = await backend.chat(replace(request, model=settings.llm_classify_model))
+            except LLMError as exc:
+                responses.extend(exc.billed)  # a moderated answer still cost its tokens
+                raise
             responses.append(response)
             return response.text
 
@@ -154,6 +159,7 @@ async def build_chat(
     chat = ChatRequest(
         system=rendered.system,
         user=rendered.user,
+        model=settings.answer_model(category),
         temperature=settings.llm_temperature,
         max_tokens=settings.llm_max_tokens,
         timeout=settings.llm_timeout_seconds,

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.models import RequestKind, RequestStatus, utcnow
 from service.db.records import RequestRecord, StatusRecord
 from service.db.request_store import DuplicateRequest, RequestStore
 from service.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher
 from service.pipeline.categories import ACTIVE_CATEGORIES, PROCESS_CATEGORY, SPREADSHEET_CATEGORIES
 from service.pipeline.categories import resolve_category as resolve_category_name
 from service.schemas.envelope import RequestEnvelope
-from service.schemas.requests import ProcessAnalysisInput, SpreadsheetInput
+from service.schemas.events import StatusEvent
+from service.schemas.requests import AnyRequestInput, ChatInput, ProcessAnalysisInput, SpreadsheetInput
+from service.services.webhooks import register_request_webhook
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +39,9 @@ class Submitted:
     created: bool  # False: an earlier submit with the same idempotency key is returned
 
 
-def check_limits(payload: SpreadsheetInput | ProcessAnalysisInput, settings: Settings) -> None:
-    """The configurable size limits and text checks; structure was checked by the schema. One pass
-    over every text value of the request."""
+def check_limits(payload: AnyRequestInput, settings: Settings) -> None:
+    """The configurable size limits; structure and storable text (service/schemas/fields.py) were
+    checked by the schema. One pass over every text value of the request."""
     problems: list[dict[str, Any]] = []
 
     def problem(loc: str, msg: str) -> None:
@@ -45,8 +50,6 @@ def check_limits(payload: SpreadsheetInput | ProcessAnalysisInput, settings: Set
     field_limits = {"query_text": settings.max_query_chars, "description": settings.max_description_chars}
     cell_chars = 0
     for loc, text in _strings(payload):
-        if "\x00" in text:
-            problem(loc, "contains a NUL character (\\u0000), which text cannot hold")
         if loc.startswith("input_data."):
             cell_chars += len(text)
             if len(text) > settings.max_cell_chars:
@@ -59,13 +62,19 @@ def check_limits(payload: SpreadsheetInput | ProcessAnalysisInput, settings: Set
             problem("input_data", f"at most {settings.max_input_cells} cells, got {cells}")
         if cell_chars > settings.max_input_chars:
             problem("input_data", f"at most {settings.max_input_chars} characters in all, got {cell_chars}")
+    if isinstance(payload, ChatInput):
+        chat_chars = sum(len(message.content) for message in payload.messages)
+        if chat_chars > settings.max_input_chars:
+            problem("messages", f"at most {settings.max_input_chars} characters in all, got {chat_chars}")
+        if payload.max_tokens is not None and payload.max_tokens > settings.llm_max_tokens:
+            problem("max_tokens", f"at most {settings.llm_max_tokens} on this service")
     if problems:
         raise ValidationFailed(
             "The request exceeds a size limit or holds invalid text.", details=problems[:20]
         )
 
 
-def _strings(payload: SpreadsheetInput | ProcessAnalysisInput) -> Iterator[tuple[str, str]]:
+def _strings(payload: AnyRequestInput) -> Iterator[tuple[str, str]]:
     """Every text value of a request with its location, for checks that apply to all of them."""
     for name, value in payload:
         if isinstance(value, str):
@@ -75,11 +84,16 @@ def _strings(payload: SpreadsheetInput | ProcessAnalysisInput) -> Iterator[tuple
             for c, cell in enumerate(row):
                 if isinstance(cell, str):
                     yield f"input_data.{r}.{c}", cell
+    if isinstance(payload, ChatInput):
+        for index, message in enumerate(payload.messages):
+            yield f"messages.{index}.content", message.content
 
 
-def resolve_category(payload: SpreadsheetInput | ProcessAnalysisInput) -> str | None:
+def resolve_category(payload: AnyRequestInput) -> str | None:
     if isinstance(payload, ProcessAnalysisInput):
         return PROCESS_CATEGORY
+    if isinstance(payload, ChatInput):
+        return None  # no template, no classification
     if payload.category is None or not payload.category.strip():
         return None  # the worker classifies it
     name = resolve_category_name(payload.category)
@@ -98,7 +112,7 @@ def resolve_category(payload: SpreadsheetInput | ProcessAnalysisInput) -> str | 
     return name
 
 
-def _row_values(payload: SpreadsheetInput | ProcessAnalysisInput, category: str | None) -> dict[str, Any]:
+def row_values(payload: AnyRequestInput, category: str | None) -> dict[str, Any]:
     if isinstance(payload, SpreadsheetInput):
         return {
             "kind": RequestKind.SPREADSHEET,
@@ -107,6 +121,23 @@ def _row_values(payload: SpreadsheetInput | ProcessAnalysisInput, category: str 
             "input_range": payload.input_range,
             "input_data": payload.input_data,
             "options": {"output_range": payload.output_range} if payload.output_range else None,
+        }
+    if isinstance(payload, ChatInput):
+        # The conversation is the input (input_data); model and sampling options travel in options.
+        chat_options = {
+            k: v
+            for k, v in (
+                ("model", payload.model),
+                ("temperature", payload.temperature),
+                ("max_tokens", payload.max_tokens),
+            )
+            if v is not None
+        }
+        return {
+            "kind": RequestKind.CHAT,
+            "category": None,
+            "input_data": [message.model_dump() for message in payload.messages],
+            "options": chat_options or None,
         }
     options = {
         k: v
@@ -131,8 +162,9 @@ async def submit(
     sessions: async_sessionmaker[AsyncSession],
     publisher: RequestPublisher,
     settings: Settings,
-    payload: SpreadsheetInput | ProcessAnalysisInput,
+    payload: AnyRequestInput,
     owner_id: str | None = None,
+    header_idempotency_key: str | None = None,
 ) -> Submitted:
     """Store, then publish and wait for the broker's ack.
 
@@ -144,16 +176,19 @@ async def submit(
     category = resolve_category(payload)
     request_id = uuid.uuid4()
     now = utcnow()
-    scoped_key = (
-        repo.scoped_idempotency_key(owner_id, payload.idempotency_key) if payload.idempotency_key else None
-    )
+    key = idempotency_key(payload.idempotency_key, header_idempotency_key)
+    scoped_key = repo.scoped_idempotency_key(owner_id, key) if key else None
+    body_hash = body_fingerprint(payload) if key else None
     values = {
         "id": request_id,
         "owner_id": owner_id,
         "trace_id": request_id.hex,
         "idempotency_key": scoped_key,
-        **_row_values(payload, category),
+        "idempotency_hash": body_hash,
+        **row_values(payload, category),
     }
+    if payload.webhook is not None:
+        await register_request_webhook(sessions, settings, payload.webhook, request_id, owner_id)
     try:
         await store.insert(values)
     except DuplicateRequest:
@@ -163,6 +198,12 @@ async def submit(
             existing = await repo.find_by_idempotency_key(session, scoped_key)
         if existing is None:
             raise
+        if existing.idempotency_hash is not None and existing.idempotency_hash != body_hash:
+            raise Conflict(
+                "This idempotency key was already used with a different request body.",
+                code="idempotency_conflict",
+                details={"request_id": str(existing.id)},
+            ) from None
         return Submitted(existing.id, existing.kind, existing.status, existing.created_at, created=False)
     envelope = RequestEnvelope(
         request_id=request_id,
@@ -179,7 +220,26 @@ async def submit(
             await repo.fail_unpublished(session, request_id, exc.message)
             await session.commit()
         raise
+    monitoring.request_submitted(values["kind"], repo.lane_of(values.get("batch_id")), category)
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
+
+
+def idempotency_key(body_key: str | None, header_key: str | None) -> str | None:
+    """The key from the body or the `Idempotency-Key` header; both given, they must agree."""
+    body_key = body_key.strip() if body_key else None
+    header_key = header_key.strip() if header_key else None
+    if body_key and header_key and body_key != header_key:
+        raise ValidationFailed(
+            "The Idempotency-Key header and the body's idempotency_key differ.",
+            details=[{"loc": "idempotency_key", "msg": "differs from the Idempotency-Key header"}],
+        )
+    return body_key or header_key or None
+
+
+def body_fingerprint(payload: AnyRequestInput) -> str:
+    """SHA-256 of the request as validated (ranges normalised, row objects unfolded), without its key."""
+    data = payload.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 _Row = TypeVar("_Row", RequestRecord, StatusRecord)
@@ -203,19 +263,18 @@ async def get_status(store: RequestStore, request_id: uuid.UUID, owner_id: str |
 
 
 async def wait_for_final(
-    store: RequestStore, request_id: uuid.UUID, owner_id: str | None, wait: float
+    store: RequestStore, hub: StatusHub, request_id: uuid.UUID, owner_id: str | None, wait: float
 ) -> StatusRecord:
-    """Long-poll: re-read the row with growing pauses until it is final or `wait` seconds pass."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    pause = 0.05
-    while True:
+    """Long-poll without polling: read the row, and if it is not final, sleep until its completion
+    event reaches this process (or `wait` seconds pass), then read it once more. The watch begins
+    before the first read, so an event published in between is not missed; the last read covers a
+    lost event."""
+    with hub.watch(request_id) as watch:
         row = await get_status(store, request_id, owner_id)
-        remaining = deadline - loop.time()
-        if row.status in RequestStatus.FINAL or remaining <= 0:
+        if row.status in RequestStatus.FINAL or wait <= 0:
             return row
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, 1.0)
+        await watch.final(wait)
+    return await get_status(store, request_id, owner_id)
 
 
 def require_completed(row: RequestRecord) -> RequestRecord:
@@ -233,22 +292,32 @@ def require_completed(row: RequestRecord) -> RequestRecord:
     raise Conflict(f"The request ended as {row.status}; it has no result.", code="no_result", details=details)
 
 
-async def cancel(session: AsyncSession, request_id: uuid.UUID, owner_id: str | None = None) -> RequestRecord:
-    row = await repo.get_request(session, request_id)
-    record = _visible(RequestRecord.from_object(row) if row else None, request_id, owner_id)
-    if record.status not in RequestStatus.ACTIVE:
+async def cancel(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: RequestPublisher,
+    request_id: uuid.UUID,
+    owner_id: str | None = None,
+) -> RequestRecord:
+    """queued/processing → cancelled, committed, then announced on the responses topic."""
+    async with sessions() as session:
+        row = await repo.get_request(session, request_id)
+        record = _visible(RequestRecord.from_object(row) if row else None, request_id, owner_id)
+        if record.status not in RequestStatus.ACTIVE:
+            raise Conflict(
+                f"The request is already {record.status}.",
+                code="not_cancellable",
+                details={"status": record.status},
+            )
+        changed = await repo.cancel(session, request_id)
+        await session.commit()
+        await session.refresh(row)
+        record = RequestRecord.from_object(row)
+    if changed is None:  # it finished between the read and the update
         raise Conflict(
             f"The request is already {record.status}.",
             code="not_cancellable",
             details={"status": record.status},
         )
-    cancelled = await repo.cancel(session, request_id)
-    await session.refresh(row)
-    record = RequestRecord.from_object(row)
-    if not cancelled:  # it finished between the read and the update
-        raise Conflict(
-            f"The request is already {record.status}.",
-            code="not_cancellable",
-            details={"status": record.status},
-        )
+    await publisher.publish_event(StatusEvent.of(changed))
+    monitoring.request_finished(changed)
     return record

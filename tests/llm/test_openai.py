@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from service.errors import ConfigurationError
 from service.llm.base import AuthenticationFailed, ContentRejected, LLMTimeout, Overloaded, RateLimited
 from service.llm.openai_compat import OpenAIBackend
 from tests.llm.conftest import ask, openai_settings, started
+from tests.peers.certs import CertBundle
 from tests.peers.openai_server import OpenAIPeer
 
 
@@ -94,8 +98,11 @@ async def test_slow_answer_times_out(openai_upstream: OpenAIPeer) -> None:
 async def test_content_filter_is_a_rejection(openai_upstream: OpenAIPeer) -> None:
     openai_upstream.finish_reason = "content_filter"
     async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
-        with pytest.raises(ContentRejected):
+        with pytest.raises(ContentRejected) as caught:
             await backend.chat(ask())
+    # Billed all the same: the usage the server reported travels with the error.
+    (billed,) = caught.value.billed
+    assert (billed.usage.total_tokens, billed.usage.estimated) == (18, False)
 
 
 async def test_health_lists_models_without_completions(openai_upstream: OpenAIPeer) -> None:
@@ -104,3 +111,66 @@ async def test_health_lists_models_without_completions(openai_upstream: OpenAIPe
     assert health["ok"] is True and health["model_available"] is True
     assert len(openai_upstream.calls_to("/models")) == 1
     assert openai_upstream.calls_to("/chat/completions") == []
+
+
+async def test_a_private_ca_is_trusted_through_its_own_setting(
+    openai_tls: OpenAIPeer, certs: CertBundle
+) -> None:
+    assert openai_tls.base_url.startswith("https://")
+    trusted = openai_settings(openai_tls, openai_ca_bundle_file=certs.ca_file)
+    async with started(OpenAIBackend(trusted)) as backend:
+        assert (await backend.chat(ask("over tls"))).text == "echo: over tls"
+
+    # Without it the server is not trusted: a clear, final failure (not a retried connection error).
+    async with started(OpenAIBackend(openai_settings(openai_tls))) as backend:
+        with pytest.raises(AuthenticationFailed, match="not trusted") as caught:
+            await backend.chat(ask())
+        health = await backend.health()
+    assert not caught.value.retryable
+    assert health["ok"] is False and health["error"] == "llm_auth_failed"
+    assert len(openai_tls.calls_to("/chat/completions")) == 1
+
+
+async def test_verification_can_be_switched_off_for_the_openai_backend(
+    openai_tls: OpenAIPeer, captured_logs: list[str]
+) -> None:
+    async with started(OpenAIBackend(openai_settings(openai_tls, openai_verify_ssl_certs=False))) as backend:
+        assert (await backend.chat(ask("insecure"))).text == "echo: insecure"
+    assert any("OPENAI_VERIFY_SSL_CERTS=false" in line for line in captured_logs)
+
+
+async def test_an_unusable_ca_bundle_stops_start(openai_tls: OpenAIPeer, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="OPENAI_CA_BUNDLE_FILE"):
+        await OpenAIBackend(openai_settings(openai_tls, openai_ca_bundle_file=tmp_path / "none.pem")).start()
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+    with pytest.raises(ConfigurationError, match="no usable PEM"):
+        await OpenAIBackend(openai_settings(openai_tls, openai_ca_bundle_file=empty)).start()
+
+
+NGINX_CERTIFICATE_PAGE = (
+    "<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n<body>\r\n"
+    "<center><h1>400 Bad Request</h1></center>\r\n<center>No required SSL certificate was sent</center>\r\n"
+    "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("status", "page", "error", "code"),
+    [
+        (400, NGINX_CERTIFICATE_PAGE, AuthenticationFailed, "llm_auth_failed"),
+        (502, GATEWAY_PAGE, Overloaded, "llm_unavailable"),
+    ],
+    ids=["certificate-page", "gateway-page"],
+)
+async def test_a_proxys_html_page_is_classified_and_never_quoted(
+    openai_upstream: OpenAIPeer, status: int, page: str, error: type[Exception], code: str
+) -> None:
+    openai_upstream.faults.server_errors, openai_upstream.faults.server_error_status = 1, status
+    openai_upstream.faults.error_html = page
+    async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
+        with pytest.raises(error) as caught:
+            await backend.chat(ask())
+    assert caught.value.code == code  # type: ignore[attr-defined]
+    assert "<" not in str(caught.value) and "nginx" not in str(caught.value)

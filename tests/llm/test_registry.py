@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from redis.asyncio import Redis
 
 from service.config import Settings
 from service.llm.base import LLMBackend
+from service.llm.capacity import LocalCapacity, SharedCapacity
 from service.llm.gigachat import GigaChatBackend
 from service.llm.openai_compat import OpenAIBackend
 from service.llm.registry import build_backend
@@ -48,13 +50,25 @@ def test_fallback_and_limits_come_from_settings(monkeypatch: pytest.MonkeyPatch)
         GIGACHAT_MAX_REQUESTS_PER_MINUTE="30",
         LLM_TOKENS_PER_MINUTE="9000",
         LLM_MAX_ATTEMPTS="5",
+        LLM_MAX_CONCURRENCY="10",
     )
     backend = build_backend(settings)
     assert isinstance(backend.primary, GigaChatBackend) and isinstance(backend.fallback, OpenAIBackend)
     assert backend.policy.max_attempts == 5
     limiter = backend._limiters["gigachat-cloud"]
-    assert limiter is not None and (limiter.max_requests, limiter.max_tokens) == (30, 9000)
+    assert isinstance(limiter, LocalCapacity)  # no Redis: per process
+    assert (limiter.max_concurrency, limiter.max_requests, limiter.max_tokens) == (10, 30, 9000)
     assert backend._limiters["openai"] is not limiter  # a budget per backend
+
+
+async def test_with_redis_the_capacity_is_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = from_env(monkeypatch, LLM_BACKEND="openai", LLM_MAX_CONCURRENCY="10")
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        limiter = build_backend(settings, redis)._limiters["openai"]
+    finally:
+        await redis.aclose()
+    assert isinstance(limiter, SharedCapacity) and limiter.max_concurrency == 10
 
 
 async def test_seed_variables_drive_an_mtls_backend_end_to_end(
@@ -79,10 +93,10 @@ async def test_seed_variables_drive_an_mtls_backend_end_to_end(
     assert (answer.backend, answer.text, answer.model) == (
         "gigachat-mtls",
         "echo: seed",
-        "GigaChat-Pro:1.0.26.20",
+        "GigaChat-Pro:2.0.28.2",
     )
     assert gigachat_mtls.calls_to("/oauth") == []
-    assert gigachat_mtls.calls_to("/chat/completions")[0].body["max_tokens"] == 512
+    assert gigachat_mtls.calls_to("/chat/completions")[0].body["model_options"]["max_tokens"] == 512
 
 
 async def test_seed_variables_drive_a_cloud_backend_end_to_end(

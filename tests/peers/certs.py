@@ -29,6 +29,7 @@ class CertBundle:
     key_password: str
     foreign_client_cert: Path  # signed by a CA the server does not trust
     foreign_client_key: Path
+    foreign_ca_file: Path  # the CA of the foreign client certificate
 
 
 def _name(common_name: str) -> x509.Name:
@@ -124,6 +125,7 @@ def generate_certs(directory: Path, *, key_password: str = "client-key-pass-7Qx!
     client_cert = _sign(
         client_key, "gigaoffice-client", ca_key, "GigaOffice Test CA", usage=ExtendedKeyUsageOID.CLIENT_AUTH
     )
+    foreign_ca_cert = _sign(foreign_ca_key, "Some Other CA", foreign_ca_key, "Some Other CA", is_ca=True)
     foreign_key = _new_key()
     foreign_cert = _sign(
         foreign_key,
@@ -142,4 +144,5 @@ def generate_certs(directory: Path, *, key_password: str = "client-key-pass-7Qx!
         key_password=key_password,
         foreign_client_cert=_write_cert(directory / "foreign-client.pem", foreign_cert),
         foreign_client_key=_write_key(directory / "foreign-client.key", foreign_key),
+        foreign_ca_file=_write_cert(directory / "foreign-ca.pem", foreign_ca_cert),
     )

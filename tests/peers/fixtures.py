@@ -21,8 +21,12 @@ __all__ = [
     "gigachat_cloud",
     "gigachat_cloud_server",
     "gigachat_mtls",
+    "gigachat_mtls_nginx",
+    "gigachat_mtls_nginx_server",
     "gigachat_mtls_server",
     "openai_server",
+    "openai_tls",
+    "openai_tls_server",
     "openai_upstream",
 ]
 
@@ -45,9 +49,28 @@ def gigachat_mtls_server(certs: CertBundle) -> Iterator[GigaChatPeer]:
 
 
 @pytest.fixture(scope="session")
+def gigachat_mtls_nginx_server(certs: CertBundle) -> Iterator[GigaChatPeer]:
+    """mTLS peer that refuses a foreign certificate nginx-style: HTTP 400 with an HTML page."""
+    with gigachat_peer(certs, mtls=True, nginx_style=True) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
 def openai_server() -> Iterator[OpenAIPeer]:
     with openai_peer() as peer:
         yield peer
+
+
+@pytest.fixture(scope="session")
+def openai_tls_server(certs: CertBundle) -> Iterator[OpenAIPeer]:
+    with openai_peer(certs) as peer:
+        yield peer
+
+
+@pytest.fixture
+def openai_tls(openai_tls_server: OpenAIPeer) -> OpenAIPeer:
+    openai_tls_server.reset()
+    return openai_tls_server
 
 
 @pytest.fixture
@@ -60,6 +83,12 @@ def gigachat_cloud(gigachat_cloud_server: GigaChatPeer) -> GigaChatPeer:
 def gigachat_mtls(gigachat_mtls_server: GigaChatPeer) -> GigaChatPeer:
     gigachat_mtls_server.reset()
     return gigachat_mtls_server
+
+
+@pytest.fixture
+def gigachat_mtls_nginx(gigachat_mtls_nginx_server: GigaChatPeer) -> GigaChatPeer:
+    gigachat_mtls_nginx_server.reset()
+    return gigachat_mtls_nginx_server
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ the API needs no token, as with GigaChat's certificate access.
 from __future__ import annotations
 
 import secrets
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -74,7 +76,8 @@ class GigaChatPeer(PeerState):
             self.tokens[token] = expires_at
         return JSONResponse({"access_token": token, "expires_at": int(expires_at * 1000)})
 
-    async def chat(self, request: Request) -> Response:
+    async def _answer(self, request: Request) -> tuple[dict[str, Any], str] | Response:
+        """Common part of both chat contracts: the request body and the reply text, or an error."""
         body = await read_json(request)
         self.record(request, body)
         if not self._token_valid(request):
@@ -82,11 +85,20 @@ class GigaChatPeer(PeerState):
         if fault := self.take_fault():
             return fault
         await self.maybe_delay()
-        messages = body.get("messages", [])
-        user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-        text = self.reply_text if self.reply_text is not None else f"echo: {user}"
-        prompt_tokens = sum(len(m.get("content", "")) for m in messages) // 4 + 1
-        completion_tokens = len(text) // 4 + 1
+        user = next((_text(m) for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
+        return body, self.reply_text if self.reply_text is not None else f"echo: {user}"
+
+    def _usage(self, body: dict[str, Any], text: str) -> tuple[int, int]:
+        prompt_tokens = sum(len(_text(m)) for m in body.get("messages", [])) // 4 + 1
+        return prompt_tokens, len(text) // 4 + 1
+
+    async def chat(self, request: Request) -> Response:
+        """The root contract (v1: choices[], prompt/completion tokens), the SDK's compatibility shim."""
+        answered = await self._answer(request)
+        if isinstance(answered, Response):
+            return answered
+        body, text = answered
+        prompt_tokens, completion_tokens = self._usage(body, text)
         return JSONResponse(
             {
                 "choices": [
@@ -108,6 +120,34 @@ class GigaChatPeer(PeerState):
             }
         )
 
+    async def chat_v2(self, request: Request) -> Response:
+        """The primary contract (v2: messages[] of content parts, model_options, input/output tokens)."""
+        answered = await self._answer(request)
+        if isinstance(answered, Response):
+            return answered
+        body, text = answered
+        input_tokens, output_tokens = self._usage(body, text)
+        return JSONResponse(
+            {
+                "model": f"{body.get('model', 'GigaChat')}:2.0.28.2",
+                "created_at": int(time.time()),
+                "message_id": secrets.token_hex(8),
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": [{"text": text}],
+                        "finish_reason": self.finish_reason,
+                    }
+                ],
+                "finish_reason": self.finish_reason,
+                "usage": {
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "total_tokens": input_tokens + output_tokens,
+                },
+            }
+        )
+
     async def models(self, request: Request) -> Response:
         self.record(request, None)
         if not self._token_valid(request):
@@ -120,16 +160,48 @@ class GigaChatPeer(PeerState):
             routes=[
                 Route("/api/v2/oauth", self.oauth, methods=["POST"]),
                 Route("/api/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/api/v2/chat/completions", self.chat_v2, methods=["POST"]),
                 Route("/api/v1/models", self.models, methods=["GET"]),
             ]
         )
 
 
+def _text(message: dict[str, Any]) -> str:
+    """A message's text in either contract: a string (v1) or a list of content parts (v2)."""
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+    return str(content)
+
+
 @contextmanager
-def gigachat_peer(certs: CertBundle, *, mtls: bool = False) -> Iterator[GigaChatPeer]:
-    """Start a GigaChat peer over TLS (mutual TLS when `mtls`); yields it with base_url/auth_url set."""
+def gigachat_peer(
+    certs: CertBundle,
+    *,
+    mtls: bool = False,
+    linger_on_refusal: bool = True,
+    nginx_style: bool = False,
+    asyncio_tls: bool = False,
+    max_version: ssl.TLSVersion | None = None,
+) -> Iterator[GigaChatPeer]:
+    """Start a GigaChat peer over TLS (mutual TLS when `mtls`); yields it with base_url/auth_url set.
+
+    `nginx_style`: a foreign client certificate passes the handshake and gets an HTML 400 page.
+    `asyncio_tls`: uvicorn terminates TLS and drops a refused handshake without an alert."""
     peer = GigaChatPeer(require_token=not mtls)
-    tls = TLSConfig(certs.server_cert, certs.server_key, certs.ca_file if mtls else None)
+    client_ca = certs.ca_file if mtls else None
+    if mtls and nginx_style:
+        client_ca = certs.ca_file.with_name("ca-and-foreign-ca.pem")
+        client_ca.write_bytes(certs.ca_file.read_bytes() + certs.foreign_ca_file.read_bytes())
+    tls = TLSConfig(
+        certs.server_cert,
+        certs.server_key,
+        client_ca,
+        linger_on_refusal,
+        certificate_page_unless_issuer="GigaOffice Test CA" if nginx_style else None,
+        asyncio_tls=asyncio_tls,
+        max_version=max_version,
+    )
     with serve(peer.app(), tls) as origin:
         peer.base_url = f"{origin}/api/v1"
         peer.auth_url = f"{origin}/api/v2/oauth"

@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.peers.common import PeerState, error_response, read_json, serve
+from tests.peers.certs import CertBundle
+from tests.peers.common import PeerState, TLSConfig, error_response, read_json, serve
 
 
 @dataclass
@@ -79,8 +80,10 @@ class OpenAIPeer(PeerState):
 
 
 @contextmanager
-def openai_peer() -> Iterator[OpenAIPeer]:
+def openai_peer(certs: CertBundle | None = None) -> Iterator[OpenAIPeer]:
+    """Plain HTTP, or HTTPS with the test CA's server certificate when `certs` is given."""
     peer = OpenAIPeer()
-    with serve(peer.app()) as origin:
+    tls = TLSConfig(certs.server_cert, certs.server_key) if certs is not None else None
+    with serve(peer.app(), tls) as origin:
         peer.base_url = f"{origin}/v1"
         yield peer

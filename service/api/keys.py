@@ -1,0 +1,63 @@
+"""/api/v1/keys: API key administration (admin keys only). The first admin key of a deployment is
+created with `python -m service keys create --role admin`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+
+from service.api.deps import AdminDep, SessionDep
+from service.db.key_models import ApiKey
+from service.schemas.fields import ColumnText
+from service.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyUpdate
+from service.services import keys as service
+
+KeyId = Annotated[str, ColumnText(ApiKey.id, min_length=1)]
+
+router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
+
+
+def key_out(row: ApiKey) -> KeyOut:
+    return KeyOut.model_validate(row)
+
+
+@router.post(
+    "", status_code=201, response_model=KeyCreated, summary="Create a key (the secret is shown once)"
+)
+async def create_key(payload: KeyCreate, session: SessionDep, admin: AdminDep) -> KeyCreated:
+    created = await service.create_key(session, **payload.model_dump())
+    return KeyCreated(**key_out(created.row).model_dump(), secret=created.secret)
+
+
+@router.get("", response_model=list[KeyOut], summary="List keys")
+async def list_keys(session: SessionDep, admin: AdminDep, include_revoked: bool = False) -> list[KeyOut]:
+    return [key_out(row) for row in await service.list_keys(session, include_revoked=include_revoked)]
+
+
+@router.get("/{key_id}", response_model=KeyOut, summary="One key")
+async def get_key(key_id: KeyId, session: SessionDep, admin: AdminDep) -> KeyOut:
+    return key_out(await service.get_key(session, key_id))
+
+
+@router.patch("/{key_id}", response_model=KeyOut, summary="Change a key's name, role or limits")
+async def update_key(
+    key_id: KeyId, payload: KeyUpdate, request: Request, session: SessionDep, admin: AdminDep
+) -> KeyOut:
+    values = payload.model_dump(exclude_unset=True)
+    for required in ("name", "role"):
+        if values.get(required, "") is None:
+            values.pop(required)
+    row = await service.update_key(session, key_id, values)
+    await session.commit()
+    request.app.state.authenticator.forget(key_id)
+    return key_out(row)
+
+
+@router.delete("/{key_id}", response_model=KeyOut, summary="Revoke a key (kept for the record)")
+async def revoke_key(key_id: KeyId, request: Request, session: SessionDep, admin: AdminDep) -> KeyOut:
+    row = await service.revoke_key(session, key_id)
+    await session.commit()
+    # This process stops accepting the key at once; others within API_KEY_CACHE_SECONDS.
+    request.app.state.authenticator.forget(key_id)
+    return key_out(row)

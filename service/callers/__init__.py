@@ -1,0 +1,1 @@
+"""Callers of the service: API keys, authentication, per-key rate limits, usage and budgets."""

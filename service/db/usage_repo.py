@@ -1,0 +1,79 @@
+"""SQL for usage and budgets: token spend of one owner over calendar periods.
+
+Both queries use the (owner_id, created_at) index: a request counts in the period it was submitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.models import AnalysisRequest, RequestStatus
+
+_T = AnalysisRequest
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    """Tokens of finished work and the number of requests still in flight, per period."""
+
+    tokens: int
+    active: int
+
+
+def _owned(owner_id: str | None) -> list[ColumnElement[bool]]:
+    return [] if owner_id is None else [_T.owner_id == owner_id]
+
+
+async def spend_since(
+    session: AsyncSession, owner_id: str, starts: dict[str, datetime]
+) -> dict[str, SpendRow]:
+    """One statement for every period: {name: (tokens spent, active requests)} since each start."""
+    active = _T.status.in_(RequestStatus.ACTIVE)
+    columns: list[Any] = []
+    for start in starts.values():
+        in_period = _T.created_at >= start
+        columns.append(func.coalesce(func.sum(case((in_period, _T.total_tokens), else_=0)), 0))
+        columns.append(func.coalesce(func.sum(case((in_period & active, 1), else_=0)), 0))
+    stmt = select(*columns).where(_T.owner_id == owner_id, _T.created_at >= min(starts.values()))
+    row = (await session.execute(stmt)).one()
+    return {name: SpendRow(int(row[2 * index]), int(row[2 * index + 1])) for index, name in enumerate(starts)}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    status: str
+    model: str | None
+    today: bool
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+async def usage_since(
+    session: AsyncSession, owner_id: str | None, month_start: datetime, day_start: datetime
+) -> list[UsageRow]:
+    """Requests and tokens by status and model since `month_start`, split into today and earlier."""
+    today = case((_T.created_at >= day_start, 1), else_=0).label("today")
+    stmt = (
+        select(
+            _T.status,
+            _T.llm_model,
+            today,
+            func.count(),
+            func.coalesce(func.sum(_T.prompt_tokens), 0),
+            func.coalesce(func.sum(_T.completion_tokens), 0),
+            func.coalesce(func.sum(_T.total_tokens), 0),
+        )
+        .where(_T.created_at >= month_start, *_owned(owner_id))
+        .group_by(_T.status, _T.llm_model, today)
+    )
+    return [
+        UsageRow(status, model, bool(is_today), int(n), int(p), int(c), int(t))
+        for status, model, is_today, n, p, c, t in (await session.execute(stmt)).all()
+    ]

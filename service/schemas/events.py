@@ -1,0 +1,67 @@
+"""Status events on the responses topic: a versioned JSON envelope, keyed by request id.
+
+A request that reaches a final status (completed, failed, cancelled, expired) gets exactly one
+*completion event*, published after the final state is committed, by whoever committed it (the
+worker, the sweeper, the API's cancel). Workers also publish a `processing` event when they claim a
+request, for live status streams; consumers that only care about completions skip non-final ones.
+Delivery is at-most-once per transition (a lost event is recovered by readers re-checking the row).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from service.db.models import RequestStatus, utcnow
+
+EVENT_SCHEMA_VERSION = 1
+
+
+class StatusEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = 1  # EVENT_SCHEMA_VERSION; bump both together
+    request_id: uuid.UUID
+    batch_id: uuid.UUID | None = None
+    owner_id: str | None = None
+    kind: str
+    status: str
+    error_code: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    published_at: datetime
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in RequestStatus.FINAL
+
+    @property
+    def key(self) -> bytes:
+        return str(self.request_id).encode()
+
+    def to_bytes(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> StatusEvent:
+        return cls.model_validate_json(raw or b"")
+
+    @classmethod
+    def of(cls, state: Any) -> StatusEvent:
+        """From anything with the row's fields (requests_repo.FinalState, a record)."""
+        return cls(
+            request_id=state.id,
+            batch_id=state.batch_id,
+            owner_id=state.owner_id,
+            kind=state.kind,
+            status=state.status,
+            error_code=state.error_code,
+            created_at=state.created_at,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+            published_at=utcnow(),
+        )

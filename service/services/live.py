@@ -1,0 +1,93 @@
+"""Live status: queue position with an ETA, and the stream of a request's status changes (SSE).
+
+Both wake from the status hub (service/messaging/hub.py), never from a loop over the database: a
+stream reads the row once when it starts, once per status event, and once at its deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.db import requests_repo as repo
+from service.db.models import RequestStatus
+from service.db.records import RequestRecord, StatusRecord
+from service.db.request_store import RequestStore
+from service.messaging.hub import StatusHub, Watch
+from service.schemas.requests import QueueInfo
+from service.services.requests import get_status
+
+# Counting stops here: "at least 10000 ahead" is as useful as the exact figure and costs bounded.
+QUEUE_COUNT_CAP = 10_000
+
+# SSE event ids: the position of a status in the lifecycle, so Last-Event-ID says what was seen.
+_RANK = {RequestStatus.QUEUED: 1, RequestStatus.PROCESSING: 2}
+FINAL_RANK = 3
+
+
+def status_rank(status: str) -> int:
+    return _RANK.get(status, FINAL_RANK)
+
+
+async def queue_info(
+    sessions: async_sessionmaker[AsyncSession], hub: StatusHub, row: StatusRecord | RequestRecord
+) -> QueueInfo | None:
+    if row.status != RequestStatus.QUEUED:
+        return None
+    async with sessions() as session:
+        position = await repo.queue_position(session, row.id, QUEUE_COUNT_CAP)
+    if position is None:  # claimed meanwhile
+        return None
+    lane, ahead = position
+    # The rate every worker achieved lately in this lane, as seen on the responses topic.
+    rate = hub.completions_per_second(lane)
+    return QueueInfo(
+        lane=lane,
+        ahead=ahead,
+        ahead_capped=ahead >= QUEUE_COUNT_CAP,
+        eta_seconds=round((ahead + 1) / rate, 1) if rate > 0 else None,
+    )
+
+
+async def status_changes(
+    store: RequestStore,
+    watch: Watch,
+    first: StatusRecord,
+    owner_id: str | None,
+    *,
+    seen_rank: int,
+    keepalive_seconds: float,
+    max_seconds: float,
+) -> AsyncIterator[StatusRecord | None]:
+    """Each new status of the request (later in its lifecycle than `seen_rank`), ending after a final
+    one or at `max_seconds` (the client reconnects with Last-Event-ID); None asks for a keep-alive.
+    `watch` was opened before `first` was read, and is closed here."""
+    deadline = time.monotonic() + max_seconds
+    row, at_deadline = first, False
+    try:
+        while True:
+            if status_rank(row.status) > seen_rank:
+                seen_rank = status_rank(row.status)
+                yield row
+            if seen_rank == FINAL_RANK or at_deadline:
+                return
+            event = await watch.next(min(keepalive_seconds, deadline - time.monotonic()))
+            if event is not None:
+                if status_rank(event.status) > seen_rank:
+                    row = await get_status(store, first.id, owner_id)
+            elif time.monotonic() >= deadline:
+                # One read covers an event that was lost; then the stream ends (clients reconnect).
+                row, at_deadline = await get_status(store, first.id, owner_id), True
+            else:
+                yield None
+    finally:
+        watch.close()
+
+
+def parse_last_event_id(value: str | None) -> int:
+    try:
+        return max(0, min(int((value or "0").strip()), FINAL_RANK))
+    except ValueError:
+        return 0

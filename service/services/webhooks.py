@@ -1,0 +1,81 @@
+"""Webhook use-cases behind the routes: register endpoints, read the delivery log, replay."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.config import Settings
+from service.db import webhooks_repo as repo
+from service.db.webhook_models import WebhookDelivery, WebhookEndpoint
+from service.errors import NotFound, ValidationFailed
+from service.schemas.webhooks import WebhookSpec
+from service.webhooks.signing import new_secret
+from service.webhooks.ssrf import UnsafeTarget, resolve_safe
+
+
+async def check_target(settings: Settings, url: str, loc: str) -> None:
+    """Refuse an unsafe URL when it is registered (it is checked again at every delivery)."""
+    try:
+        await resolve_safe(url, allow_private=settings.webhook_allow_private_targets)
+    except UnsafeTarget as exc:
+        raise ValidationFailed(f"{loc}: {exc}", details=[{"loc": loc, "msg": str(exc)}]) from exc
+
+
+async def register_request_webhook(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    spec: WebhookSpec,
+    request_id: uuid.UUID,
+    owner_id: str | None,
+) -> None:
+    """A request's own endpoint, stored before the request so its completion cannot outrun it."""
+    if settings.webhook_secrets is None:
+        raise ValidationFailed(
+            "webhook: per-request webhooks are not enabled on this service (WEBHOOK_SECRETS is unset).",
+            details=[{"loc": "webhook", "msg": "not enabled"}],
+        )
+    await check_target(settings, spec.url, "webhook.url")
+    async with sessions() as session:
+        await repo.add_endpoint(
+            session, url=spec.url, events=list(spec.events), owner_id=owner_id, request_id=request_id
+        )
+        await session.commit()
+
+
+async def create_endpoint(
+    session: AsyncSession, settings: Settings, spec: WebhookSpec, owner_id: str | None
+) -> WebhookEndpoint:
+    """An owner's default endpoint (every request of theirs), with its own signing secret."""
+    await check_target(settings, spec.url, "url")
+    return await repo.add_endpoint(
+        session, url=spec.url, events=list(spec.events), owner_id=owner_id, secret=new_secret()
+    )
+
+
+async def list_endpoints(session: AsyncSession, owner_id: str | None) -> Sequence[WebhookEndpoint]:
+    return await repo.owner_endpoints(session, owner_id)
+
+
+def _visible_endpoint(endpoint: WebhookEndpoint | None, owner_id: str | None, ref: object) -> WebhookEndpoint:
+    if endpoint is None or (owner_id is not None and endpoint.owner_id != owner_id):
+        raise NotFound(f"No webhook endpoint {ref}.")
+    return endpoint
+
+
+async def delivery_log(
+    session: AsyncSession, endpoint_id: uuid.UUID, owner_id: str | None, limit: int
+) -> Sequence[WebhookDelivery]:
+    _visible_endpoint(await repo.get_endpoint(session, endpoint_id), owner_id, endpoint_id)
+    return await repo.deliveries_of(session, endpoint_id, limit)
+
+
+async def replay(session: AsyncSession, delivery_id: str, owner_id: str | None) -> WebhookDelivery:
+    delivery = await repo.get_delivery(session, delivery_id)
+    if delivery is None:
+        raise NotFound(f"No webhook delivery {delivery_id}.")
+    _visible_endpoint(await repo.get_endpoint(session, delivery.endpoint_id), owner_id, delivery_id)
+    await repo.schedule_replay(session, delivery)
+    return delivery

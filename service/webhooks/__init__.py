@@ -1,0 +1,1 @@
+"""Signed, durable webhooks: Standard Webhooks signing, an SSRF guard, the dispatcher."""

@@ -1,0 +1,65 @@
+"""The SSRF guard for user-supplied webhook URLs.
+
+A target must be http(s) and every address its host resolves to must be public: loopback, private,
+link-local (cloud metadata at 169.254.169.254 among them), multicast, reserved and unspecified
+addresses are refused unless WEBHOOK_ALLOW_PRIVATE_TARGETS is set (on-premises receivers). The
+check runs when an endpoint is registered and again at each delivery, and the delivery connects to
+the very address that was checked (DNS rebinding cannot swap it in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+class UnsafeTarget(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SafeTarget:
+    url: str  # the original URL
+    host: str  # the TLS server name
+    host_header: str  # host[:port] as in the URL
+    address: str  # the checked IP address to connect to
+    connect_url: str  # the URL with the host replaced by that address
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def check_url_shape(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeTarget("the URL must be http:// or https:// with a host")
+    if parts.username or parts.password:
+        raise UnsafeTarget("credentials in the URL are not accepted")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.hostname, port
+
+
+async def resolve_safe(url: str, *, allow_private: bool) -> SafeTarget:
+    host, port = check_url_shape(url)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UnsafeTarget(f"the host {host} does not resolve") from exc
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        raise UnsafeTarget(f"the host {host} does not resolve")
+    if not allow_private:
+        refused = [str(address) for address in addresses if not _is_public(address)]
+        if refused:
+            raise UnsafeTarget(f"the host {host} resolves to a non-public address ({refused[0]})")
+    address = str(addresses[0])
+    netloc = f"[{address}]" if ":" in address else address
+    parts = urlsplit(url)
+    connect_url = parts._replace(netloc=f"{netloc}:{port}").geturl()
+    return SafeTarget(url, host, parts.netloc, address, connect_url)
