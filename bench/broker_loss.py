@@ -104,6 +104,8 @@ async def run(args: argparse.Namespace) -> int:
             "DRYRUN_LATENCY_MS": str(args.latency_ms),
             "WORKER_CONCURRENCY": str(args.concurrency),
             "LOG_LEVEL": "INFO",
+            "ALLOW_ANONYMOUS": "true",  # loopback only: the bench calls without an API key
+            "ANONYMOUS_REQUESTS_PER_MINUTE": "0",  # 0: no rate limit
         }
         processes.extend(_spawn(role, env, logs) for role in ("api", "worker"))
         api, worker = processes
@@ -176,7 +178,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"all final after broker return:      {_fmt(to_final)}")
         print(f"SIGTERM -> exit, broker gone: worker {_fmt(worker_stop)}, api {_fmt(api_stop)}")
         print(f"logs:                               {logs}")
-        return 0 if lost == 0 else 1
+        return 0 if lost == 0 and len(ids) == args.requests else 1
     finally:
         for process in processes:
             if process.poll() is None:

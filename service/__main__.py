@@ -126,6 +126,10 @@ async def _bounded_wait(running: asyncio.Task[None], stop_requested: asyncio.Eve
         await asyncio.wait({running}, timeout=budget)
         if not running.done():
             logger.error("not stopped within {:.0f} s; cancelling what is left", budget)
+            for task in asyncio.all_tasks():
+                frames = task.get_stack(limit=1)
+                where = f"{frames[0].f_code.co_filename}:{frames[0].f_lineno}" if frames else "?"
+                logger.warning("still running: {} at {}", task.get_name(), where)
             running.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await running

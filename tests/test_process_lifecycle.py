@@ -116,6 +116,7 @@ async def test_worker_stops_on_sigterm_with_its_broker_gone(postgres_url: str, t
         "LOG_LEVEL": "INFO",
         "DB_POOL_SIZE": "2",
         "REDIS_URL": "",
+        "WORKER_SHUTDOWN_GRACE_SECONDS": "2",
     }
     log = tmp_path / "worker.log"
     worker = _spawn("worker", env, log)
@@ -127,6 +128,7 @@ async def test_worker_stops_on_sigterm_with_its_broker_gone(postgres_url: str, t
         # Far less than the 20 s + forever it took before; generous for a loaded machine.
         assert await _exit_code(worker, 60) == 0, log.read_text(errors="replace")[-3000:]
         text = log.read_text(errors="replace")
+        assert "not stopped within" not in text, text[-3000:]  # it stopped by itself, not cut short
         assert text.count("Unable connect to node") <= 3, "aiokafka's connection errors were not bounded"
     finally:
         if worker.poll() is None:

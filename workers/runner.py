@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -98,7 +99,7 @@ class ConsumerRunner:
         self._broker_timeout = broker_timeout
         self._on_offsets_regressed = on_offsets_regressed
         self._broker_available = broker_available
-        self._commit_task: asyncio.Future[None] | None = None
+        self._broker_call_task: asyncio.Future[None] | None = None
         self.ready = asyncio.Event()
         self._topics = topics
         self._handler = handler
@@ -123,8 +124,8 @@ class ConsumerRunner:
     def stop(self) -> None:
         self._stopping.set()
         self._slot_freed.set()  # a runner waiting for a slot looks at `_stopping` at once
-        if self._commit_task is not None:
-            self._commit_task.cancel()  # the final commit after draining tries again
+        if self._broker_call_task is not None:
+            self._broker_call_task.cancel()  # the final commit after draining tries again
 
     def rewind(self) -> None:
         """The broker lost its state: read every partition again from the beginning (once each)."""
@@ -163,8 +164,8 @@ class ConsumerRunner:
         self._set_paused(False)
         if self._rewound is not None:
             pending = consumer.assignment() - self._rewound
-            if pending:
-                await consumer.seek_to_beginning(*pending)
+            # Seeking asks the broker for the first offsets: bounded, and tried again next poll.
+            if pending and await self._broker_call(consumer.seek_to_beginning(*pending)) is None:
                 self._rewound |= pending
                 logger.info("reading {} partition(s) again from the beginning", len(pending))
         # A full batch lane is refilled as soon as a slot frees: short polls meanwhile. With room in
@@ -355,29 +356,38 @@ class ConsumerRunner:
                 offsets[tp] = OffsetAndMetadata(position, "")
         if not offsets or self._consumer is None or not self._broker_available():
             return  # with the broker known to be away, a commit could only wait and fail
-        # aiokafka waits for a coordinator as long as none is known: bound it, and let stop() cut
-        # it short (the broker may have gone just before the monitor noticed).
-        commit = self._commit_task = asyncio.ensure_future(
-            asyncio.wait_for(self._consumer.commit(offsets), timeout or self._broker_timeout)
-        )
-        try:
-            await asyncio.wait({commit})
-        finally:
-            self._commit_task = None
-            commit.cancel()  # a no-op once done; otherwise we are being cancelled ourselves
-        failure = "stopping" if commit.cancelled() else commit.exception()
+        # aiokafka waits for a coordinator as long as none is known.
+        failure = await self._broker_call(self._consumer.commit(offsets), timeout)
         if failure is not None:
-            if not isinstance(failure, str | CommitFailedError | KafkaError | TimeoutError):
-                raise failure
             throttled("offset-commit").warning(
-                "offset commit failed ({}); work since the last commit may be re-delivered",
-                failure if isinstance(failure, str) else type(failure).__name__,
+                "offset commit failed ({}); work since the last commit may be re-delivered", failure
             )
             return
         for tp, meta in offsets.items():
             kept = self._progress.get(tp)  # a revocation may have dropped it during the commit
             if kept is not None:
                 kept.committed = meta.offset
+
+    async def _broker_call(self, call: Awaitable[Any], timeout: float | None = None) -> str | None:
+        """Await a call that waits on the broker, bounded by `timeout` (the request timeout by
+        default) and cut short by stop() (the broker may have gone just before the monitor noticed).
+        None when it succeeded, else why not; errors other than the broker's are raised."""
+        call_task = self._broker_call_task = asyncio.ensure_future(
+            asyncio.wait_for(call, timeout or self._broker_timeout)
+        )
+        try:
+            await asyncio.wait({call_task})
+        finally:
+            self._broker_call_task = None
+            call_task.cancel()  # a no-op once done; otherwise we are being cancelled ourselves
+        if call_task.cancelled():
+            return "stopping"
+        failure = call_task.exception()
+        if failure is None:
+            return None
+        if not isinstance(failure, CommitFailedError | KafkaError | TimeoutError):
+            raise failure
+        return type(failure).__name__
 
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
         if not tasks:
