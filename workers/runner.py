@@ -37,6 +37,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
 
+from service import monitoring
 from service.logging import throttled
 
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
@@ -180,6 +181,7 @@ class ConsumerRunner:
             self._dispatch_all(tp, batches[tp])
         if not self.ready.is_set() and consumer.assignment():
             self.ready.set()
+            monitoring.WORKER_CONSUMING.set(1)
             logger.info(
                 "worker ready: joined the group, {} partition(s) of {} assigned",
                 len(consumer.assignment()),
@@ -210,6 +212,8 @@ class ConsumerRunner:
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
+        self.ready.clear()
+        monitoring.WORKER_CONSUMING.set(0)
         self._generation += 1  # callbacks the closing consumer still makes are stale
         try:
             await asyncio.wait_for(consumer.stop(), _CLOSE_TIMEOUT_SECONDS)

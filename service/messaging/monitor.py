@@ -26,6 +26,7 @@ from typing import Any
 from aiokafka.client import AIOKafkaClient
 from loguru import logger
 
+from service import monitoring
 from service.config import Settings
 from service.db.models import utcnow
 from service.logging import throttled
@@ -88,6 +89,7 @@ class BrokerMonitor:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        monitoring.BROKER_UP.labels(self._role).set(1 if self._up else 0)
         self._task = asyncio.create_task(self._run(), name=f"broker-monitor-{self._role}")
 
     async def close(self) -> None:
@@ -163,6 +165,7 @@ class BrokerMonitor:
         self._last_error = reason
         if self._up:
             self._up = False
+            monitoring.BROKER_UP.labels(self._role).set(0)
             self._changed_at = time.monotonic()
             logger.error("broker unavailable ({}); submits get 503 until it is back", reason)
 
@@ -172,6 +175,7 @@ class BrokerMonitor:
         self.epoch += 1
         self.epoch_started_at = utcnow()
         self._up = True
+        monitoring.BROKER_UP.labels(self._role).set(1)
         self._changed_at = time.monotonic()
         self._last_error = None
         if was_down:
