@@ -208,9 +208,8 @@ def long_poll_seconds(request: Request) -> float:
     except ValueError:
         wait = -1.0
     if not math.isfinite(wait) or wait < 0:
-        raise ValidationFailed(
-            "wait: a number of seconds, 0 or more", details=[{"loc": "wait", "msg": "a number >= 0"}]
-        )
+        message = "a finite number of seconds, 0 or more"
+        raise ValidationFailed(f"query.wait: {message}", details=[{"loc": "query.wait", "msg": message}])
     return wait
 
 
