@@ -14,8 +14,10 @@ from collections.abc import Callable, Generator
 
 import uvicorn
 from loguru import logger
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from service.config import Settings, get_settings
+from service.config import Settings, get_settings, settings_problems
 from service.errors import ConfigurationError
 from service.logging import configure_logging
 
@@ -221,11 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_settings() -> Settings | None:
+    """The settings, or None after printing one clear line per problem (a traceback would bury the
+    variable to fix)."""
+    try:
+        return get_settings()
+    except (ValidationError, SettingsError) as exc:
+        for line in settings_problems(exc):
+            print(f"configuration error: {line}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in DELEGATED:
         # A command with sub-commands of its own parses the rest of the line (and its --help) itself.
-        settings = get_settings()
+        settings = load_settings()
+        if settings is None:
+            return 2
         configure_logging(settings)
         return _delegated_runner(argv[0])(settings, argv[1:])
     args = build_parser().parse_args(argv)
@@ -235,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         if key != "command" and value is not None:
             os.environ[key.upper()] = str(value)
     get_settings.cache_clear()
-    settings = get_settings()
+    settings = load_settings()
+    if settings is None:
+        return 2
     configure_logging(settings)
     try:
         if args.command in SERVING_COMMANDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -18,6 +19,7 @@ from service.api import (
     keys,
     metrics,
     openai_batches,
+    openai_chat,
     prometheus,
     prompts,
     prompts_compat,
@@ -27,7 +29,7 @@ from service.api import (
     webhooks,
 )
 from service.api.deps import Clients, get_caller
-from service.api.errors import install_error_handlers
+from service.api.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, install_error_handlers
 from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
@@ -41,6 +43,7 @@ from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
+from service.services.chat import ModelList
 
 VERSION = "0.1.0"
 
@@ -78,9 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
             open_callers(app, settings, opened, redis)
             app.state.llm_backend = backend
+            app.state.model_list = ModelList(backend, settings.models_cache_seconds)
             app.state.llm_health = partial(
                 backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
             )
+            # Everything built so far lives as long as the process: move it out of the cyclic
+            # collector's sight, so the collections that request garbage triggers stay cheap.
+            gc.collect()
+            gc.freeze()
             yield
 
     app = ServiceApp(
@@ -98,13 +106,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_web(app, settings)
     for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
-        app.include_router(module.router)
-    for module in (batches, openai_batches):  # issue 10: batches and files (they take the caller)
-        app.include_router(module.router)
+        # Every operation documents the error envelope for the statuses any route can answer.
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+    # The OpenAI-compatible surface answers errors in OpenAI's shape, documented by its own routes.
+    app.include_router(openai_chat.router)
+    # Batches (issue 10): the native routes, and the OpenAI-compatible files + batches.
+    app.include_router(batches.router, responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE})
+    app.include_router(openai_batches.router)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):
-        app.include_router(module.router, dependencies=[Depends(get_caller)])
+        app.include_router(module.router, dependencies=[Depends(get_caller)], responses=ERROR_RESPONSES)
     return app
 
 

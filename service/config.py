@@ -7,8 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import URL
 
 BackendName = Literal["dryrun", "gigachat-cloud", "gigachat-mtls", "openai"]
@@ -159,6 +159,8 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(32, ge=1, le=1000)
     # How often an idle dispatcher looks for retries that became due.
     webhook_poll_seconds: float = Field(1.0, gt=0)
+    # GET /v1/models: the backends' model lists are fetched at most this often per API process.
+    models_cache_seconds: float = Field(300.0, ge=0)
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
@@ -266,7 +268,7 @@ class Settings(BaseSettings):
     worker_batch_concurrency_busy: int = Field(8, ge=1, le=10_000)
     # Lines of one owner released to the batch lane at once; owners are served round-robin, so a
     # small batch waits behind at most this many lines of each other owner.
-    batch_owner_window: int = Field(500, ge=1, le=100_000)
+    batch_owner_window: int = Field(200, ge=1, le=100_000)
     batch_feed_interval_seconds: float = Field(0.1, ge=0.01, le=60)
     batch_max_lines: int = Field(50_000, ge=1)
     batch_max_bytes: int = Field(200 * 1024 * 1024, ge=1)
@@ -305,3 +307,25 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+# --- start-up errors (input branch) ------------------------------------------------------------
+
+
+def settings_problems(exc: ValidationError | SettingsError) -> list[str]:
+    """One line per problem, naming the environment variable, for start-up to print instead of a
+    traceback. A secret's value is never repeated."""
+    if isinstance(exc, SettingsError):  # a value that is not valid JSON for a JSON-typed setting
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        name = field.upper() or "settings"
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        return [f"{name}: not valid JSON{cause}"]
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        info = Settings.model_fields.get(field)
+        secret = info is not None and "SecretStr" in str(info.annotation)
+        shown = "" if secret or "input" not in error or not field else f" (got {error['input']!r})"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{field.upper() or 'settings'}: {message}{shown}")
+    return lines

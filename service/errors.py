@@ -71,3 +71,9 @@ class ConfigurationError(AppError):
 
     status_code = 500
     code = "configuration_error"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database could not be reached or dropped the connection; the pools reconnect by themselves."""
+
+    code = "database_unavailable"

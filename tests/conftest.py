@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -36,8 +37,8 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session")
-async def postgres_url() -> AsyncIterator[str]:
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
     """A throw-away database on TEST_DATABASE_URL's server, migrated with Alembic, dropped after."""
     server_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
     name = f"gigaoffice_test_{uuid.uuid4().hex[:10]}"
@@ -50,6 +51,13 @@ async def postgres_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """The session's shared database (tests that write arbitrary content use their own)."""
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

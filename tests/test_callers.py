@@ -30,6 +30,8 @@ from tests.support import (
     running_service,
 )
 
+SUBMIT_BODY = {"kind": "spreadsheet", **SEED_EXAMPLE}
+
 
 def keyed_settings(postgres_url: str, kafka_bootstrap: str, **overrides: Any) -> Any:
     return make_settings(postgres_url, kafka_bootstrap, allow_anonymous=False, **overrides)
@@ -266,3 +268,21 @@ def test_keys_cli_shows_the_secret_once(sqlite_url: str, capsys: pytest.CaptureF
     assert "revoked" in capsys.readouterr().out
     assert run_keys(settings, ["list"]) == 0 and key_id not in capsys.readouterr().out
     assert run_keys(settings, ["revoke", "000000000000"]) == 1
+
+
+async def test_status_poll_reads_wait_by_hand_and_documents_it(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    settings = keyed_settings(postgres_url, kafka_bootstrap)
+    key = await issue_key(settings, "poller")
+    async with running_service(settings, with_worker=False, api_key=key) as svc:
+        request_id = (await svc.submit(SUBMIT_BODY)).json()["id"]
+        for bad in ("abc", "-1", "nan", "inf"):
+            response = await svc.client.get(f"/api/v1/requests/{request_id}?wait={bad}")
+            assert response.status_code == 422, (bad, response.text)
+            assert response.json()["error"]["details"][0]["loc"] == "query.wait"
+        waited = await svc.client.get(f"/api/v1/requests/{request_id}?wait=0.2")
+        assert waited.status_code == 200 and waited.json()["status"] == "queued"
+        schema = (await svc.client.get("/openapi.json")).json()
+        parameters = schema["paths"]["/api/v1/requests/{request_id}"]["get"]["parameters"]
+        assert {p["name"] for p in parameters} == {"request_id", "wait"}

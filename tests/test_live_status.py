@@ -79,3 +79,20 @@ async def test_queued_status_tells_the_position_in_the_lane(postgres_url: str, k
         assert after["ahead"] == queues[2]["ahead"] - 1
         cancelled = (await svc.client.get(f"/api/v1/requests/{ids[0]}")).json()
         assert cancelled["queue"] is None
+
+
+async def test_eta_follows_the_lanes_recent_completion_rate(postgres_url: str, kafka_bootstrap: str) -> None:
+    settings = make_settings(postgres_url, kafka_bootstrap)
+    async with running_service(settings) as svc:
+        for _ in range(3):  # long-polls return once this process's hub has seen the completion
+            request_id = (await svc.submit(SPREADSHEET)).json()["id"]
+            done = await svc.client.get(f"/api/v1/requests/{request_id}", params={"wait": 30})
+            assert done.json()["status"] == "completed"
+        await svc.stop_worker()
+        ids = [(await svc.submit(SPREADSHEET)).json()["id"] for _ in range(2)]
+        first, second = [(await svc.client.get(f"/api/v1/requests/{rid}")).json()["queue"] for rid in ids]
+    assert first["eta_seconds"] > 0
+    # One more ahead costs one more completion interval: (ahead + 1) / rate.
+    per_request = first["eta_seconds"] / (first["ahead"] + 1)
+    assert abs(second["eta_seconds"] - (second["ahead"] + 1) * per_request) <= 0.2 * per_request
+    assert second["eta_seconds"] > first["eta_seconds"]

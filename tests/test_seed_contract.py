@@ -98,6 +98,11 @@ async def test_seed_result_carries_chart_and_formatting_answers(
         # The structured answer is the v1 result, whole.
         assert body["answer"] == v1[category]["result"]
         assert body["result"] == seed_values(body["answer"])
+    assert {c: body["answer_type"] for c, body in results.items()} == {
+        "data-chart": "chart",
+        "data-histogram": "histogram",
+        "spreadsheet-formatting": "table",
+    }
     assert results["data-chart"]["answer"]["chart_type"] and results["data-chart"]["answer"]["series"]
     assert results["data-histogram"]["answer"]["source_columns"]
     assert results["spreadsheet-formatting"]["answer"]["formatting"]

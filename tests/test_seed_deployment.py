@@ -47,9 +47,7 @@ def seed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("DATABASE_URL", "DB_HOST", "PORT", "LOG_LEVEL", "GIGACHAT_RUN_MODE", "LLM_BACKEND"):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / ".env"
-    # The seed's inline comment after GIGACHAT_RUN_MODE is not part of the value in its own loader
-    # either; a deployment's real file has the bare value.
-    path.write_text(SEED_ENV.replace("  # dryrun, cloud, mtls", ""), encoding="utf-8")
+    path.write_text(SEED_ENV, encoding="utf-8")  # verbatim, inline comment included
     return path
 
 
@@ -160,3 +158,15 @@ def test_help_through_the_real_entry_point() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: python -m service up") and "--concurrency" in result.stdout
+
+
+def test_keys_help_comes_from_its_own_parser() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "keys", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m service keys") and "revoke" in result.stdout

@@ -21,7 +21,7 @@ from service.webhooks.signing import new_secret, signed_headers
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
 from service.webhooks.verify import WebhookVerificationError, verify_webhook
 from tests.peers.webhook_receiver import webhook_receiver
-from tests.support import SEED_EXAMPLE, RunningService, make_settings, running_service
+from tests.support import SEED_EXAMPLE, RunningService, bearer, issue_key, make_settings, running_service
 
 SPREADSHEET = {"kind": "spreadsheet", **SEED_EXAMPLE}
 SECRET = new_secret()
@@ -239,3 +239,30 @@ def test_retry_after_accepts_seconds_and_dates() -> None:
     assert retry_after_seconds("7") == 7
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
     assert retry_after_seconds("soon") is None
+
+
+async def test_an_owner_endpoint_hears_only_its_owner(postgres_url: str, kafka_bootstrap: str) -> None:
+    settings = webhook_settings(postgres_url, kafka_bootstrap, allow_anonymous=False)
+    alice, bob = await issue_key(settings, "alice"), await issue_key(settings, "bob")
+    with webhook_receiver("") as receiver:
+        async with running_service(settings, api_key=alice) as svc, dispatcher(settings):
+            created = await svc.client.post("/api/v1/webhooks/endpoints", json={"url": receiver.url})
+            endpoint = created.json()
+            receiver.secret = endpoint["secret"]
+            as_bob = bearer(bob)
+            # Bob sees neither Alice's endpoints nor their log, and cannot replay her deliveries.
+            assert (await svc.client.get("/api/v1/webhooks/endpoints", headers=as_bob)).json() == []
+            log_path = f"/api/v1/webhooks/endpoints/{endpoint['id']}/deliveries"
+            assert (await svc.client.get(log_path, headers=as_bob)).status_code == 404
+            bobs = await svc.client.post("/api/v1/requests", json=SPREADSHEET, headers=as_bob)
+            alices = await svc.submit(SPREADSHEET)
+            await svc.client.get(f"/api/v1/requests/{bobs.json()['id']}?wait=30", headers=as_bob)
+            await svc.wait_final(alices.json()["id"])
+            await until(lambda: bool(receiver.answered(204)))
+            log = (await svc.client.get(log_path)).json()
+            assert (
+                await svc.client.post(f"/api/v1/webhooks/deliveries/{log[0]['id']}/replay", headers=as_bob)
+            ).status_code == 404
+            await asyncio.sleep(0.5)
+        got = [item.payload["data"]["id"] for item in receiver.received if item.payload]
+        assert got == [alices.json()["id"]]

@@ -1,7 +1,7 @@
 """Batches, batch lines and files (the batch lane and the OpenAI-compatible Files + Batches API).
 
 Revision ID: 0004
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from service.db.models import JSONType, UTCDateTime, partial
 
 revision = "0004"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -11,10 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ConfigDict
 
-from service.api.deps import AdmissionDep, ClientsDep, OwnerDep, StoreDep
+from service.api.deps import AdmissionDep, OwnerDep, StoreDep
+from service.api.errors import CONFLICT_RESPONSE
 from service.api.health import health_report
 from service.api.requests import IdempotencyKeyHeader, processing_seconds
 from service.errors import Conflict
+from service.pipeline.answer import SCHEMA_KIND
+from service.pipeline.categories import resolve_category
 from service.schemas.requests import SpreadsheetInput
 from service.services import requests as service
 
@@ -27,21 +30,24 @@ class CompatProcessInput(SpreadsheetInput):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
-@router.post("/ai/process", summary="Submit a spreadsheet request (seed contract)")
+@router.post(
+    "/ai/process",
+    summary="Submit a spreadsheet request (seed contract)",
+    responses=CONFLICT_RESPONSE,  # the idempotency key was used with a different body
+)
 async def ai_process(
     payload: CompatProcessInput,
-    clients: ClientsDep,
-    owner_id: OwnerDep,
-    _admitted: AdmissionDep,
+    admitted: AdmissionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
+    clients = admitted.clients
     submitted = await service.submit(
         clients.store,
         clients.sessions,
         clients.publisher,
         clients.settings,
         payload,
-        owner_id,
+        admitted.owner_id,
         idempotency_key,
     )
     return {
@@ -89,6 +95,8 @@ async def ai_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) 
         "request_id": str(row.id),
         "status": row.status,
         "category": row.category,
+        # What the answer is: table, chart, histogram, text or process_analysis.
+        "answer_type": SCHEMA_KIND.get(resolve_category(row.category or "") or ""),
         # The plugin writes this 2-D array back into the sheet (for charts: the inline series).
         "result": seed_values(answer),
         "text": answer.get("text"),

@@ -55,25 +55,39 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
+_CALLER_KEY = "gigaoffice.caller"
+
+
 async def get_caller(request: Request) -> Caller:
     """Who is calling (service/callers/auth.py): 401 without a valid key unless anonymous access is
-    on. Resolved once per request however many dependencies ask for it."""
-    headers = request.headers
-    client = request.client.host if request.client else None
-    authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.authenticate(headers.get("authorization"), headers.get("x-api-key"), client)
+    on. Authenticated once per request (kept in the ASGI scope) whichever dependency asks first.
+
+    The dependencies below call this directly rather than through Depends(): every dependency
+    FastAPI resolves costs a solve pass, which is measurable on a status read."""
+    scope = request.scope
+    caller: Caller | None = scope.get(_CALLER_KEY)
+    if caller is None:
+        authorization = api_key = None
+        for name, value in scope["headers"]:  # raw ASGI headers: no Headers object per request
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                api_key = value.decode("latin-1")
+        client = scope.get("client")
+        authenticator: Authenticator = request.app.state.authenticator
+        caller = await authenticator.authenticate(authorization, api_key, client[0] if client else None)
+        scope[_CALLER_KEY] = caller
+    return caller
 
 
-CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
-async def get_owner_id(caller: CallerDep) -> str | None:
+async def get_owner_id(request: Request) -> str | None:
     """The caller's owner id: every read and write of requests is scoped by it. Never None for a
     caller of the API; None stays the repositories' "every owner" (the admin's service-wide view)."""
-    return caller.owner_id
+    return (await get_caller(request)).owner_id
 
 
-async def require_admin(caller: CallerDep) -> Caller:
+async def require_admin(request: Request) -> Caller:
+    caller = await get_caller(request)
     if not caller.is_admin:
         raise Forbidden("This route needs an admin API key.")
     return caller
@@ -90,31 +104,54 @@ def owner_scope(caller: Caller, owner: str | None, route: str) -> str | None:
     return None if owner == "*" else owner
 
 
+@dataclass(frozen=True, slots=True)
+class CallerClients:
+    """The process's clients and the caller, as ONE dependency for the hot routes."""
+
+    clients: Clients
+    caller: Caller
+
+    @property
+    def owner_id(self) -> str:
+        return self.caller.owner_id
+
+
+async def get_caller_clients(request: Request) -> CallerClients:
+    return CallerClients(request.app.state.clients, await get_caller(request))
+
+
+async def enforce_rate_limit(request: Request, response: Response) -> dict[str, str]:
+    """Counts the request against the caller's requests per minute (429 when over). The RateLimit-*
+    headers go on the response; a route that builds its own Response must copy them (returned)."""
+    headers: dict[str, str] = await request.app.state.rate_limiter.hit(await get_caller(request))
+    response.headers.update(headers)
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted(CallerClients):
+    """A submit that passed the rate limit and the budgets, with the RateLimit-* headers to send."""
+
+    rate_limit_headers: dict[str, str]
+
+
+async def admit_submit(request: Request, response: Response) -> Admitted:
+    """Everything a new piece of LLM work must pass: the rate limit, then the token budgets on live
+    spend (429 `budget_exceeded`)."""
+    headers = await enforce_rate_limit(request, response)
+    caller = await get_caller(request)
+    await request.app.state.budgets.check_submit(caller)
+    return Admitted(request.app.state.clients, caller, headers)
+
+
 ClientsDep = Annotated[Clients, Depends(get_clients)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 # scope="function": the commit happens before the response is sent, so a 200 means committed.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 StoreDep = Annotated[RequestStore, Depends(get_store)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 OwnerDep = Annotated[str | None, Depends(get_owner_id)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
-
-
-async def enforce_rate_limit(request: Request, response: Response, caller: CallerDep) -> dict[str, str]:
-    """Counts the request against the caller's requests per minute (429 when over). The RateLimit-*
-    headers go on the response; a route that builds its own Response must copy them (returned)."""
-    headers: dict[str, str] = await request.app.state.rate_limiter.hit(caller)
-    response.headers.update(headers)
-    return headers
-
-
+CallerClientsDep = Annotated[CallerClients, Depends(get_caller_clients)]
 RateLimitDep = Annotated[dict[str, str], Depends(enforce_rate_limit)]
-
-
-async def admit_submit(request: Request, caller: CallerDep, rate_limit: RateLimitDep) -> dict[str, str]:
-    """Everything a new piece of LLM work must pass: the rate limit, then the token budgets on live
-    spend (429 `budget_exceeded`). Returns the RateLimit-* headers, as RateLimitDep does."""
-    await request.app.state.budgets.check_submit(caller)
-    return rate_limit
-
-
-AdmissionDep = Annotated[dict[str, str], Depends(admit_submit)]
+AdmissionDep = Annotated[Admitted, Depends(admit_submit)]

@@ -46,7 +46,12 @@ async def health_report(app: FastAPI) -> dict[str, Any]:
     }
 
 
-@router.get("/health", summary="Health of the service and its dependencies")
+@router.get(
+    "/health",
+    summary="Health of the service and its dependencies",
+    # Not the error envelope: a 503 carries the same report as a 200, saying which part is down.
+    responses={503: {"description": "The core (database or broker) is down; the body is the report"}},
+)
 async def health(request: Request) -> JSONResponse:
     report = await health_report(request.app)
     return JSONResponse(report, status_code=503 if report["status"] == "unavailable" else 200)

@@ -3,12 +3,17 @@ created with `python -m service keys create --role admin`."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 
 from service.api.deps import AdminDep, SessionDep
 from service.db.key_models import ApiKey
+from service.schemas.fields import ColumnText
 from service.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyUpdate
 from service.services import keys as service
+
+KeyId = Annotated[str, ColumnText(ApiKey.id, min_length=1)]
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
@@ -31,13 +36,13 @@ async def list_keys(session: SessionDep, admin: AdminDep, include_revoked: bool 
 
 
 @router.get("/{key_id}", response_model=KeyOut, summary="One key")
-async def get_key(key_id: str, session: SessionDep, admin: AdminDep) -> KeyOut:
+async def get_key(key_id: KeyId, session: SessionDep, admin: AdminDep) -> KeyOut:
     return key_out(await service.get_key(session, key_id))
 
 
 @router.patch("/{key_id}", response_model=KeyOut, summary="Change a key's name, role or limits")
 async def update_key(
-    key_id: str, payload: KeyUpdate, request: Request, session: SessionDep, admin: AdminDep
+    key_id: KeyId, payload: KeyUpdate, request: Request, session: SessionDep, admin: AdminDep
 ) -> KeyOut:
     values = payload.model_dump(exclude_unset=True)
     for required in ("name", "role"):
@@ -50,7 +55,7 @@ async def update_key(
 
 
 @router.delete("/{key_id}", response_model=KeyOut, summary="Revoke a key (kept for the record)")
-async def revoke_key(key_id: str, request: Request, session: SessionDep, admin: AdminDep) -> KeyOut:
+async def revoke_key(key_id: KeyId, request: Request, session: SessionDep, admin: AdminDep) -> KeyOut:
     row = await service.revoke_key(session, key_id)
     await session.commit()
     # This process stops accepting the key at once; others within API_KEY_CACHE_SECONDS.

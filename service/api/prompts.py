@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from service.api.deps import AdminDep, RateLimitDep, SessionDep, SettingsDep
+from service.api.errors import CONFLICT_RESPONSE
 from service.db.prompt_models import Category, Preset
 from service.db.prompt_models import PromptTemplate as TemplateRow
 from service.llm.base import ChatRequest
 from service.pipeline.classify import ClassifierInput
+from service.schemas.fields import ColumnText, IdPath, LanguageCode
 from service.schemas.prompts import (
     CategoryOut,
     ClassifyIn,
@@ -32,6 +34,9 @@ async def require_prompt_admin(caller: AdminDep) -> str | None:
 
 
 PromptAdminDep = Annotated[str | None, Depends(require_prompt_admin)]
+TemplateId = Annotated[int, IdPath(TemplateRow.id, "Id of one template version")]
+CategoryQuery = Annotated[str, ColumnText(TemplateRow.category)] | None
+LanguageQuery = LanguageCode | None
 
 
 def category_out(row: Category) -> CategoryOut:
@@ -71,25 +76,31 @@ async def list_categories(session: SessionDep, include_inactive: bool = False) -
 
 @router.get("/presets", response_model=list[PresetOut], summary="Ready-made requests a plugin can offer")
 async def list_presets(
-    session: SessionDep, category: str | None = None, language: str | None = Query(None, pattern="^(ru|en)$")
+    session: SessionDep, category: CategoryQuery = None, language: LanguageQuery = None
 ) -> list[PresetOut]:
     return [preset_out(r) for r in await service.list_presets(session, category, language)]
 
 
 @router.get("/prompts", response_model=list[TemplateOut], summary="Prompt templates (current versions)")
 async def list_templates(
-    session: SessionDep, category: str | None = None, language: str | None = None, history: bool = False
+    session: SessionDep, category: CategoryQuery = None, language: LanguageQuery = None, history: bool = False
 ) -> list[TemplateOut]:
     rows = await service.list_templates(session, category, language, history=history)
     return [template_out(r) for r in rows]
 
 
 @router.get("/prompts/{template_id}", response_model=TemplateOut, summary="One template version")
-async def get_template(template_id: int, session: SessionDep) -> TemplateOut:
+async def get_template(template_id: TemplateId, session: SessionDep) -> TemplateOut:
     return template_out(await service.get_template(session, template_id))
 
 
-@router.post("/prompts", status_code=201, response_model=TemplateOut, summary="Add a template version")
+@router.post(
+    "/prompts",
+    status_code=201,
+    response_model=TemplateOut,
+    summary="Add a template version",
+    responses=CONFLICT_RESPONSE,
+)
 async def create_template(payload: TemplateCreate, session: SessionDep, actor: PromptAdminDep) -> TemplateOut:
     write = service.TemplateWrite(
         payload.system_prompt, payload.user_template, payload.examples, payload.note
@@ -99,9 +110,14 @@ async def create_template(payload: TemplateCreate, session: SessionDep, actor: P
     )
 
 
-@router.put("/prompts/{template_id}", response_model=TemplateOut, summary="Edit: adds a new current version")
+@router.put(
+    "/prompts/{template_id}",
+    response_model=TemplateOut,
+    summary="Edit: adds a new current version",
+    responses=CONFLICT_RESPONSE,
+)
 async def update_template(
-    template_id: int, payload: TemplateIn, session: SessionDep, actor: PromptAdminDep
+    template_id: TemplateId, payload: TemplateIn, session: SessionDep, actor: PromptAdminDep
 ) -> TemplateOut:
     write = service.TemplateWrite(
         payload.system_prompt, payload.user_template, payload.examples, payload.note
@@ -110,7 +126,7 @@ async def update_template(
 
 
 @router.delete("/prompts/{template_id}", status_code=204, summary="Delete a version (kept in history)")
-async def delete_template(template_id: int, session: SessionDep, actor: PromptAdminDep) -> Response:
+async def delete_template(template_id: TemplateId, session: SessionDep, actor: PromptAdminDep) -> Response:
     await service.delete_template(session, template_id)
     return Response(status_code=204)
 

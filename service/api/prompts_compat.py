@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 
 from service.api.deps import RateLimitDep, SessionDep, SettingsDep
-from service.api.prompts import category_out, preset_out, run_classify
+from service.api.prompts import CategoryQuery, category_out, preset_out, run_classify
+from service.db.prompt_models import Preset
+from service.schemas.fields import ColumnText
 from service.schemas.prompts import ClassifyIn
 from service.services import prompts as service
+
+PresetLanguage = Annotated[str, ColumnText(Preset.language)] | None
 
 router = APIRouter(prefix="/api/prompts", tags=["compatibility (seed contract)"])
 
@@ -22,7 +26,9 @@ async def categories(session: SessionDep) -> dict[str, Any]:
 
 @router.get("/presets", summary="Preset prompts, optionally of one category (seed contract)")
 async def presets(
-    session: SessionDep, category: str | None = None, language: str | None = None
+    session: SessionDep,
+    category: CategoryQuery = None,
+    language: Annotated[str, ColumnText(Preset.language)] | None = None,
 ) -> dict[str, Any]:
     rows = [preset_out(r).model_dump() for r in await service.list_presets(session, category, language)]
     return {"success": True, "presets": rows, "total": len(rows)}

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
 from service.api.deps import OwnerDep, StoreDep
+from service.api.errors import CONFLICT_RESPONSE
 from service.db.models import RequestKind
 from service.errors import NotFound
 from service.pipeline.prompt import detect_language
 from service.pipeline.report import render_report
+from service.schemas.fields import LanguageCode
 from service.services import requests as request_service
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
@@ -19,15 +21,18 @@ router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 
 @router.get(
     "/{request_id}/report",
-    response_class=PlainTextResponse,
     summary="Markdown report of a completed process analysis",
-    responses={200: {"content": {"text/markdown": {}}}, 409: {"description": "Not completed (yet)"}},
+    # No response_class: errors stay documented as the JSON envelope; the report itself is Markdown.
+    responses={
+        200: {"description": "The report", "content": {"text/markdown": {"schema": {"type": "string"}}}},
+        **CONFLICT_RESPONSE,
+    },
 )
 async def get_report(
     request_id: uuid.UUID,
     store: StoreDep,
     owner_id: OwnerDep,
-    language: str | None = Query(None, pattern="^(ru|en)$", description="Default: the request's language"),
+    language: LanguageCode | None = Query(None, description="Default: the request's language"),
 ) -> PlainTextResponse:
     row = request_service.require_completed(await request_service.get_request(store, request_id, owner_id))
     if row.kind != RequestKind.PROCESS_ANALYSIS or not isinstance(row.result, dict):

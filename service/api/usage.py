@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from service.api.deps import CallerDep, SessionDep, SettingsDep, owner_scope
+from service.api.metrics import OwnerText
 from service.services.usage import usage_report
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
@@ -18,7 +19,7 @@ async def usage(
     session: SessionDep,
     settings: SettingsDep,
     caller: CallerDep,
-    owner: str | None = Query(None, max_length=64, description="Admin keys only: a key id (owner), or *."),
+    owner: OwnerText = Query(None, description="Admin keys only: a key id (owner), or *."),
 ) -> dict[str, Any]:
     scope = owner_scope(caller, owner, "usage")
     return await usage_report(session, request.app.state.budgets, settings, scope)

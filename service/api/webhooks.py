@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from service.api.deps import OwnerDep, SessionDep, SettingsDep
+from service.db.webhook_models import WebhookDelivery
+from service.schemas.fields import ColumnText
 from service.schemas.webhooks import DeliveryOut, EndpointCreated, EndpointOut, WebhookSpec
 from service.services import webhooks as service
+
+DeliveryId = Annotated[str, ColumnText(WebhookDelivery.id, min_length=1)]
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
@@ -54,7 +59,7 @@ async def deliveries(
     response_model=DeliveryOut,
     summary="Send a delivery again",
 )
-async def replay(delivery_id: str, session: SessionDep, owner_id: OwnerDep) -> DeliveryOut:
+async def replay(delivery_id: DeliveryId, session: SessionDep, owner_id: OwnerDep) -> DeliveryOut:
     return DeliveryOut.model_validate(
         await service.replay(session, delivery_id, owner_id), from_attributes=True
     )

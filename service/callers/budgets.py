@@ -25,6 +25,7 @@ from service.db.models import utcnow
 from service.errors import TooManyRequests
 
 BUDGET_EXCEEDED = "budget_exceeded"
+_CACHE_LIMIT = 10_000
 _LABEL = {"minute": "per-minute", "day": "daily", "month": "monthly"}
 
 
@@ -117,6 +118,8 @@ class Budgets:
         async with self._sessions() as session:
             row = await api_keys_repo.get_key(session, owner_id)
         limits = limits_of(row) if row is not None else None
+        if len(self._limits) >= _CACHE_LIMIT:
+            self._limits.clear()
         self._limits[owner_id] = (now + self._settings.api_key_cache_seconds, limits)
         return limits
 

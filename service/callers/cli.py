@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import Settings
@@ -110,5 +111,11 @@ def run_keys(settings: Settings, argv: list[str]) -> int:
         print(asyncio.run(_run(settings, actions[args.action])))
     except AppError as exc:
         print(f"error: {exc.message}")
+        return 1
+    except DBAPIError as exc:
+        print(
+            f"error: the database refused ({type(exc.orig).__name__}); "
+            "is it migrated (`python -m service migrate`)?"
+        )
         return 1
     return 0

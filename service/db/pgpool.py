@@ -10,6 +10,8 @@ import asyncpg
 import orjson
 from sqlalchemy.engine import make_url
 
+from service.db.errors import is_connection_error
+
 
 async def open_pool(database_url: str, size: int) -> asyncpg.Pool:
     url = make_url(database_url)
@@ -46,3 +48,16 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Replaces asyncpg's reset on release (a round trip per statement): the hot-path statements
     are single autocommit statements that change no session state, so there is nothing to reset."""
+
+
+async def on_connection(pool: asyncpg.Pool, method: str, *args: Any) -> Any:
+    """`pool.<method>(*args)`, except that a connection that failed as a connection (terminated by
+    the server, closed, or left mid-operation: "cannot switch to state …") is terminated instead of
+    going back to the pool, so the next caller gets a fresh one and the pool heals by itself."""
+    async with pool.acquire() as connection:
+        try:
+            return await getattr(connection, method)(*args)
+        except Exception as exc:
+            if is_connection_error(exc):
+                connection.terminate()
+            raise

@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db.batching import Batcher
+from service.db.errors import is_connection_error
 from service.db.models import AnalysisRequest
-from service.db.pgpool import open_pool
+from service.db.pgpool import on_connection, open_pool
 from service.db.records import FIELD_NAMES, STATUS_FIELD_NAMES, RequestRecord, StatusRecord
 from service.db.requests_repo import INSERT_COLUMNS, new_request_row
 
@@ -95,30 +96,33 @@ class PgRequestStore:
         await self._inserts.call(tuple(new_request_row(values).values()))
 
     async def _insert_many(self, rows: list[tuple[Any, ...]]) -> list[BaseException | None]:
-        """Concurrent submits as one pipelined, atomic statement batch (one commit for all)."""
+        """Concurrent submits as one pipelined, atomic statement batch (one commit for all).
+        A lost connection fails the whole batch (every caller gets a 503; nothing was committed)."""
         try:
-            await self._pool.executemany(self._insert_sql, rows)
+            await on_connection(self._pool, "executemany", self._insert_sql, rows)
             return [None] * len(rows)
-        except asyncpg.PostgresError:
-            # The batch is all or nothing: one bad row (a used idempotency key, say) must fail only
-            # its own caller, so the rows are tried one by one.
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise
+            # The batch is all or nothing: one bad row (a used idempotency key, a value the
+            # database refuses) must fail only its own caller, so the rows are tried one by one.
             return [await self._insert_one(row) for row in rows]
 
     async def _insert_one(self, row: tuple[Any, ...]) -> BaseException | None:
         try:
-            await self._pool.execute(self._insert_sql, *row)
+            await on_connection(self._pool, "execute", self._insert_sql, *row)
         except asyncpg.UniqueViolationError as exc:
             return DuplicateRequest(str(exc))
-        except asyncpg.PostgresError as exc:
+        except Exception as exc:
             return exc
         return None
 
     async def get(self, request_id: uuid.UUID) -> RequestRecord | None:
-        record = await self._pool.fetchrow(self._get_sql, request_id)
+        record = await on_connection(self._pool, "fetchrow", self._get_sql, request_id)
         return RequestRecord(*record) if record is not None else None
 
     async def get_status(self, request_id: uuid.UUID) -> StatusRecord | None:
-        record = await self._pool.fetchrow(self._get_status_sql, request_id)
+        record = await on_connection(self._pool, "fetchrow", self._get_status_sql, request_id)
         return StatusRecord(*record) if record is not None else None
 
     async def close(self) -> None:

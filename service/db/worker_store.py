@@ -23,7 +23,8 @@ from sqlalchemy.sql.dml import Update
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.batching import Batcher
-from service.db.pgpool import open_pool
+from service.db.errors import is_connection_error
+from service.db.pgpool import on_connection, open_pool
 from service.db.requests_repo import ClaimedRequest, ClaimRef, LLMAccounting, StateChange
 
 
@@ -146,7 +147,7 @@ class PgWorkerStore:
     async def _claim_batch(self, items: list[tuple[uuid.UUID, int]]) -> list[ClaimedRequest | None]:
         request_ids = list(dict.fromkeys(request_id for request_id, _ in items))
         params = repo.claim_many_params(request_ids, max(lease for _, lease in items))
-        rows = await self._pool.fetch(self._claim_many.sql, *self._claim_many.args(params))
+        rows = await on_connection(self._pool, "fetch", self._claim_many.sql, *self._claim_many.args(params))
         claimed = {row["id"]: ClaimedRequest(*row) for row in rows}
         # A row goes to one caller only, even when the same message was delivered twice in a batch.
         return [claimed.pop(request_id, None) for request_id, _ in items]
@@ -167,8 +168,10 @@ class PgWorkerStore:
         # One pipelined, atomic statement batch: one commit for every request finished meanwhile.
         # RETURNING tells which rows were still theirs to finish (and what their events carry).
         try:
-            changed = await self._pool.fetchmany(self._complete.sql, rows)
-        except asyncpg.PostgresError:
+            changed = await on_connection(self._pool, "fetchmany", self._complete.sql, rows)
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise  # nothing was stored; every caller retries
             # All or nothing: one row the database refuses must not fail the others with it.
             return [await self._complete_one(row) for row in rows]
         by_id = {record["id"]: StateChange(*record) for record in changed}
@@ -176,8 +179,8 @@ class PgWorkerStore:
 
     async def _complete_one(self, row: list[Any]) -> StateChange | BaseException | None:
         try:
-            record = await self._pool.fetchrow(self._complete.sql, *row)
-        except asyncpg.PostgresError as exc:
+            record = await on_connection(self._pool, "fetchrow", self._complete.sql, *row)
+        except Exception as exc:
             return exc
         return StateChange(*record) if record is not None else None
 
@@ -185,12 +188,14 @@ class PgWorkerStore:
         self, claim: ClaimRef, *, code: str, message: str, accounting: LLMAccounting
     ) -> StateChange | None:
         params = repo.fail_params(claim, code, message, accounting)
-        record = await self._pool.fetchrow(self._fail.sql, *self._fail.args(params))
+        args = self._fail.args(params)
+        record = await on_connection(self._pool, "fetchrow", self._fail.sql, *args)
         return StateChange(*record) if record is not None else None
 
     async def release(self, claim: ClaimRef) -> bool:
         params = repo.release_params(claim)
-        return _rows_hit(await self._pool.execute(self._release.sql, *self._release.args(params))) == 1
+        args = self._release.args(params)
+        return _rows_hit(await on_connection(self._pool, "execute", self._release.sql, *args)) == 1
 
     async def close(self) -> None:
         await self._pool.close()

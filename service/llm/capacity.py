@@ -175,11 +175,10 @@ class SharedCapacity:
     async def reserve(self, estimated_tokens: int) -> AsyncIterator[Reservation]:
         tokens = min(estimated_tokens, self.max_tokens) if self.max_tokens else estimated_tokens
         lease_id: str | None = None
-        if time.monotonic() >= self._redis_down_until:
-            try:
-                lease_id = await self._acquire(tokens)
-            except _REDIS_FAILURES as exc:
-                self._redis_failed(exc)
+        try:
+            lease_id = await self._acquire(tokens)
+        except _REDIS_FAILURES as exc:
+            self._redis_failed(exc)
         if lease_id is None:
             async with self._fallback.reserve(estimated_tokens) as reservation:
                 yield reservation
@@ -194,7 +193,8 @@ class SharedCapacity:
                 await renewing
             await self._release(lease_id, reservation.tokens)
 
-    async def _acquire(self, tokens: int) -> str:
+    async def _acquire(self, tokens: int) -> str | None:
+        """A granted lease id, or None while Redis is known to be down (use the local limits)."""
         lease_id = uuid.uuid4().hex
         args = [
             lease_id,
@@ -207,6 +207,10 @@ class SharedCapacity:
         ]
         async with self._queue:
             while True:
+                # Checked in the loop: callers queued behind a failed one must not each wait for
+                # their own connection timeout.
+                if time.monotonic() < self._redis_down_until:
+                    return None
                 granted, *hint = await self._acquire_script(keys=self._keys, args=args)
                 if int(granted):
                     self._redis_back()

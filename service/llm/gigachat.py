@@ -10,6 +10,7 @@ message instead of failing on the first request. SDK retries stay off: the resil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from typing import Any, Literal
@@ -100,6 +101,7 @@ class GigaChatBackend:
         )
         self._client: GigaChatAsyncClient | None = None
         self._certificate: CertificateCheck | None = None
+        self._startup_probe: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._mode == "cloud" and not self._credentials:
@@ -134,8 +136,26 @@ class GigaChatBackend:
             timeout=HEALTH_TIMEOUT_SECONDS,
         )
         logger.info("LLM backend {} ready: base_url={} model={}", self.name, s.gigachat_base_url, self._model)
+        if self._mode == "mtls":
+            # Say at once if the server refuses our certificate, without delaying start-up (the
+            # server may be down now and fine later; requests get the same verdict either way).
+            self._startup_probe = asyncio.create_task(self._report_refusal(), name=f"{self.name}-tls-probe")
+
+    async def _report_refusal(self) -> None:
+        if refusal := await self._refusal():
+            logger.error(
+                "{}: {}; every request will fail with {} until the certificate is fixed",
+                self.name,
+                refusal,
+                AuthenticationFailed.code,
+            )
 
     async def close(self) -> None:
+        if self._startup_probe is not None:
+            self._startup_probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._startup_probe
+            self._startup_probe = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -26,6 +26,7 @@ from service.llm.base import (
 )
 from service.llm.support import (
     Redactor,
+    certificate_refused_page,
     elapsed_ms,
     error_for_status,
     models_health,
@@ -35,6 +36,7 @@ from service.llm.support import (
     usage_or_estimate,
     verified_tls_context,
 )
+from service.llm.tls_probe import CERTIFICATE_REFUSED
 
 HEALTH_TIMEOUT_SECONDS = 5.0
 # Local servers (vLLM, Ollama) accept any key, but the SDK insists on one being present.
@@ -147,6 +149,8 @@ def _translate(exc: Exception) -> LLMError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = f"openai answered HTTP {status}: {snippet(exc.message)}"
+        if certificate_refused_page(status, exc.response.text):
+            return AuthenticationFailed(f"openai TLS handshake failed: {CERTIFICATE_REFUSED} (HTTP {status})")
         headers = exc.response.headers
         retry_after = parse_retry_after(headers.get("retry-after"))
         if retry_after is None and (millis := headers.get("retry-after-ms")):

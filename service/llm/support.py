@@ -80,7 +80,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
-_HTML_START = re.compile(r"\s*<(!doctype|html|head|body|title|center|h1)\b", re.IGNORECASE)
+_HTML_TAG = re.compile(r"<(!doctype|html|head|body|title|center|h1|div|p)\b", re.IGNORECASE)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
 
@@ -90,7 +90,7 @@ def _text(body: bytes | str) -> str:
 
 
 def is_html(body: bytes | str | None) -> bool:
-    return bool(body) and bool(_HTML_START.match(_text(body or "")))
+    return bool(body) and _HTML_TAG.search(_text(body or "")) is not None
 
 
 def snippet(body: bytes | str | None, limit: int = 200) -> str:
@@ -100,11 +100,11 @@ def snippet(body: bytes | str | None, limit: int = 200) -> str:
     if not body:
         return ""
     text = _text(body)
-    if is_html(text):
+    if markup := _HTML_TAG.search(text):
         title = _HTML_TITLE.search(text)
-        plain = html.unescape(_TAG.sub("", title.group(1))) if title else ""
-        text = f"HTML error page ({plain})" if plain.strip() else "HTML error page"
-        text = text.replace("<", "").replace(">", "")
+        plain = html.unescape(_TAG.sub("", title.group(1))).replace("<", "").replace(">", "") if title else ""
+        page = f"HTML error page ({plain.strip()})" if plain.strip() else "HTML error page"
+        text = f"{text[: markup.start()].strip()} {page}"
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
 

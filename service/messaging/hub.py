@@ -25,6 +25,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from service.config import Settings
+from service.db.requests_repo import lane_of
 from service.messaging.kafka import client_args
 from service.schemas.events import StatusEvent
 
@@ -76,7 +77,8 @@ class StatusHub:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._watches: dict[uuid.UUID, set[Watch]] = {}
-        self._finished_at: deque[float] = deque()  # monotonic times of recent completion events
+        # Per lane, monotonic times of recent completion events (the queue ETAs' rate).
+        self._finished_at: dict[str, deque[float]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -134,23 +136,28 @@ class StatusHub:
     def waiting(self) -> int:
         return sum(len(watchers) for watchers in self._watches.values())
 
-    def completions_per_second(self) -> float:
-        """Requests finished per second over the last minute, as this process saw the events."""
-        self._forget_old(time.monotonic())
-        return len(self._finished_at) / _RATE_WINDOW_SECONDS
+    def completions_per_second(self, lane: str) -> float:
+        """Requests of `lane` finished per second over the last minute, as this process saw them."""
+        recent = self._finished_at.get(lane)
+        if not recent:
+            return 0.0
+        self._forget_old(recent, time.monotonic())
+        return len(recent) / _RATE_WINDOW_SECONDS
 
     def deliver(self, event: StatusEvent) -> None:
         if event.is_final:
             now = time.monotonic()
-            self._finished_at.append(now)
-            self._forget_old(now)
+            recent = self._finished_at.setdefault(lane_of(event.batch_id), deque())
+            recent.append(now)
+            self._forget_old(recent, now)
         for key in (event.request_id, event.batch_id):
             for watch in self._watches.get(key, ()) if key is not None else ():
                 watch.push(event)
 
-    def _forget_old(self, now: float) -> None:
-        while self._finished_at and self._finished_at[0] < now - _RATE_WINDOW_SECONDS:
-            self._finished_at.popleft()
+    @staticmethod
+    def _forget_old(recent: deque[float], now: float) -> None:
+        while recent and recent[0] < now - _RATE_WINDOW_SECONDS:
+            recent.popleft()
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while True:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from service.schemas.fields import Text
 
 # What clients send for a rating: the seed's good/bad, thumbs, likes, 1/0, booleans.
 _RATING_WORDS = {
@@ -24,8 +26,10 @@ class FeedbackIn(BaseModel):
     rating: Literal["good", "bad"] = Field(
         description="good or bad; also 1/0, true/false, up/down, thumbs_up/thumbs_down, like/dislike."
     )
-    comment: str | None = Field(None, max_length=4_000)
-    text_response: str | None = Field(None, max_length=100_000, description="The answer text the user rated.")
+    comment: Annotated[str, Text(max_length=4_000)] | None = None
+    text_response: Annotated[str, Text(max_length=100_000)] | None = Field(
+        None, description="The answer text the user rated."
+    )
 
     @field_validator("rating", mode="before")
     @classmethod

@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Count = Field(None, ge=0, le=2_000_000_000)
+from service.db.key_models import ApiKey
+from service.schemas.fields import ColumnInt, ColumnText
 
 
 class KeyLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    requests_per_minute: int | None = Count
-    tokens_per_minute: int | None = Count
-    daily_tokens: int | None = Count
-    monthly_tokens: int | None = Count
+    requests_per_minute: Annotated[int, ColumnInt(ApiKey.requests_per_minute, ge=0, strict=True)] | None = (
+        None
+    )
+    tokens_per_minute: Annotated[int, ColumnInt(ApiKey.tokens_per_minute, ge=0, strict=True)] | None = None
+    daily_tokens: Annotated[int, ColumnInt(ApiKey.daily_tokens, ge=0, strict=True)] | None = None
+    monthly_tokens: Annotated[int, ColumnInt(ApiKey.monthly_tokens, ge=0, strict=True)] | None = None
 
 
 class KeyCreate(KeyLimits):
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, ColumnText(ApiKey.name, min_length=1)]
     role: Literal["admin", "user"] = "user"
 
 
 class KeyUpdate(KeyLimits):
     """Only the fields sent change; send null to clear a limit."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Annotated[str, ColumnText(ApiKey.name, min_length=1)] | None = None
     role: Literal["admin", "user"] | None = None
 
 

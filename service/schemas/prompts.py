@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from service.schemas.rows import ROW_OBJECTS
+from service.db.prompt_models import PromptTemplate as TemplateRow
+from service.schemas.fields import ColumnText, LanguageCode, SafeJson, SafeJsonObject, Text
+from service.schemas.rows import row_objects
 
 
 class CategoryOut(BaseModel):
@@ -23,15 +25,15 @@ class CategoryOut(BaseModel):
 class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    system_prompt: str = Field(min_length=1, max_length=50_000)
-    user_template: str = Field(min_length=1, max_length=20_000)
-    examples: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
-    note: str | None = Field(None, max_length=500)
+    system_prompt: Annotated[str, Text(min_length=1, max_length=50_000)]
+    user_template: Annotated[str, Text(min_length=1, max_length=20_000)]
+    examples: list[SafeJsonObject] = Field(default_factory=list, max_length=20)
+    note: Annotated[str, ColumnText(TemplateRow.note)] | None = None
 
 
 class TemplateCreate(TemplateIn):
-    category: str
-    language: str = Field(pattern="^(ru|en)$")
+    category: Annotated[str, ColumnText(TemplateRow.category, min_length=1)]
+    language: LanguageCode
 
 
 class TemplateOut(BaseModel):
@@ -64,10 +66,12 @@ class ClassifyIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     # `prompt_text` is the seed's name for the same field.
-    query_text: str = Field("", max_length=4_000, validation_alias=AliasChoices("query_text", "prompt_text"))
-    input_data: Annotated[list[list[Any]] | None, ROW_OBJECTS] = None
-    title: str | None = Field(None, max_length=300)
-    description: str | None = Field(None, max_length=20_000)
+    query_text: Annotated[str, Text(max_length=4_000)] = Field(
+        "", validation_alias=AliasChoices("query_text", "prompt_text")
+    )
+    input_data: Annotated[list[list[SafeJson]] | None, row_objects(SafeJson)] = None
+    title: Annotated[str, Text(max_length=300)] | None = None
+    description: Annotated[str, Text(max_length=20_000)] | None = None
 
 
 class ClassifyOut(BaseModel):

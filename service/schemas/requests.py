@@ -7,14 +7,21 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from service.db.models import AnalysisRequest as Row
 from service.pipeline.table import column_index, column_letters
-from service.schemas.rows import ROW_OBJECTS
+from service.schemas.fields import ColumnText, JsonScalar, NonBlankText, Text, column_length
+from service.schemas.rows import row_objects
 from service.schemas.webhooks import WebhookSpec
 
-Cell = str | int | float | bool | None
-NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Cell = JsonScalar
+NonBlank = NonBlankText
+RangeText = Annotated[str, ColumnText(Row.input_range)]
+# The stored key is "owner:key" (requests_repo.scoped_idempotency_key): the caller's part gets what
+# the column leaves after the longest owner id and the separator.
+IDEMPOTENCY_KEY_MAX = (column_length(Row.idempotency_key) or 0) - (column_length(Row.owner_id) or 0) - 1
+IdempotencyKey = Annotated[str, Text(min_length=1, max_length=IDEMPOTENCY_KEY_MAX)]
 
 _CELL_RE = re.compile(r"^\$?([A-Za-z]{1,3})\$?([1-9][0-9]{0,6})$")
 
@@ -62,15 +69,17 @@ class SpreadsheetInput(BaseModel):
 
     kind: Literal["spreadsheet"] = "spreadsheet"
     query_text: NonBlank = Field(description="What to do with the range, in the user's words.")
-    input_range: str | None = Field(None, description="Address of the input range, e.g. A1:D10.")
-    input_data: Annotated[list[list[Cell]] | None, ROW_OBJECTS] = Field(
+    input_range: RangeText | None = Field(None, description="Address of the input range, e.g. A1:D10.")
+    input_data: Annotated[list[list[Cell]] | None, row_objects(Cell)] = Field(
         None,
         description="Rows of cell values (str/number/bool/null), or a list of row objects "
         '(`[{"Товар": "A", "Янв": 1}]`: the keys become the header row).',
     )
-    output_range: str | None = Field(None, description="Where the plugin intends to write the answer.")
-    category: str | None = Field(None, description="Category name or alias; omitted = classified.")
-    idempotency_key: str | None = Field(None, max_length=128)
+    output_range: RangeText | None = Field(None, description="Where the plugin intends to write the answer.")
+    category: Annotated[str, ColumnText(Row.category)] | None = Field(
+        None, description="Category name or alias; omitted = classified."
+    )
+    idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
     @field_validator("input_range", "output_range")
@@ -107,12 +116,12 @@ class ProcessAnalysisInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["process_analysis"]
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    title: Annotated[str, ColumnText(Row.title, min_length=1, strip=True)]
     description: NonBlank = Field(description="The business process, as its owner describes it.")
-    company_size: str | None = Field(None, max_length=64)
-    industry: str | None = Field(None, max_length=128)
+    company_size: Annotated[str, Text(max_length=64)] | None = None
+    industry: Annotated[str, Text(max_length=128)] | None = None
     language: Literal["ru", "en"] | None = None
-    idempotency_key: str | None = Field(None, max_length=128)
+    idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
 
@@ -120,7 +129,7 @@ class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: Annotated[str, Text()]  # storable text: no NUL, no lone surrogate
 
 
 MAX_CHAT_MESSAGES = 500
@@ -133,10 +142,12 @@ class ChatInput(BaseModel):
 
     kind: Literal["chat"]
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_CHAT_MESSAGES)
-    model: str | None = Field(None, max_length=128, description="Omitted: the backend's configured model.")
+    model: Annotated[str, Text(max_length=128)] | None = Field(
+        None, description="Omitted: the backend's configured model."
+    )
     temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1)
-    idempotency_key: str | None = Field(None, max_length=128)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
     @model_validator(mode="after")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from service.schemas.fields import Text
 
 WebhookEventType = Literal["request.completed", "request.failed", "request.cancelled", "request.expired"]
 
@@ -14,7 +16,7 @@ WebhookEventType = Literal["request.completed", "request.failed", "request.cance
 class WebhookSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, description="http(s) URL that receives signed POSTs.")
+    url: Annotated[str, Text(max_length=2000)] = Field(description="http(s) URL that receives signed POSTs.")
     events: list[WebhookEventType] = Field(
         default_factory=list, description="Event types to send; empty means every final status."
     )

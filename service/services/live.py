@@ -41,8 +41,8 @@ async def queue_info(
     if position is None:  # claimed meanwhile
         return None
     lane, ahead = position
-    # The rate every worker achieved lately, as seen on the responses topic by this process.
-    rate = hub.completions_per_second()
+    # The rate every worker achieved lately in this lane, as seen on the responses topic.
+    rate = hub.completions_per_second(lane)
     return QueueInfo(
         lane=lane,
         ahead=ahead,

@@ -40,8 +40,8 @@ class Submitted:
 
 
 def check_limits(payload: AnyRequestInput, settings: Settings) -> None:
-    """The configurable size limits and text checks; structure was checked by the schema. One pass
-    over every text value of the request."""
+    """The configurable size limits; structure and storable text (service/schemas/fields.py) were
+    checked by the schema. One pass over every text value of the request."""
     problems: list[dict[str, Any]] = []
 
     def problem(loc: str, msg: str) -> None:
@@ -50,8 +50,6 @@ def check_limits(payload: AnyRequestInput, settings: Settings) -> None:
     field_limits = {"query_text": settings.max_query_chars, "description": settings.max_description_chars}
     cell_chars = 0
     for loc, text in _strings(payload):
-        if "\x00" in text:
-            problem(loc, "contains a NUL character (\\u0000), which text cannot hold")
         if loc.startswith("input_data."):
             cell_chars += len(text)
             if len(text) > settings.max_cell_chars:

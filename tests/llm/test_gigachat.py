@@ -348,6 +348,23 @@ async def test_a_refused_certificate_is_an_auth_failure_whatever_tls_does_to_the
         assert await backend._refusal() is None  # the probe itself
 
 
+async def test_a_refused_certificate_is_reported_right_after_start(
+    certs: CertBundle, captured_logs: list[str]
+) -> None:
+    foreign = {
+        "gigachat_mtls_cert_file": certs.foreign_client_cert,
+        "gigachat_mtls_key_file": certs.foreign_client_key,
+    }
+    with gigachat_peer(certs, mtls=True, asyncio_tls=True) as peer:
+        backend = GigaChatBackend(mtls_settings(peer, certs, **foreign), "mtls")
+        async with started(backend):
+            assert backend._startup_probe is not None  # the probe runs in the background
+            async with asyncio.timeout(60):
+                await backend._startup_probe
+    (line,) = [line for line in captured_logs if "every request will fail" in line]
+    assert line.startswith("ERROR") and "rejected the client certificate" in line
+
+
 async def test_a_server_that_resets_every_connection_stays_a_connection_error(certs: CertBundle) -> None:
     # TCP accepted, then reset before TLS says anything, with no client certificate involved: a
     # network or server fault, retryable - the probe must not turn it into an auth failure.
@@ -407,6 +424,19 @@ async def test_a_certificate_refused_nginx_style_is_an_auth_failure_without_html
         assert (await backend.chat(ask("through nginx"))).text == "echo: through nginx"
 
 
+async def test_a_gateway_html_page_is_overload_without_html(
+    gigachat_cloud: GigaChatPeer, certs: CertBundle
+) -> None:
+    gigachat_cloud.faults.server_errors, gigachat_cloud.faults.server_error_status = 1, 502
+    gigachat_cloud.faults.error_html = (
+        "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    )
+    async with started(GigaChatBackend(cloud_settings(gigachat_cloud, certs), "cloud")) as backend:
+        with pytest.raises(Overloaded) as caught:
+            await backend.chat(ask())
+    assert caught.value.message == "gigachat-cloud answered HTTP 502: HTML error page (502 Bad Gateway)"
+
+
 def test_html_error_pages_are_never_quoted() -> None:
     page = (
         b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1><script>x</script></body></html>"
@@ -414,3 +444,4 @@ def test_html_error_pages_are_never_quoted() -> None:
     assert snippet(page) == "HTML error page (502 Bad Gateway)"
     assert snippet(b"<!DOCTYPE html><html><body>oops</body></html>") == "HTML error page"
     assert snippet(b'{"message": "Invalid model"}') == '{"message": "Invalid model"}'
+    assert snippet("Error code: 400 - <html><body>x</body></html>") == "Error code: 400 - HTML error page"

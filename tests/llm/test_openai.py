@@ -146,3 +146,31 @@ async def test_an_unusable_ca_bundle_stops_start(openai_tls: OpenAIPeer, tmp_pat
     empty.write_text("not a certificate\n")
     with pytest.raises(ConfigurationError, match="no usable PEM"):
         await OpenAIBackend(openai_settings(openai_tls, openai_ca_bundle_file=empty)).start()
+
+
+NGINX_CERTIFICATE_PAGE = (
+    "<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n<body>\r\n"
+    "<center><h1>400 Bad Request</h1></center>\r\n<center>No required SSL certificate was sent</center>\r\n"
+    "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("status", "page", "error", "code"),
+    [
+        (400, NGINX_CERTIFICATE_PAGE, AuthenticationFailed, "llm_auth_failed"),
+        (502, GATEWAY_PAGE, Overloaded, "llm_unavailable"),
+    ],
+    ids=["certificate-page", "gateway-page"],
+)
+async def test_a_proxys_html_page_is_classified_and_never_quoted(
+    openai_upstream: OpenAIPeer, status: int, page: str, error: type[Exception], code: str
+) -> None:
+    openai_upstream.faults.server_errors, openai_upstream.faults.server_error_status = 1, status
+    openai_upstream.faults.error_html = page
+    async with started(OpenAIBackend(openai_settings(openai_upstream))) as backend:
+        with pytest.raises(error) as caught:
+            await backend.chat(ask())
+    assert caught.value.code == code  # type: ignore[attr-defined]
+    assert "<" not in str(caught.value) and "nginx" not in str(caught.value)

@@ -20,7 +20,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from tests.peers.tls_front import server_context, tls_front
 
@@ -44,6 +44,7 @@ class Faults:
     server_errors: int = 0  # then answer this many with server_error_status
     server_error_status: int = 500
     delay_seconds: float = 0.0  # sleep before answering (every request while set)
+    error_html: str | None = None  # set: the injected errors carry this HTML page, as a proxy's would
 
 
 @dataclass
@@ -78,12 +79,15 @@ class PeerState:
                 headers["Retry-After"] = faults.retry_after
             if faults.rate_limited > 0:
                 faults.rate_limited -= 1
-                return error_response(429, "rate_limited", "Too many requests", headers)
-            if faults.server_errors > 0:
+                status, code, message = 429, "rate_limited", "Too many requests"
+            elif faults.server_errors > 0:
                 faults.server_errors -= 1
-                status = faults.server_error_status
-                return error_response(status, "server_error", "Internal error", headers)
-        return None
+                status, code, message = faults.server_error_status, "server_error", "Internal error"
+            else:
+                return None
+            if faults.error_html is not None:
+                return HTMLResponse(faults.error_html, status_code=status, headers=headers)
+            return error_response(status, code, message, headers)
 
     async def maybe_delay(self) -> None:
         """Sleep `delay_seconds` (if set), counting the calls that overlap meanwhile."""
