@@ -43,6 +43,7 @@ from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
+from service.schemas.batches import OPENAI_ERROR_RESPONSES, TOO_LARGE
 from service.services.chat import ModelList
 
 VERSION = "0.1.0"
@@ -111,8 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The OpenAI-compatible surface answers errors in OpenAI's shape, documented by its own routes.
     app.include_router(openai_chat.router)
     # Batches (issue 10): the native routes, and the OpenAI-compatible files + batches.
-    app.include_router(batches.router, responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE})
-    app.include_router(openai_batches.router)
+    app.include_router(batches.router, responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE, **TOO_LARGE})
+    app.include_router(openai_batches.router, responses=OPENAI_ERROR_RESPONSES)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):
