@@ -278,7 +278,7 @@ class Settings(BaseSettings):
     worker_batch_concurrency_busy: int = Field(8, ge=1, le=10_000)
     # Lines of one owner released to the batch lane at once; owners are served round-robin, so a
     # small batch waits behind at most this many lines of each other owner.
-    batch_owner_window: int = Field(500, ge=1, le=100_000)
+    batch_owner_window: int = Field(200, ge=1, le=100_000)
     batch_feed_interval_seconds: float = Field(0.1, ge=0.01, le=60)
     batch_max_lines: int = Field(50_000, ge=1)
     batch_max_bytes: int = Field(200 * 1024 * 1024, ge=1)
