@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from service.api import (
+    batch_events,
     batches,
     compat,
     feedback,
@@ -108,7 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         # Every operation documents the error envelope for the statuses any route can answer.
         app.include_router(module.router, responses=ERROR_RESPONSES)
-    app.include_router(batches.router, responses=ERROR_RESPONSES)
+    for module in (batches, batch_events):
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     # The OpenAI-compatible surface answers errors in OpenAI's shape, documented by its own routes.
     for module in (openai_chat, openai_batches):
         app.include_router(module.router, responses=OPENAI_ERROR_RESPONSES)
