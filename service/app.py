@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from service.api import (
+    batch_events,
     batches,
     compat,
     feedback,
@@ -114,8 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         # Every operation documents the error envelope for the statuses any route can answer.
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(batch_events.router, responses=ERROR_RESPONSES)
     # The OpenAI-compatible surface answers errors in OpenAI's shape, documented by its own routes.
-    app.include_router(openai_chat.router)
+    app.include_router(openai_chat.router, responses=OPENAI_ERROR_RESPONSES)
     # Batches (issue 10): the native routes, and the OpenAI-compatible files + batches.
     app.include_router(batches.router, responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE, **TOO_LARGE})
     app.include_router(openai_batches.router, responses=OPENAI_ERROR_RESPONSES)
