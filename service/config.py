@@ -213,6 +213,11 @@ class Settings(BaseSettings):
     gigachat_classify_model: str | None = None
     gigachat_generate_model: str | None = None
 
+    # --- security review ---------------------------------------------------------------------------
+    # GET /metrics shows service-wide figures (traffic, refusals, spend by model): it needs an admin
+    # key unless this is on (a scraper on a private network without credentials).
+    metrics_public: bool = False
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:

@@ -59,23 +59,30 @@ async def list_endpoints(session: AsyncSession, owner_id: str | None) -> Sequenc
     return await repo.owner_endpoints(session, owner_id)
 
 
-def _visible_endpoint(endpoint: WebhookEndpoint | None, owner_id: str | None, ref: object) -> WebhookEndpoint:
+def _visible_endpoint(
+    endpoint: WebhookEndpoint | None, owner_id: str | None, missing: NotFound
+) -> WebhookEndpoint:
+    """The endpoint if the owner may see it; else `missing`, the very error an unknown id gets (no
+    existence oracle: another owner's delivery must not read "no endpoint" where unknown ones read
+    "no delivery")."""
     if endpoint is None or (owner_id is not None and endpoint.owner_id != owner_id):
-        raise NotFound(f"No webhook endpoint {ref}.")
+        raise missing
     return endpoint
 
 
 async def delivery_log(
     session: AsyncSession, endpoint_id: uuid.UUID, owner_id: str | None, limit: int
 ) -> Sequence[WebhookDelivery]:
-    _visible_endpoint(await repo.get_endpoint(session, endpoint_id), owner_id, endpoint_id)
+    missing = NotFound(f"No webhook endpoint {endpoint_id}.")
+    _visible_endpoint(await repo.get_endpoint(session, endpoint_id), owner_id, missing)
     return await repo.deliveries_of(session, endpoint_id, limit)
 
 
 async def replay(session: AsyncSession, delivery_id: str, owner_id: str | None) -> WebhookDelivery:
+    missing = NotFound(f"No webhook delivery {delivery_id}.")
     delivery = await repo.get_delivery(session, delivery_id)
     if delivery is None:
-        raise NotFound(f"No webhook delivery {delivery_id}.")
-    _visible_endpoint(await repo.get_endpoint(session, delivery.endpoint_id), owner_id, delivery_id)
+        raise missing
+    _visible_endpoint(await repo.get_endpoint(session, delivery.endpoint_id), owner_id, missing)
     await repo.schedule_replay(session, delivery)
     return delivery

@@ -29,9 +29,30 @@ class SafeTarget:
     connect_url: str  # the URL with the host replaced by that address
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits and reach it through a translator
+# (NAT64, RFC 6052) or the kernel (deprecated IPv4-compatible ::a.b.c.d): `is_global` calls them
+# public whatever IPv4 address they wrap, 64:ff9b::7f00:1 (127.0.0.1) included.
+_IPV4_IN_LAST_32_BITS = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("::/96"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (mapped, 6to4, Teredo client, NAT64, compatible)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if any(address in network for network in _IPV4_IN_LAST_32_BITS) and int(address) > 1:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None and not _is_public(embedded):
+            return False
     return address.is_global and not address.is_multicast
 
 
