@@ -28,3 +28,11 @@ async def test_ipv6_forms_of_public_ipv4_addresses_stay_allowed() -> None:
     for url in ("http://[64:ff9b::808:808]/hook", "http://[2002:808:808::]/hook"):
         target = await resolve_safe(url, allow_private=False)
         assert target.address.startswith(("64:ff9b::", "2002:"))
+
+
+async def test_a_refused_target_does_not_say_which_internal_address_it_resolves_to() -> None:
+    # "localhost" resolves on every machine; the answer must not map names to internal addresses.
+    with pytest.raises(UnsafeTarget) as refused:
+        await resolve_safe("http://localhost:8080/hook", allow_private=False)
+    message = str(refused.value)
+    assert "non-public" in message and "127.0.0.1" not in message and "::1" not in message

@@ -76,9 +76,9 @@ async def resolve_safe(url: str, *, allow_private: bool) -> SafeTarget:
     if not addresses:
         raise UnsafeTarget(f"the host {host} does not resolve")
     if not allow_private:
-        refused = [str(address) for address in addresses if not _is_public(address)]
-        if refused:
-            raise UnsafeTarget(f"the host {host} resolves to a non-public address ({refused[0]})")
+        if not all(_is_public(address) for address in addresses):
+            # Which address stays unsaid: the caller must not map the internal network through us.
+            raise UnsafeTarget(f"the host {host} resolves to a non-public address")
     address = str(addresses[0])
     netloc = f"[{address}]" if ":" in address else address
     parts = urlsplit(url)
