@@ -147,9 +147,8 @@ async def _delivery(c: Callers, ids: dict[str, str]) -> str:
 async def _file(c: Callers) -> str:
     body = {"messages": [{"role": "user", "content": "Summarise the quarter"}]}
     line = json.dumps({"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": body})
-    uploaded = await c.svc.client.post(
-        "/v1/files", data={"purpose": "batch"}, files={"file": ("in.jsonl", f"{line}\n".encode())}, headers=c.a
-    )
+    upload = {"file": ("in.jsonl", f"{line}\n".encode())}
+    uploaded = await c.svc.client.post("/v1/files", data={"purpose": "batch"}, files=upload, headers=c.a)
     assert uploaded.status_code in (200, 201), uploaded.text
     return str(uploaded.json()["id"])
 

@@ -75,10 +75,9 @@ async def resolve_safe(url: str, *, allow_private: bool) -> SafeTarget:
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     if not addresses:
         raise UnsafeTarget(f"the host {host} does not resolve")
-    if not allow_private:
-        if not all(_is_public(address) for address in addresses):
-            # Which address stays unsaid: the caller must not map the internal network through us.
-            raise UnsafeTarget(f"the host {host} resolves to a non-public address")
+    if not allow_private and not all(_is_public(address) for address in addresses):
+        # Which address stays unsaid: the caller must not map the internal network through us.
+        raise UnsafeTarget(f"the host {host} resolves to a non-public address")
     address = str(addresses[0])
     netloc = f"[{address}]" if ":" in address else address
     parts = urlsplit(url)
