@@ -217,6 +217,9 @@ class Settings(BaseSettings):
     # GET /metrics shows service-wide figures (traffic, refusals, spend by model): it needs an admin
     # key unless this is on (a scraper on a private network without credentials).
     metrics_public: bool = False
+    # Each of an owner's default webhook endpoints gets a POST for every request of theirs that ends:
+    # without a cap, one key could make the service flood any public URL (N endpoints × requests).
+    webhook_max_endpoints_per_owner: int = Field(10, ge=1, le=1000)
 
     @field_validator("log_level", mode="before")
     @classmethod

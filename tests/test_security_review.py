@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
+from tests.support import bearer, issue_key, make_settings, running_service
 
 
 @pytest.mark.parametrize(
@@ -36,3 +39,38 @@ async def test_a_refused_target_does_not_say_which_internal_address_it_resolves_
         await resolve_safe("http://localhost:8080/hook", allow_private=False)
     message = str(refused.value)
     assert "non-public" in message and "127.0.0.1" not in message and "::1" not in message
+
+
+async def test_webhook_endpoints_per_owner_are_capped_and_deletable(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """Every default endpoint gets a POST per finished request: uncapped, one key could turn the
+    service into a flood of any public URL. The cap is per owner; DELETE frees a place."""
+    settings = make_settings(
+        postgres_url,
+        kafka_bootstrap,
+        allow_anonymous=False,
+        webhook_allow_private_targets=True,
+        webhook_max_endpoints_per_owner=2,
+    )
+    a, b = bearer(await issue_key(settings, "hooks A")), bearer(await issue_key(settings, "hooks B"))
+    async with running_service(settings, with_worker=False) as svc:
+
+        async def add(headers: dict[str, str]) -> Any:
+            return await svc.client.post(
+                "/api/v1/webhooks/endpoints", json={"url": "http://127.0.0.1:9/hook"}, headers=headers
+            )
+
+        first, second, third = [await add(a) for _ in range(3)]
+        assert first.status_code == second.status_code == 201
+        assert third.status_code == 409 and third.json()["error"]["code"] == "webhook_endpoint_limit"
+        assert "secret" not in third.text
+        assert (await add(b)).status_code == 201  # the cap is A's, not everyone's
+
+        deleted = await svc.client.delete(f"/api/v1/webhooks/endpoints/{first.json()['id']}", headers=a)
+        assert deleted.status_code == 200 and deleted.json()["enabled"] is False
+        assert "secret" not in deleted.json()
+        listed = (await svc.client.get("/api/v1/webhooks/endpoints", headers=a)).json()
+        enabled = {endpoint["id"]: endpoint["enabled"] for endpoint in listed}
+        assert enabled == {first.json()["id"]: False, second.json()["id"]: True}
+        assert (await add(a)).status_code == 201
