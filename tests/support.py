@@ -256,3 +256,48 @@ def captured_logs() -> Iterator[list[str]]:
         yield lines
     finally:
         logger.remove(sink)
+
+
+@contextmanager
+def live_service(settings: Settings) -> Iterator[str]:
+    """The API (on a real loopback port) and a worker, on their own event loop in a thread: for
+    clients that only speak to a real server (the `openai` SDK's synchronous client). Yields the
+    base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    worker = Worker(settings)
+    failures: list[BaseException] = []
+
+    async def main() -> None:
+        worker_task = asyncio.create_task(worker.run())
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            worker.stop()
+            await worker_task
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported to the test below
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="live-service", daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"the service did not start: {failures!r}")
+            threading.Event().wait(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -280,7 +280,7 @@ async def test_status_poll_reads_wait_by_hand_and_documents_it(
         for bad in ("abc", "-1", "nan", "inf"):
             response = await svc.client.get(f"/api/v1/requests/{request_id}?wait={bad}")
             assert response.status_code == 422, (bad, response.text)
-            assert response.json()["error"]["details"][0]["loc"] == "wait"
+            assert response.json()["error"]["details"][0]["loc"] == "query.wait"
         waited = await svc.client.get(f"/api/v1/requests/{request_id}?wait=0.2")
         assert waited.status_code == 200 and waited.json()["status"] == "queued"
         schema = (await svc.client.get("/openapi.json")).json()

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, OpenAI
 
 from service.config import Settings
 from tests.peers.fixtures import *  # noqa: F403 - the peers are used by name
 from tests.peers.fixtures import openai_values
 from tests.peers.openai_server import OpenAIPeer
-from tests.support import RunningService, issue_key, make_settings, running_service
+from tests.support import RunningService, issue_key, live_service, make_settings, running_service
 
 
 @asynccontextmanager
@@ -66,3 +67,11 @@ async def test_models_need_a_key_and_preflight_passes_for_editor_origins(
         assert 200 <= preflight.status_code < 300
         assert preflight.headers["access-control-allow-origin"] == origin
         assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+
+
+def test_the_sync_sdk_reaches_a_live_service(postgres_url: str, kafka_bootstrap: str) -> None:
+    settings = make_settings(postgres_url, kafka_bootstrap, allow_anonymous=False)
+    key = asyncio.run(issue_key(settings, "editor"))
+    with live_service(settings) as url:
+        models = OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0).models.list()
+    assert [model.id for model in models.data] == ["dryrun"]

@@ -9,7 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from service.db.prompt_models import PromptTemplate as TemplateRow
 from service.schemas.fields import ColumnText, LanguageCode, SafeJson, SafeJsonObject, Text
-from service.schemas.rows import ROW_OBJECTS
+from service.schemas.rows import row_objects
 
 
 class CategoryOut(BaseModel):
@@ -69,7 +69,7 @@ class ClassifyIn(BaseModel):
     query_text: Annotated[str, Text(max_length=4_000)] = Field(
         "", validation_alias=AliasChoices("query_text", "prompt_text")
     )
-    input_data: Annotated[list[list[SafeJson]] | None, ROW_OBJECTS] = None
+    input_data: Annotated[list[list[SafeJson]] | None, row_objects(SafeJson)] = None
     title: Annotated[str, Text(max_length=300)] | None = None
     description: Annotated[str, Text(max_length=20_000)] | None = None
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from service.db.models import AnalysisRequest as Row
 from service.pipeline.table import column_index, column_letters
 from service.schemas.fields import ColumnText, JsonScalar, NonBlankText, Text, column_length
-from service.schemas.rows import ROW_OBJECTS
+from service.schemas.rows import row_objects
 from service.schemas.webhooks import WebhookSpec
 
 Cell = JsonScalar
@@ -70,7 +70,7 @@ class SpreadsheetInput(BaseModel):
     kind: Literal["spreadsheet"] = "spreadsheet"
     query_text: NonBlank = Field(description="What to do with the range, in the user's words.")
     input_range: RangeText | None = Field(None, description="Address of the input range, e.g. A1:D10.")
-    input_data: Annotated[list[list[Cell]] | None, ROW_OBJECTS] = Field(
+    input_data: Annotated[list[list[Cell]] | None, row_objects(Cell)] = Field(
         None,
         description="Rows of cell values (str/number/bool/null), or a list of row objects "
         '(`[{"Товар": "A", "Янв": 1}]`: the keys become the header row).',

@@ -22,5 +22,10 @@ def rows_from_objects(value: Any) -> Any:
     return [columns, *([row.get(column) for column in columns] for row in rows)]
 
 
-# Annotate a rows field with it: Annotated[list[list[Cell]] | None, ROW_OBJECTS].
-ROW_OBJECTS = BeforeValidator(rows_from_objects)
+def row_objects(cell: Any) -> BeforeValidator:
+    """Annotate a rows field with it: `Annotated[list[list[Cell]] | None, row_objects(Cell)]`. The
+    OpenAPI schema then shows both accepted shapes, so clients (and schemathesis) know that a list
+    of row objects is valid input too."""
+    return BeforeValidator(
+        rows_from_objects, json_schema_input_type=list[list[cell]] | list[dict[str, cell]] | None
+    )

@@ -195,23 +195,41 @@ class WebhookDispatcher:
     # --- delivery ----------------------------------------------------------------------------------
 
     async def _deliver_loop(self, client: httpx.AsyncClient) -> None:
+        """Keeps up to WEBHOOK_CONCURRENCY deliveries in flight: a slow receiver holds one slot, not
+        the others; a freed slot (or new work from the intake) looks for due deliveries at once."""
         settings = self._settings
         assert self._sessions is not None
         lease = settings.webhook_timeout_seconds + _LEASE_SECONDS_EXTRA
-        while not self._stopping.is_set():
-            self._due.clear()
-            try:
-                async with self._sessions() as session:
-                    claimed = await repo.claim_due(session, utcnow(), settings.webhook_concurrency, lease)
-                    await session.commit()
-            except Exception:
-                logger.exception("webhook delivery: could not read due deliveries")
-                claimed = []
-            if claimed:
-                await asyncio.gather(*(self.deliver(client, d, e) for d, e in claimed))
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), settings.webhook_poll_seconds)
+        in_flight: set[asyncio.Task[str]] = set()
+
+        def finished(task: asyncio.Task[str]) -> None:
+            in_flight.discard(task)
+            self._due.set()
+
+        try:
+            while not self._stopping.is_set():
+                self._due.clear()
+                room = settings.webhook_concurrency - len(in_flight)
+                claimed: list[tuple[WebhookDelivery, WebhookEndpoint]] = []
+                if room > 0:
+                    try:
+                        async with self._sessions() as session:
+                            claimed = await repo.claim_due(session, utcnow(), room, lease)
+                            await session.commit()
+                    except Exception:
+                        logger.exception("webhook delivery: could not read due deliveries")
+                for delivery, endpoint in claimed:
+                    task = asyncio.create_task(self.deliver(client, delivery, endpoint))
+                    in_flight.add(task)
+                    task.add_done_callback(finished)
+                if claimed and len(claimed) == room:
+                    continue  # there may be more due right now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._due.wait(), settings.webhook_poll_seconds)
+        finally:
+            # Deliveries under way finish (each is bounded by its timeout); a lost one's lease runs out.
+            if in_flight:
+                await asyncio.wait(set(in_flight), timeout=settings.webhook_timeout_seconds + 5)
 
     def _secrets(self, endpoint: WebhookEndpoint) -> list[str]:
         own = [secret for secret in (endpoint.secret, endpoint.previous_secret) if secret]
