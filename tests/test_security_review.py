@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
-from tests.support import bearer, issue_key, make_settings, running_service
+from tests.support import (
+    SEED_EXAMPLE,
+    CountingBackend,
+    bearer,
+    issue_key,
+    make_settings,
+    running_service,
+)
 
 
 @pytest.mark.parametrize(
@@ -74,3 +81,29 @@ async def test_webhook_endpoints_per_owner_are_capped_and_deletable(
         enabled = {endpoint["id"]: endpoint["enabled"] for endpoint in listed}
         assert enabled == {first.json()["id"]: False, second.json()["id"]: True}
         assert (await add(a)).status_code == 201
+
+
+async def test_classify_asks_no_model_once_the_callers_budget_is_spent(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """POST /api/v1/classify may ask the LLM (below CLASSIFIER_LLM_THRESHOLD): with a spent budget it
+    must keep to the local guess, or classify would be a way to spend tokens past any budget."""
+    settings = make_settings(
+        postgres_url, kafka_bootstrap, allow_anonymous=False, classifier_llm_threshold=1.0
+    )
+    key = await issue_key(settings, "classify budget", daily_tokens=10)
+    async with running_service(settings, api_key=key) as svc:
+        counting = CountingBackend(svc.app.state.llm_backend)
+        svc.app.state.llm_backend = counting
+        fresh = await svc.client.post("/api/v1/classify", json={"query_text": "сделай что-нибудь с этим"})
+        assert fresh.status_code == 200 and len(counting.calls) == 1  # budget left: the model is asked
+
+        submitted = await svc.submit({"kind": "spreadsheet", **SEED_EXAMPLE})
+        assert (await svc.wait_final(submitted.json()["id"]))["status"] == "completed"  # > 10 tokens
+
+        spent = await svc.client.post("/api/v1/classify", json={"query_text": "посмотри на эти цифры"})
+        assert spent.status_code == 200, spent.text
+        assert len(counting.calls) == 1, "the model was asked on a spent budget"
+        assert spent.json()["source"] == "local" and "budget_exceeded" in spent.json()["message"]
+        seed = await svc.client.post("/api/prompts/classify", json={"prompt_text": "глянь таблицу"})
+        assert seed.status_code == 200 and len(counting.calls) == 1
