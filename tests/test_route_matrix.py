@@ -9,7 +9,8 @@ moment it exists:
   `{endpoint_id}`, …) key B gets 404 on key A's object — the very body an unknown id gets, so there
   is no existence oracle — while A gets its own. A new kind of id needs an OBJECT_FACTORIES entry
   (how key A creates one), or this test fails and says so;
-- a listing (GET without an id) shown to B never contains A's ids.
+- a listing (GET without an id) shown to B never contains A's ids;
+- no answer of any of these calls carries an API key, its digest, a webhook secret or a traceback.
 
 Real PostgreSQL, broker and worker.
 """
@@ -23,11 +24,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
 from service.api.deps import require_admin, require_metrics_reader
+from service.callers.secrets import digest
 from service.db import webhooks_repo
 from service.db.models import utcnow
 from tests.support import PROCESS_EXAMPLE, RunningService, bearer, issue_key, make_settings, running_service
@@ -330,6 +333,14 @@ async def test_every_route_is_classified_and_owner_scoped(postgres_url: str, kaf
         operations, owned = _classify(svc.app)
         callers = Callers(svc, bearer(key_a), bearer(key_b), bearer(key_admin), key_a.split("_")[1])
         ids = await _objects_of_a(callers, owned)
+        # From here on no answer may carry key material, a webhook secret or a traceback.
+        answers: list[httpx.Response] = []
+
+        async def keep(response: httpx.Response) -> None:
+            await response.aread()
+            answers.append(response)
+
+        svc.client.event_hooks["response"].append(keep)
         problems: list[str] = []
         # Deletions last: the objects they remove are needed by every other route.
         for method, route in sorted(operations, key=lambda operation: operation[0] == "DELETE"):
@@ -343,6 +354,14 @@ async def test_every_route_is_classified_and_owner_scoped(postgres_url: str, kaf
                 response = await svc.client.get(route.path, headers=callers.admin)
                 if response.status_code != 200:
                     problems.append(f"GET {route.path} with the admin key: {response.status_code}")
+        secrets = [key for key in (key_a, key_b, key_admin)]
+        secrets += [digest(key) for key in secrets] + [key.split("_", 2)[2] for key in secrets]
+        for response in answers:
+            for secret in [*secrets, "whsec_", "Traceback", 'File "/']:
+                if secret in response.text:
+                    problems.append(f"{response.request.method} {response.request.url.path}: the answer "
+                                    f"carries {secret[:8]}…")  # fmt: skip
+        assert len(answers) > 2 * len(operations)
         assert not problems, "\n".join(problems)
 
 
