@@ -7,14 +7,17 @@ from typing import Any
 import pytest
 
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
+from tests.peers.webhook_receiver import webhook_receiver
 from tests.support import (
     SEED_EXAMPLE,
     CountingBackend,
     bearer,
+    captured_logs,
     issue_key,
     make_settings,
     running_service,
 )
+from tests.test_webhooks import SECRET, dispatcher, submit_with_webhook, until, webhook_settings
 
 
 @pytest.mark.parametrize(
@@ -107,3 +110,21 @@ async def test_classify_asks_no_model_once_the_callers_budget_is_spent(
         assert spent.json()["source"] == "local" and "budget_exceeded" in spent.json()["message"]
         seed = await svc.client.post("/api/prompts/classify", json={"prompt_text": "глянь таблицу"})
         assert seed.status_code == 200 and len(counting.calls) == 1
+
+
+async def test_webhook_secrets_never_reach_the_log(postgres_url: str, kafka_bootstrap: str) -> None:
+    """Signing secrets (the shared WEBHOOK_SECRETS and an endpoint's own) stay out of every log line,
+    through registration, signed deliveries, a failing attempt and its retry."""
+    settings = webhook_settings(postgres_url, kafka_bootstrap)
+    with captured_logs() as logs, webhook_receiver(SECRET) as receiver:
+        receiver.faults.server_errors = 1
+        async with running_service(settings) as svc, dispatcher(settings):
+            created = await svc.client.post("/api/v1/webhooks/endpoints", json={"url": receiver.url})
+            own_secret = created.json()["secret"]
+            await submit_with_webhook(svc, receiver.url)
+            await until(lambda: len(receiver.answered(204)) >= 1)
+    text = "\n".join(logs)
+    assert "webhook" in text  # the dispatcher did log (its failure and retry among others)
+    for secret in (SECRET, own_secret):
+        assert secret not in text and secret.removeprefix("whsec_") not in text
+    assert "whsec_" not in text
