@@ -1,4 +1,5 @@
-"""Holes found by the security review, each with the test that would have caught it."""
+"""Holes found by the security review, each with the test that would have caught it, and the audit's
+checks that secrets stay out of logs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from service import monitoring
+from service.db.requests_repo import LLMAccounting
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
 from tests.peers.webhook_receiver import webhook_receiver
 from tests.support import (
@@ -128,3 +131,20 @@ async def test_webhook_secrets_never_reach_the_log(postgres_url: str, kafka_boot
     for secret in (SECRET, own_secret):
         assert secret not in text and secret.removeprefix("whsec_") not in text
     assert "whsec_" not in text
+
+
+def test_model_label_values_stay_bounded_whatever_the_provider_reports() -> None:
+    """A provider that echoes the model a caller asked for must not mint a time series per name."""
+    for number in range(3 * monitoring.MAX_MODEL_LABELS):
+        monitoring.llm_used(
+            LLMAccounting(prompt_tokens=1, completion_tokens=1, total_tokens=2, calls=1,
+                          latency_ms=1.0, backend="echo", model=f"caller-chosen-{number}-" + "x" * 500)
+        )  # fmt: skip
+    models = {
+        sample.labels["model"]
+        for metric in monitoring.LLM_TOKENS.collect()
+        for sample in metric.samples
+        if sample.labels["backend"] == "echo"
+    }
+    assert len(models) <= monitoring.MAX_MODEL_LABELS + 1
+    assert "other" in models and all(len(model) <= 64 for model in models)
