@@ -3,6 +3,7 @@ checks that secrets stay out of logs."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -148,3 +149,41 @@ def test_model_label_values_stay_bounded_whatever_the_provider_reports() -> None
     }
     assert len(models) <= monitoring.MAX_MODEL_LABELS + 1
     assert "other" in models and all(len(model) <= 64 for model in models)
+
+
+async def test_oversized_bodies_get_413_before_anything_reads_them(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """FastAPI reads a body before the API key check: without a cap anyone could make the API buffer
+    and parse any amount. Declared (Content-Length) and streamed (chunked) bodies are both cut off."""
+    settings = make_settings(
+        postgres_url, kafka_bootstrap, allow_anonymous=False, max_request_body_bytes=4096
+    )
+    key = await issue_key(settings, "body limit")
+    big = {"kind": "spreadsheet", **SEED_EXAMPLE, "query_text": "x" * 10_000}
+    with captured_logs() as logs:
+        async with running_service(settings, with_worker=False) as svc:
+            declared = await svc.client.post("/api/v1/requests", json=big)
+            assert declared.status_code == 413, declared.text
+            assert declared.json()["error"]["code"] == "payload_too_large"
+            assert declared.headers["x-content-type-options"] == "nosniff"
+
+            pulled = 0
+
+            async def chunks() -> AsyncIterator[bytes]:
+                nonlocal pulled
+                for _ in range(1000):  # 1 MB offered in 1 KB parts
+                    pulled += 1
+                    yield b" " * 1024
+
+            headers = {"content-type": "application/json", **bearer(key)}
+            streamed = await svc.client.post("/api/v1/requests", content=chunks(), headers=headers)
+            assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "payload_too_large"
+            assert pulled < 10, "the body was read on past the cap"
+
+            # Under the cap nothing changes: 401 without a key, 202 with one.
+            small = {"kind": "spreadsheet", **SEED_EXAMPLE}
+            assert (await svc.client.post("/api/v1/requests", json=small)).status_code == 401
+            accepted = await svc.client.post("/api/v1/requests", json=small, headers=bearer(key))
+            assert accepted.status_code == 202, accepted.text
+    assert not [line for line in logs if "ERROR" in line or "Traceback" in line]

@@ -1,0 +1,88 @@
+"""A cap on request bodies, before anything reads them.
+
+FastAPI reads and parses a route's whole body before it resolves the route's dependencies, the API
+key check among them: without a cap, anyone (no key needed) could make an API process buffer and
+parse a body of any size. Bodies over MAX_REQUEST_BODY_BYTES get 413 `payload_too_large`: at once
+when Content-Length says so, else as soon as the streamed bytes pass the cap (nothing more is read).
+multipart/form-data is left to the upload routes, whose parser spools to disk under limits of its own.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import error_response
+
+
+class BodySizeLimitMiddleware:
+    """Pure ASGI: it only counts the bytes of `http.request` messages as they arrive."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _is_multipart(scope):
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        exceeded = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # The app sees the client go away and stops reading; its answer is replaced.
+                    exceeded = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            "payload_too_large",
+            f"The request body is larger than {self.max_bytes} bytes (MAX_REQUEST_BODY_BYTES).",
+            {"limit_bytes": self.max_bytes},
+            {"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = _header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _is_multipart(scope: Scope) -> bool:
+    value = _header(scope, b"content-type") or b""
+    return value.lower().lstrip().startswith(b"multipart/form-data")
