@@ -187,3 +187,29 @@ async def test_oversized_bodies_get_413_before_anything_reads_them(
             accepted = await svc.client.post("/api/v1/requests", json=small, headers=bearer(key))
             assert accepted.status_code == 202, accepted.text
     assert not [line for line in logs if "ERROR" in line or "Traceback" in line]
+
+
+async def test_metadata_addresses_stay_refused_when_private_targets_are_allowed() -> None:
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/hook", "http://0.0.0.0/hook",
+                "http://[::ffff:169.254.169.254]/", "http://224.0.0.1/hook"):  # fmt: skip
+        with pytest.raises(UnsafeTarget):
+            await resolve_safe(url, allow_private=True)
+    assert (await resolve_safe("http://10.0.0.1/hook", allow_private=True)).address == "10.0.0.1"
+
+
+async def test_unparsable_webhook_urls_are_422_not_500(postgres_url: str, kafka_bootstrap: str) -> None:
+    settings = make_settings(
+        postgres_url, kafka_bootstrap, webhook_allow_private_targets=True, webhook_secrets="whsec_" + "A" * 32
+    )
+    bad_urls = (
+        "http://example.org:99999/",
+        "http://[::1/",
+        "http://example.org:abc/",
+        f"http://{'a' * 300}.com/",
+    )
+    async with running_service(settings, with_worker=False) as svc:
+        for url in bad_urls:
+            endpoint = await svc.client.post("/api/v1/webhooks/endpoints", json={"url": url})
+            assert endpoint.status_code == 422, (url, endpoint.text)
+            submit = await svc.submit({"kind": "spreadsheet", **SEED_EXAMPLE, "webhook": {"url": url}})
+            assert submit.status_code == 422, (url, submit.text)

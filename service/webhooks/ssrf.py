@@ -2,9 +2,10 @@
 
 A target must be http(s) and every address its host resolves to must be public: loopback, private,
 link-local (cloud metadata at 169.254.169.254 among them), multicast, reserved and unspecified
-addresses are refused unless WEBHOOK_ALLOW_PRIVATE_TARGETS is set (on-premises receivers). The
-check runs when an endpoint is registered and again at each delivery, and the delivery connects to
-the very address that was checked (DNS rebinding cannot swap it in between).
+addresses are refused unless WEBHOOK_ALLOW_PRIVATE_TARGETS is set (on-premises receivers); even then
+link-local, multicast and unspecified addresses stay refused. The check runs when an endpoint is
+registered and again at each delivery, and the delivery connects to the very address that was
+checked (DNS rebinding cannot swap it in between). A URL that does not parse is refused the same way.
 """
 
 from __future__ import annotations
@@ -56,13 +57,26 @@ def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def _is_reachable_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """With private targets allowed: still never link-local (the cloud metadata service lives at
+    169.254.169.254 and fd00:ec2::254's link-local kin), multicast or unspecified addresses."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None and not _is_reachable_private(embedded):
+            return False
+    return not (address.is_link_local or address.is_multicast or address.is_unspecified)
+
+
 def check_url_shape(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a port out of range or not a number, a broken [IPv6] literal
+        raise UnsafeTarget(f"the URL is not valid ({exc})") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeTarget("the URL must be http:// or https:// with a host")
     if parts.username or parts.password:
         raise UnsafeTarget("credentials in the URL are not accepted")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.hostname, port
 
 
@@ -70,12 +84,13 @@ async def resolve_safe(url: str, *, allow_private: bool) -> SafeTarget:
     host, port = check_url_shape(url)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
         raise UnsafeTarget(f"the host {host} does not resolve") from exc
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     if not addresses:
         raise UnsafeTarget(f"the host {host} does not resolve")
-    if not allow_private and not all(_is_public(address) for address in addresses):
+    allowed = _is_reachable_private if allow_private else _is_public
+    if not all(allowed(address) for address in addresses):
         # Which address stays unsaid: the caller must not map the internal network through us.
         raise UnsafeTarget(f"the host {host} resolves to a non-public address")
     address = str(addresses[0])
