@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_response
 
+_NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 class BodySizeLimitMiddleware:
     """Pure ASGI: it only counts the bytes of `http.request` messages as they arrive."""
@@ -22,7 +24,8 @@ class BodySizeLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _is_multipart(scope):
+        # Reads (the status polls among them) take no body: they pass without a wrapper.
+        if scope["type"] != "http" or scope["method"] in _NO_BODY or _is_multipart(scope):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
