@@ -119,10 +119,12 @@ async def test_classify_asks_no_model_once_the_callers_budget_is_spent(
 async def test_webhook_secrets_never_reach_the_log(postgres_url: str, kafka_bootstrap: str) -> None:
     """Signing secrets (the shared WEBHOOK_SECRETS and an endpoint's own) stay out of every log line,
     through registration, signed deliveries, a failing attempt and its retry."""
-    settings = webhook_settings(postgres_url, kafka_bootstrap)
+    # A key of its own: an endpoint of the shared anonymous owner would outlive this test.
+    settings = webhook_settings(postgres_url, kafka_bootstrap, allow_anonymous=False)
+    key = await issue_key(settings, "webhook logs")
     with captured_logs() as logs, webhook_receiver(SECRET) as receiver:
         receiver.faults.server_errors = 1
-        async with running_service(settings) as svc, dispatcher(settings):
+        async with running_service(settings, api_key=key) as svc, dispatcher(settings):
             created = await svc.client.post("/api/v1/webhooks/endpoints", json={"url": receiver.url})
             own_secret = created.json()["secret"]
             await submit_with_webhook(svc, receiver.url)
