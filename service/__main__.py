@@ -1,4 +1,4 @@
-"""The one CLI: python -m service api | worker | up | migrate | seed | keys …"""
+"""The one CLI: python -m service api | worker | up | migrate | seed | keys … | batch … | request …"""
 
 from __future__ import annotations
 
@@ -189,6 +189,9 @@ DELEGATED = {
         "Manage API keys: create, list, revoke, update (see `keys --help`).",
         "service.callers.cli:run_keys",
     ),
+    # Script commands: a client of a running service (GIGAOFFICE_URL, GIGAOFFICE_API_KEY).
+    "batch": ("Submit and follow batches: submit, status, results, cancel, list.", "service.cli:run_batch"),
+    "request": ("Single requests from scripts: submit, status, result.", "service.cli:run_request"),
 }
 
 

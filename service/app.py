@@ -12,11 +12,13 @@ from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from service.api import (
+    batches,
     compat,
     feedback,
     health,
     keys,
     metrics,
+    openai_batches,
     openai_chat,
     prometheus,
     prompts,
@@ -27,7 +29,7 @@ from service.api import (
     webhooks,
 )
 from service.api.deps import Clients, get_caller
-from service.api.errors import ERROR_RESPONSES, install_error_handlers
+from service.api.errors import ERROR_RESPONSES, OPENAI_ERROR_RESPONSES, install_error_handlers
 from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
@@ -106,8 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         # Every operation documents the error envelope for the statuses any route can answer.
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(batches.router, responses=ERROR_RESPONSES)
     # The OpenAI-compatible surface answers errors in OpenAI's shape, documented by its own routes.
-    app.include_router(openai_chat.router)
+    for module in (openai_chat, openai_batches):
+        app.include_router(module.router, responses=OPENAI_ERROR_RESPONSES)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):

@@ -270,6 +270,24 @@ class Settings(BaseSettings):
         """The model for a request's answer: per category, else the generate model, else None."""
         return self.llm_model_by_category.get(category or "") or self.llm_generate_model
 
+    # --- batches (issue 10) -----------------------------------------------------------------------
+    # Batch lines travel on their own topic, so interactive requests never queue behind them.
+    kafka_topic_requests_batch: str = "ai.requests.batch"
+    # Batch lines one worker runs at once (None: three quarters of WORKER_CONCURRENCY), and the
+    # lower cap while interactive requests are being served (one arrived within the last second).
+    worker_batch_concurrency: int | None = Field(None, ge=1, le=10_000)
+    worker_batch_concurrency_busy: int = Field(8, ge=1, le=10_000)
+    # Lines of one owner released to the batch lane at once; owners are served round-robin, so a
+    # small batch waits behind at most this many lines of each other owner.
+    batch_owner_window: int = Field(500, ge=1, le=100_000)
+    batch_feed_interval_seconds: float = Field(0.1, ge=0.01, le=60)
+    batch_max_lines: int = Field(50_000, ge=1)
+    batch_max_bytes: int = Field(200 * 1024 * 1024, ge=1)
+
+    @property
+    def batch_concurrency(self) -> int:
+        return self.worker_batch_concurrency or max(1, self.worker_concurrency * 3 // 4)
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _strip_servers(cls, value: str) -> str:

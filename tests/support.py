@@ -54,6 +54,8 @@ def make_settings(database_url: str, bootstrap: str, **overrides: Any) -> Settin
         "kafka_bootstrap_servers": bootstrap,
         "kafka_topic_requests": f"test.requests.{suffix}",
         "kafka_topic_dead_letter": f"test.requests.dlq.{suffix}",
+        "kafka_topic_requests_batch": f"test.requests.batch.{suffix}",
+        "batch_feed_interval_seconds": 0.05,
         "kafka_topic_responses": f"test.responses.{suffix}",
         "kafka_consumer_group": f"test-group-{suffix}",
         "kafka_topic_partitions": 3,

@@ -17,6 +17,7 @@ from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 from service.services.processing import Processor
+from workers.feeder import BatchFeeder
 from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
@@ -90,16 +91,20 @@ class Worker:
             handler = RequestHandler(settings, store, processor, publisher)
             self._runner = ConsumerRunner(
                 consumer,
-                [settings.kafka_topic_requests],
+                [settings.kafka_topic_requests, settings.kafka_topic_requests_batch],
                 handler,
                 dead_letter,
                 concurrency=settings.worker_concurrency,
                 commit_interval=settings.worker_commit_interval_ms / 1000,
                 shutdown_grace=settings.worker_shutdown_grace_seconds,
+                batch_topic=settings.kafka_topic_requests_batch,
+                batch_limit=settings.batch_concurrency,
+                batch_limit_busy=settings.worker_batch_concurrency_busy,
             )
             await consumer.start()
             opened.push_async_callback(consumer.stop)
             sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
+            feeder = asyncio.create_task(BatchFeeder(settings, sessions, publisher).run(self._stopping))
             gauges = asyncio.create_task(
                 refresh_gauges(sessions, consumer, settings.metrics_refresh_seconds, self._stopping)
             )
@@ -120,4 +125,6 @@ class Worker:
                     await sweeper
                 with contextlib.suppress(Exception):
                     await gauges
+                with contextlib.suppress(Exception):
+                    await feeder
         logger.info("worker stopped")

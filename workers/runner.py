@@ -8,7 +8,12 @@ A handler is a plain async function of one record. The runner owns everything ar
   re-delivers everything that was not finished (at-least-once; handlers make effects exactly-once);
 - a record the handler rejects as poison, or that keeps failing, goes to the dead-letter topic with
   the reason in its headers, and the runner goes on;
-- on revocation and on shutdown, in-flight work gets a grace period, then offsets are committed.
+- on revocation and on shutdown, in-flight work gets a grace period, then offsets are committed;
+- lanes: records of the batch topic (if one is given) take at most `batch_limit` slots, and only
+  `batch_limit_busy` while interactive records are being served (one arrived within the last
+  second); the batch partitions are paused while their lane is full, and records fetched beyond
+  the lane's room are sought back to be fetched again later, so interactive records always find a
+  slot and never wait behind a batch.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ _HANDLER_RETRIES = 3
 # While every slot is busy, a poll at least this often keeps the member in its group (a consumer
 # that has not polled for max_poll_interval_ms, 300 s by default, leaves it).
 _KEEPALIVE_POLL_SECONDS = 10.0
+# Interactive work counts as "being served" for this long after its last record arrived.
+_INTERACTIVE_QUIET_SECONDS = 1.0
 
 
 class PoisonMessage(Exception):
@@ -58,6 +65,9 @@ class ConsumerRunner:
         concurrency: int,
         commit_interval: float = 0.5,
         shutdown_grace: float = 20.0,
+        batch_topic: str | None = None,
+        batch_limit: int | None = None,
+        batch_limit_busy: int | None = None,
     ) -> None:
         self._consumer = consumer
         self._topics = topics
@@ -70,7 +80,12 @@ class ConsumerRunner:
         self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int]] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
-        self._paused = False
+        self._paused: set[TopicPartition] = set()
+        self._batch_topic = batch_topic
+        self._batch_limit = batch_limit or concurrency
+        self._batch_limit_busy = min(batch_limit_busy or self._batch_limit, self._batch_limit)
+        self._batch_in_flight = 0
+        self._last_interactive = float("-inf")
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -88,10 +103,16 @@ class ConsumerRunner:
                     await self._wait_for_slot()
                 else:
                     self._set_paused(False)
-                    batches = await self._consumer.getmany(timeout_ms=200, max_records=free)
-                    for tp, records in batches.items():
-                        for record in records:
-                            self._dispatch(tp, record)
+                    # A full batch lane is refilled as soon as a slot frees: short polls meanwhile.
+                    # With room in the lane, take no more than it holds: records beyond it would
+                    # have to be sought back and fetched again.
+                    room = self._batch_room()
+                    wait_ms = 10 if room <= 0 else 200
+                    wanted = free if room <= 0 else min(free, room)
+                    batches = await self._consumer.getmany(timeout_ms=wait_ms, max_records=wanted)
+                    # Interactive records first: they take their slots before the batch lane's.
+                    for tp in sorted(batches, key=lambda tp: tp.topic == self._batch_topic):
+                        self._dispatch_all(tp, batches[tp])
                 now = asyncio.get_running_loop().time()
                 if now - last_commit >= self._commit_interval:
                     await self._commit()
@@ -117,11 +138,33 @@ class ConsumerRunner:
             await self._consumer.getmany(timeout_ms=0)
 
     def _set_paused(self, paused: bool) -> None:
-        if paused and not self._paused:
-            self._consumer.pause(*self._consumer.assignment())
-        elif not paused and self._paused:
-            self._consumer.resume(*self._consumer.assignment())
-        self._paused = paused
+        """Pause everything (no free slot), or only the batch partitions whose lane is full."""
+        assignment = self._consumer.assignment()
+        lane_full = self._batch_room() <= 0
+        wanted = {tp for tp in assignment if paused or (lane_full and tp.topic == self._batch_topic)}
+        if wanted - self._paused:
+            self._consumer.pause(*(wanted - self._paused))
+        resumed = (self._paused & assignment) - wanted
+        if resumed:
+            self._consumer.resume(*resumed)
+        self._paused = wanted
+
+    def _batch_room(self) -> int:
+        if self._batch_topic is None:
+            return self._concurrency
+        busy = asyncio.get_running_loop().time() - self._last_interactive < _INTERACTIVE_QUIET_SECONDS
+        return (self._batch_limit_busy if busy else self._batch_limit) - self._batch_in_flight
+
+    def _dispatch_all(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        is_batch = tp.topic == self._batch_topic
+        if not is_batch and records:
+            self._last_interactive = asyncio.get_running_loop().time()
+        for record in records:
+            if is_batch and self._batch_room() <= 0:
+                # No room in the lane: fetch these again later rather than hold them here.
+                self._consumer.seek(tp, record.offset)
+                return
+            self._dispatch(tp, record)
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         progress = self._progress.setdefault(tp, _PartitionProgress())
@@ -131,10 +174,14 @@ class ConsumerRunner:
         progress.highest_dispatched = record.offset
         task = asyncio.create_task(self._handle(record))
         self._tasks[task] = (tp, record.offset)
+        if tp.topic == self._batch_topic:
+            self._batch_in_flight += 1
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         tp, offset = self._tasks.pop(task)
+        if tp.topic == self._batch_topic:
+            self._batch_in_flight -= 1
         progress = self._progress.get(tp)
         # A cancelled record stays "in flight": the offset must not move past unfinished work.
         if progress is not None and not task.cancelled():
@@ -214,7 +261,7 @@ class ConsumerRunner:
         await self._commit(revoked)
         for tp in revoked:
             self._progress.pop(tp, None)
-        self._paused = False
+        self._paused -= revoked
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -2,7 +2,10 @@
 
 - queued rows untouched for REQUEUE_AFTER_SECONDS (the broker lost the message, or the API died
   between commit and publish) and processing rows whose lease ran out (their worker vanished) are
-  published again; the database claim keeps a duplicate from calling the LLM twice;
+  published again; the database claim keeps a duplicate from calling the LLM twice. A queued row
+  counts as lost only when its partition has no lag (service/messaging/lag.py): a row merely
+  waiting its turn behind a long backlog is never re-published, so a large batch cannot set off a
+  re-publishing storm. Batch lines the feeder has not released yet are not touched at all;
 - abandoned rows that used every attempt end as failed;
 - rows older than REQUEST_TTL_SECONDS end as expired.
 Rows it finishes get their completion events (schemas/events.py) once the sweep is committed.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from datetime import timedelta
 
 from loguru import logger
@@ -20,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
-from service.db.models import utcnow
+from service.db.models import RequestStatus, utcnow
 from service.messaging.kafka import RequestPublisher
+from service.messaging.lag import drained_partitions, partition_of
 from service.schemas.envelope import RequestEnvelope
 
 _BATCH = 500
@@ -51,17 +56,18 @@ class Sweeper:
                 session, now - timedelta(seconds=self._settings.request_ttl_seconds)
             )
             failed = await repo.fail_exhausted_leases(session, self._settings.worker_max_attempts)
-            lost = await repo.take_back_for_requeue(
-                session,
-                stale_before=now - timedelta(seconds=self._settings.requeue_after_seconds),
-                limit=_BATCH,
-            )
+            stale_before = now - timedelta(seconds=self._settings.requeue_after_seconds)
+            candidates = await repo.requeue_candidates(session, stale_before=stale_before, limit=_BATCH)
             await session.commit()
         # Announced once committed: a waiter woken by an event must find the final row.
         await self._publisher.publish_events([*expired, *failed])
         for change in (*expired, *failed):
             monitoring.request_finished(change)
-        for request_id, kind, attempts in lost:
+        ids = await self._really_lost(candidates)
+        async with self._sessions() as session:
+            lost = await repo.take_back_for_requeue(session, ids=ids, stale_before=stale_before)
+            await session.commit()
+        for request_id, kind, attempts, in_batch in lost:
             await self._publisher.publish(
                 RequestEnvelope(
                     request_id=request_id,
@@ -70,7 +76,8 @@ class Sweeper:
                     trace_id=request_id.hex,
                     created_at=now,
                     published_at=utcnow(),
-                )
+                ),
+                self._settings.kafka_topic_requests_batch if in_batch else None,
             )
         if expired or failed or lost:
             logger.info(
@@ -80,3 +87,24 @@ class Sweeper:
                 len(lost),
             )
         return len(lost)
+
+    async def _really_lost(self, candidates: list[tuple[uuid.UUID, str, bool]]) -> list[uuid.UUID]:
+        """Abandoned processing rows always; queued rows only where their partition has no lag."""
+        lanes: dict[bool, tuple[int, set[int]] | None] = {}
+        lost = []
+        for request_id, status, in_batch in candidates:
+            if status != RequestStatus.QUEUED:
+                lost.append(request_id)
+                continue
+            if in_batch not in lanes:
+                topic = (
+                    self._settings.kafka_topic_requests_batch
+                    if in_batch
+                    else self._settings.kafka_topic_requests
+                )
+                lanes[in_batch] = await drained_partitions(self._settings, topic)
+            lag = lanes[in_batch]
+            # Lag unknown (broker unreachable): fall back to age alone, as a lost row must come back.
+            if lag is None or partition_of(request_id, lag[0]) in lag[1]:
+                lost.append(request_id)
+        return lost

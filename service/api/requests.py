@@ -59,6 +59,17 @@ _EXAMPLES = {
             "company_size": "50-200",
         },
     },
+    "chat": {
+        "summary": "A conversation sent to the backend as is (no template)",
+        "value": {
+            "kind": "chat",
+            "messages": [
+                {"role": "system", "content": "You answer briefly."},
+                {"role": "user", "content": "How do I freeze the first row of a sheet?"},
+            ],
+            "max_tokens": 200,
+        },
+    },
 }
 
 

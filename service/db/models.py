@@ -55,8 +55,9 @@ class RequestStatus:
 class RequestKind:
     SPREADSHEET = "spreadsheet"
     PROCESS_ANALYSIS = "process_analysis"
+    CHAT = "chat"  # a caller's own messages, no template (the OpenAI-compatible surface, batches)
 
-    ALL = (SPREADSHEET, PROCESS_ANALYSIS)
+    ALL = (SPREADSHEET, PROCESS_ANALYSIS, CHAT)
 
 
 ACTIVE_ROWS = "status IN ('queued', 'processing')"

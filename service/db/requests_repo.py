@@ -380,6 +380,17 @@ async def cancel(session: AsyncSession, request_id: uuid.UUID) -> StateChange | 
     return changed[0] if changed else None
 
 
+async def end_unstarted_batch_lines(
+    session: AsyncSession, batch_id: uuid.UUID, status: str, code: str, message: str
+) -> list[StateChange]:
+    """A batch's lines not started yet (held back, or queued in the lane) end as `status` (cancelled
+    or expired); lines already running finish normally."""
+    final = _final(status, code, message)
+    return await _transition_returning(
+        session, _T.batch_id == batch_id, _T.status == RequestStatus.QUEUED, **final
+    )
+
+
 # --- sweeping: requests the broker or a worker lost -------------------------------------------------
 
 
@@ -402,28 +413,44 @@ async def fail_exhausted_leases(session: AsyncSession, max_attempts: int) -> lis
     )
 
 
-async def take_back_for_requeue(
-    session: AsyncSession, *, stale_before: datetime, limit: int
-) -> Sequence[tuple[uuid.UUID, str, int]]:
-    """Rows to publish again: queued and untouched since `stale_before`, or processing with an
-    expired lease. They are reset to queued with a fresh `updated_at`, so the next sweep skips them."""
-    now = utcnow()
-    lost = or_(
-        (_T.status == RequestStatus.QUEUED) & (_T.updated_at < stale_before),
+def _lost(stale_before: datetime, now: datetime) -> ColumnElement[bool]:
+    # Batch lines still held by the feeder ('batch-held') were never published: not lost, waiting.
+    return or_(
+        (_T.status == RequestStatus.QUEUED) & (_T.updated_at < stale_before) & (_T.priority != "batch-held"),
         (_T.status == RequestStatus.PROCESSING) & (_T.lease_expires_at < now),
     )
-    candidates = select(_T.id).where(lost).order_by(_T.updated_at).limit(limit)
-    ids = list((await session.execute(candidates)).scalars())
+
+
+async def requeue_candidates(
+    session: AsyncSession, *, stale_before: datetime, limit: int
+) -> list[tuple[uuid.UUID, str, bool]]:
+    """(id, status, is a batch line) of rows that may be lost: queued and untouched since
+    `stale_before` (published then, and not picked up since), or processing with an expired lease."""
+    stmt = (
+        select(_T.id, _T.status, _T.batch_id.is_not(None))
+        .where(_lost(stale_before, utcnow()))
+        .order_by(_T.updated_at)
+        .limit(limit)
+    )
+    return [(row[0], row[1], bool(row[2])) for row in (await session.execute(stmt)).all()]
+
+
+async def take_back_for_requeue(
+    session: AsyncSession, *, ids: Sequence[uuid.UUID], stale_before: datetime
+) -> Sequence[tuple[uuid.UUID, str, int, bool]]:
+    """The listed rows, if still lost, reset to queued with a fresh `updated_at` (so the next sweep
+    skips them): (id, kind, attempts, is a batch line) of each one to publish again."""
     if not ids:
         return []
+    now = utcnow()
     stmt = (
         update(_T)
-        .where(_T.id.in_(ids), lost)
+        .where(_T.id.in_(ids), _lost(stale_before, now))
         .values(status=RequestStatus.QUEUED, updated_at=now, lease_expires_at=None)
-        .returning(_T.id, _T.kind, _T.attempts)
+        .returning(_T.id, _T.kind, _T.attempts, _T.batch_id.is_not(None))
         .execution_options(synchronize_session=False)
     )
-    return [(row[0], row[1], row[2]) for row in (await session.execute(stmt)).all()]
+    return [(row[0], row[1], row[2], bool(row[3])) for row in (await session.execute(stmt)).all()]
 
 
 # --- queue position ------------------------------------------------------------------------------

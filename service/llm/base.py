@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One turn of a conversation, as OpenAI-style APIs take it."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +25,23 @@ class ChatRequest:
     # Structured view of the request (kind, category, input) for backends that answer from it
     # without a model, i.e. dryrun. Real backends ignore it.
     context: dict[str, Any] = field(default_factory=dict)
+    # A caller's own conversation (request kind `chat`): sent as is instead of system + user.
+    messages: tuple[ChatMessage, ...] = ()
+
+    @classmethod
+    def conversation_of(cls, messages: tuple[ChatMessage, ...], **options: Any) -> ChatRequest:
+        return cls(system="", user="", messages=messages, **options)
+
+    def conversation(self) -> tuple[ChatMessage, ...]:
+        """What a backend sends: the caller's messages, or the template's system and user turns."""
+        if self.messages:
+            return self.messages
+        return (ChatMessage("system", self.system), ChatMessage("user", self.user))
+
+    @property
+    def prompt_text(self) -> str:
+        """All the text sent, for token estimates and deterministic hashing."""
+        return "".join(message.content for message in self.conversation())
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +140,7 @@ class LLMBackend(Protocol):
 def estimate_tokens(text: str) -> int:
     """Rough token count for servers that report no usage: ~4 characters per token, at least 1."""
     return max(1, (len(text) + 3) // 4)
+
+
+def estimate_prompt_tokens(request: ChatRequest) -> int:
+    return sum(estimate_tokens(message.content) for message in request.conversation())

@@ -18,7 +18,14 @@ import orjson
 
 from service.config import Settings
 from service.llm import dryrun_answers
-from service.llm.base import ChatRequest, ChatResponse, Overloaded, Usage, estimate_tokens
+from service.llm.base import (
+    ChatRequest,
+    ChatResponse,
+    Overloaded,
+    Usage,
+    estimate_prompt_tokens,
+    estimate_tokens,
+)
 from service.llm.dryrun_answers import is_number, numeric_columns, query_of, rows_of
 from service.llm.dryrun_intents import first_number, language, mentioned_column, say, wants
 
@@ -182,7 +189,7 @@ class DryrunBackend:
         # Deterministic per input, so a test can reason about which requests fail.
         if self._failure_rate <= 0:
             return False
-        digest = hashlib.sha256((request.system + request.user).encode()).digest()
+        digest = hashlib.sha256(request.prompt_text.encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32 < self._failure_rate
 
     def answer_for(self, context: dict[str, Any]) -> dict[str, Any]:
@@ -199,8 +206,11 @@ class DryrunBackend:
             await asyncio.sleep(self._latency)
         if self._fails(request):
             raise Overloaded("dryrun backend: simulated failure")
-        text = orjson.dumps(self.answer_for(request.context)).decode()
-        prompt_tokens = estimate_tokens(request.system) + estimate_tokens(request.user)
+        if request.messages:
+            text = dryrun_answers.chat_reply(request.messages)
+        else:
+            text = orjson.dumps(self.answer_for(request.context)).decode()
+        prompt_tokens = estimate_prompt_tokens(request)
         completion_tokens = estimate_tokens(text)
         return ChatResponse(
             text=text,

@@ -319,3 +319,15 @@ ANSWERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     cat.SPREADSHEET_ASSISTANCE: text,
     cat.UNCERTAIN: text,
 }
+
+
+def chat_reply(messages: Any) -> str:
+    """A plain-text reply to a caller's own conversation (request kind `chat`), derived from its
+    last user turn only: stable for equal input and never anything but that input's shape."""
+    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    words = last_user.split()
+    preview = " ".join(words[:12])
+    return (
+        f"Dry-run reply to a {len(messages)}-message conversation; "
+        f"last user message ({len(words)} words): {preview}"
+    )

@@ -172,8 +172,7 @@ class GigaChatBackend:
         payload = ChatCompletionRequest(
             model=request.model or self._model,
             messages=[
-                ChatMessage(role="system", content=request.system),
-                ChatMessage(role="user", content=request.user),
+                ChatMessage(role=message.role, content=message.content) for message in request.conversation()
             ],
             model_options=ChatModelOptions(
                 # GigaChat rejects temperature 0; leaving it out gives its most deterministic default.
@@ -197,7 +196,7 @@ class GigaChatBackend:
             usage=usage_or_estimate(
                 usage.input_tokens if usage else None,
                 usage.output_tokens if usage else None,
-                request.system + request.user,
+                request.prompt_text,
                 text,
             ),
             model=completion.model or payload.model or self._model,

@@ -95,8 +95,8 @@ class OpenAIBackend:
             completion = await client.chat.completions.create(
                 model=request.model or self._model,
                 messages=[
-                    {"role": "system", "content": request.system},
-                    {"role": "user", "content": request.user},
+                    {"role": message.role, "content": message.content}  # type: ignore[misc]
+                    for message in request.conversation()
                 ],
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
@@ -114,7 +114,7 @@ class OpenAIBackend:
             usage=usage_or_estimate(
                 usage.prompt_tokens if usage else None,
                 usage.completion_tokens if usage else None,
-                request.system + request.user,
+                request.prompt_text,
                 text,
             ),
             model=completion.model or request.model or self._model,

@@ -24,7 +24,7 @@ from loguru import logger
 from redis.asyncio import Redis
 
 from service.config import Settings
-from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError, estimate_tokens
+from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError, estimate_prompt_tokens
 from service.llm.capacity import Capacity, capacity_from_settings
 
 
@@ -145,7 +145,7 @@ class ResilientBackend:
         limiter = self._limiters.get(backend.name)
         if limiter is None:
             return await backend.chat(request)
-        async with limiter.reserve(estimate_tokens(request.system) + estimate_tokens(request.user)) as slot:
+        async with limiter.reserve(estimate_prompt_tokens(request)) as slot:
             try:
                 response = await backend.chat(request)
             except LLMError as error:

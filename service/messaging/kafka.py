@@ -45,6 +45,7 @@ async def ensure_topics(settings: Settings) -> None:
             NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
             for name in (
                 settings.kafka_topic_requests,
+                settings.kafka_topic_requests_batch,
                 settings.kafka_topic_dead_letter,
                 settings.kafka_topic_responses,
             )
@@ -93,16 +94,24 @@ class RequestPublisher:
     async def close(self) -> None:
         await self._producer.stop()
 
-    async def publish(self, envelope: RequestEnvelope) -> None:
+    async def publish(self, envelope: RequestEnvelope, topic: str | None = None) -> None:
         try:
             await self._producer.send_and_wait(
-                self._settings.kafka_topic_requests, envelope.to_bytes(), key=envelope.key
+                topic or self._settings.kafka_topic_requests, envelope.to_bytes(), key=envelope.key
             )
         except KafkaError as exc:
             raise ServiceUnavailable(
                 "The request queue is unavailable; the request was not accepted. Please retry.",
                 code="queue_unavailable",
             ) from exc
+
+    async def publish_many(self, envelopes: list[RequestEnvelope], topic: str) -> None:
+        """Many envelopes at once: all sends are queued before waiting, so they share produce batches."""
+        try:
+            pending = [await self._producer.send(topic, e.to_bytes(), key=e.key) for e in envelopes]
+            await asyncio.gather(*pending)
+        except KafkaError as exc:
+            raise ServiceUnavailable("The request queue is unavailable.", code="queue_unavailable") from exc
 
     async def publish_event(self, event: StatusEvent) -> None:
         """Hand a status event to the producer without waiting for the broker's acknowledgement.

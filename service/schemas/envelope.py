@@ -16,7 +16,7 @@ class RequestEnvelope(BaseModel):
 
     schema_version: Literal[1] = 1  # SCHEMA_VERSION; bump both together
     request_id: uuid.UUID
-    kind: Literal["spreadsheet", "process_analysis"]
+    kind: Literal["spreadsheet", "process_analysis", "chat"]
     attempt: int = 1  # publication number: 1 at submit, +1 for each re-publication by the sweeper
     trace_id: str
     created_at: datetime

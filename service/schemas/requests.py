@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from service.db.models import AnalysisRequest as Row
 from service.pipeline.table import column_index, column_letters
-from service.schemas.fields import ColumnText, JsonScalar, NonBlankText, Text, column_length
+from service.schemas.fields import ColumnText, JsonScalar, NonBlankText, SafeText, Text, column_length
 from service.schemas.rows import row_objects
 from service.schemas.webhooks import WebhookSpec
 
@@ -125,7 +125,40 @@ class ProcessAnalysisInput(BaseModel):
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
 
-RequestInput = Annotated[SpreadsheetInput | ProcessAnalysisInput, Field(discriminator="kind")]
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: SafeText
+
+
+MAX_CHAT_MESSAGES = 500
+
+
+class ChatInput(BaseModel):
+    """A caller's own conversation, sent to the configured backend without a template."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["chat"]
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_CHAT_MESSAGES)
+    model: Annotated[str, Text(max_length=128)] | None = Field(
+        None, description="Omitted: the backend's configured model."
+    )
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
+    idempotency_key: IdempotencyKey | None = None
+    webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
+
+    @model_validator(mode="after")
+    def _has_user_turn(self) -> ChatInput:
+        if not any(message.role == "user" and message.content.strip() for message in self.messages):
+            raise ValueError("messages must hold at least one non-empty user message")
+        return self
+
+
+AnyRequestInput = SpreadsheetInput | ProcessAnalysisInput | ChatInput
+RequestInput = Annotated[AnyRequestInput, Field(discriminator="kind")]
 
 
 class Links(BaseModel):

@@ -16,7 +16,7 @@ from service.callers.budgets import BUDGET_EXCEEDED, Budgets
 from service.config import Settings
 from service.db.models import RequestKind
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
-from service.llm.base import ChatResponse, LLMBackend, LLMError
+from service.llm.base import ChatMessage, ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline.answer import AnswerInvalid, build_repair_request, parse_answer
 from service.services.prompting import BuiltPrompt, PromptSources, build_chat
 
@@ -79,6 +79,8 @@ class Processor:
             refusal = await self._budgets.refusal_for(row.owner_id)
             if refusal is not None:
                 return Outcome(accounting=LLMAccounting(), error_code=BUDGET_EXCEEDED, error_message=refusal)
+        if row.kind == RequestKind.CHAT:
+            return await self._converse(row)
         prepared = await self.prepare(row)
         responses: list[ChatResponse] = list(prepared.responses)
         try:
@@ -113,6 +115,43 @@ class Processor:
             result=without_nul(result),
             template_version=prepared.template_version,
         )
+
+    async def _converse(self, row: ClaimedRequest) -> Outcome:
+        """Kind `chat`: the caller's messages go to the backend as they are; the answer is free text,
+        so there is nothing to parse or repair."""
+        try:
+            response = await self._backend.chat(chat_request(row, self._settings))
+        except LLMError as exc:
+            message = without_nul(exc.message)
+            return Outcome(accounting=LLMAccounting(), error_code=exc.code, error_message=message)
+        return Outcome(accounting=_account([response]), result=without_nul(chat_result(response)))
+
+
+def chat_request(row: ClaimedRequest, settings: Settings) -> ChatRequest:
+    options = row.options if isinstance(row.options, dict) else {}
+    messages = tuple(ChatMessage(m["role"], m["content"]) for m in row.input_data or [])
+    return ChatRequest.conversation_of(
+        messages,
+        model=options.get("model"),
+        temperature=options.get("temperature", settings.llm_temperature),
+        max_tokens=options.get("max_tokens", settings.llm_max_tokens),
+        timeout=settings.llm_timeout_seconds,
+        context={"kind": RequestKind.CHAT},
+    )
+
+
+def chat_result(response: ChatResponse) -> dict[str, Any]:
+    """The stored result of a chat request: the assistant message and what it cost."""
+    return {
+        "message": {"role": "assistant", "content": response.text},
+        "finish_reason": "stop",
+        "model": response.model,
+        "usage": {
+            "prompt_tokens": response.usage.prompt_tokens,
+            "completion_tokens": response.usage.completion_tokens,
+            "total_tokens": response.usage.total_tokens,
+        },
+    }
 
 
 def without_nul(value: Any) -> Any:

@@ -26,7 +26,7 @@ from service.pipeline.categories import ACTIVE_CATEGORIES, PROCESS_CATEGORY, SPR
 from service.pipeline.categories import resolve_category as resolve_category_name
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
-from service.schemas.requests import ProcessAnalysisInput, SpreadsheetInput
+from service.schemas.requests import AnyRequestInput, ChatInput, ProcessAnalysisInput, SpreadsheetInput
 from service.services.webhooks import register_request_webhook
 
 
@@ -39,7 +39,7 @@ class Submitted:
     created: bool  # False: an earlier submit with the same idempotency key is returned
 
 
-def check_limits(payload: SpreadsheetInput | ProcessAnalysisInput, settings: Settings) -> None:
+def check_limits(payload: AnyRequestInput, settings: Settings) -> None:
     """The configurable size limits; structure and storable text (service/schemas/fields.py) were
     checked by the schema. One pass over every text value of the request."""
     problems: list[dict[str, Any]] = []
@@ -62,13 +62,19 @@ def check_limits(payload: SpreadsheetInput | ProcessAnalysisInput, settings: Set
             problem("input_data", f"at most {settings.max_input_cells} cells, got {cells}")
         if cell_chars > settings.max_input_chars:
             problem("input_data", f"at most {settings.max_input_chars} characters in all, got {cell_chars}")
+    if isinstance(payload, ChatInput):
+        chat_chars = sum(len(message.content) for message in payload.messages)
+        if chat_chars > settings.max_input_chars:
+            problem("messages", f"at most {settings.max_input_chars} characters in all, got {chat_chars}")
+        if payload.max_tokens is not None and payload.max_tokens > settings.llm_max_tokens:
+            problem("max_tokens", f"at most {settings.llm_max_tokens} on this service")
     if problems:
         raise ValidationFailed(
             "The request exceeds a size limit or holds invalid text.", details=problems[:20]
         )
 
 
-def _strings(payload: SpreadsheetInput | ProcessAnalysisInput) -> Iterator[tuple[str, str]]:
+def _strings(payload: AnyRequestInput) -> Iterator[tuple[str, str]]:
     """Every text value of a request with its location, for checks that apply to all of them."""
     for name, value in payload:
         if isinstance(value, str):
@@ -78,11 +84,16 @@ def _strings(payload: SpreadsheetInput | ProcessAnalysisInput) -> Iterator[tuple
             for c, cell in enumerate(row):
                 if isinstance(cell, str):
                     yield f"input_data.{r}.{c}", cell
+    if isinstance(payload, ChatInput):
+        for index, message in enumerate(payload.messages):
+            yield f"messages.{index}.content", message.content
 
 
-def resolve_category(payload: SpreadsheetInput | ProcessAnalysisInput) -> str | None:
+def resolve_category(payload: AnyRequestInput) -> str | None:
     if isinstance(payload, ProcessAnalysisInput):
         return PROCESS_CATEGORY
+    if isinstance(payload, ChatInput):
+        return None  # no template, no classification
     if payload.category is None or not payload.category.strip():
         return None  # the worker classifies it
     name = resolve_category_name(payload.category)
@@ -101,7 +112,7 @@ def resolve_category(payload: SpreadsheetInput | ProcessAnalysisInput) -> str | 
     return name
 
 
-def _row_values(payload: SpreadsheetInput | ProcessAnalysisInput, category: str | None) -> dict[str, Any]:
+def row_values(payload: AnyRequestInput, category: str | None) -> dict[str, Any]:
     if isinstance(payload, SpreadsheetInput):
         return {
             "kind": RequestKind.SPREADSHEET,
@@ -110,6 +121,23 @@ def _row_values(payload: SpreadsheetInput | ProcessAnalysisInput, category: str 
             "input_range": payload.input_range,
             "input_data": payload.input_data,
             "options": {"output_range": payload.output_range} if payload.output_range else None,
+        }
+    if isinstance(payload, ChatInput):
+        # The conversation is the input (input_data); model and sampling options travel in options.
+        chat_options = {
+            k: v
+            for k, v in (
+                ("model", payload.model),
+                ("temperature", payload.temperature),
+                ("max_tokens", payload.max_tokens),
+            )
+            if v is not None
+        }
+        return {
+            "kind": RequestKind.CHAT,
+            "category": None,
+            "input_data": [message.model_dump() for message in payload.messages],
+            "options": chat_options or None,
         }
     options = {
         k: v
@@ -134,7 +162,7 @@ async def submit(
     sessions: async_sessionmaker[AsyncSession],
     publisher: RequestPublisher,
     settings: Settings,
-    payload: SpreadsheetInput | ProcessAnalysisInput,
+    payload: AnyRequestInput,
     owner_id: str | None = None,
     header_idempotency_key: str | None = None,
 ) -> Submitted:
@@ -156,7 +184,7 @@ async def submit(
         "trace_id": request_id.hex,
         "idempotency_key": scoped_key,
         "idempotency_hash": body_hash,
-        **_row_values(payload, category),
+        **row_values(payload, category),
     }
     if payload.webhook is not None:
         await register_request_webhook(sessions, settings, payload.webhook, request_id, owner_id)
@@ -207,7 +235,7 @@ def idempotency_key(body_key: str | None, header_key: str | None) -> str | None:
     return body_key or header_key or None
 
 
-def body_fingerprint(payload: SpreadsheetInput | ProcessAnalysisInput) -> str:
+def body_fingerprint(payload: AnyRequestInput) -> str:
     """SHA-256 of the request as validated (ranges normalised, row objects unfolded), without its key."""
     data = payload.model_dump(mode="json", exclude={"idempotency_key"})
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -1,0 +1,155 @@
+"""The OpenAI-compatible Files and Batches API (/v1/files, /v1/batches), as OpenAI documents it,
+so that the official SDK works unchanged with base_url=<service>/v1. Errors here are in OpenAI's
+shape (service/api/errors.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+
+from service.api.deps import ClientsDep, OwnerDep, SessionDep
+from service.db import batches_repo as repo
+from service.errors import NotFound
+from service.schemas.batches import (
+    CreateBatchBody,
+    FileDeleted,
+    OpenAIBatch,
+    OpenAIBatchList,
+    OpenAIFile,
+    OpenAIFileList,
+    parse_batch_id,
+)
+from service.services import batches as service
+from service.services import files as file_service
+from service.services.batch_lines import check_jsonl
+from service.services.batch_output import openai_file_lines
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible batches"])
+
+
+def _batch_uuid(value: str) -> uuid.UUID:
+    parsed = parse_batch_id(value)
+    if parsed is None:
+        raise NotFound(f"No batch with id {value}.", code="batch_not_found")
+    return parsed
+
+
+# --- files -------------------------------------------------------------------------------------------
+
+
+@router.post("/files", response_model=OpenAIFile, summary="Upload a JSONL batch input file")
+async def upload_file(
+    clients: ClientsDep,
+    session: SessionDep,
+    owner_id: OwnerDep,
+    file: UploadFile = File(...),
+    purpose: str = Form(...),
+) -> OpenAIFile:
+    # The multipart parser spools the upload to disk past 1 MB; it is copied into the database in
+    # parts, so a 200 MB file never sits in the API's memory.
+    stored = await file_service.store_upload(
+        session, clients.settings, file, filename=file.filename or "", purpose=purpose, owner_id=owner_id
+    )
+    return OpenAIFile.of(stored)
+
+
+@router.get("/files", response_model=OpenAIFileList, summary="Your files")
+async def list_files(
+    session: SessionDep,
+    owner_id: OwnerDep,
+    purpose: str | None = None,
+    limit: int = Query(20, ge=1, le=10_000),
+    after: str | None = None,
+    order: str = Query("desc", pattern="^(asc|desc)$"),
+) -> OpenAIFileList:
+    cursor = await file_service.get_file(session, after, owner_id) if after else None
+    rows = await repo.list_files(session, owner_id, purpose, limit + 1, cursor, newest_first=order == "desc")
+    data = [OpenAIFile.of(row) for row in rows[:limit]]
+    return OpenAIFileList(
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=len(rows) > limit,
+    )
+
+
+@router.get("/files/{file_id}", response_model=OpenAIFile, summary="A file's description")
+async def get_file(file_id: str, session: SessionDep, owner_id: OwnerDep) -> OpenAIFile:
+    return OpenAIFile.of(await file_service.get_file(session, file_id, owner_id))
+
+
+@router.get("/files/{file_id}/content", summary="A file's content (input, or a batch's output/errors)")
+async def file_content(
+    file_id: str, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
+) -> StreamingResponse:
+    stored = await file_service.get_file(session, file_id, owner_id)
+    batch = await service.get_batch(session, stored.batch_id, owner_id) if stored.batch_id else None
+
+    async def content() -> AsyncIterator[bytes]:
+        async with clients.sessions() as streaming:
+            if batch is None:
+                async for part in file_service.input_parts(streaming, stored):
+                    yield part
+            else:
+                async for line in openai_file_lines(streaming, batch, stored.note or "output"):
+                    yield line
+
+    return StreamingResponse(content(), media_type="application/jsonl")
+
+
+@router.delete("/files/{file_id}", response_model=FileDeleted, summary="Delete a file")
+async def delete_file(file_id: str, session: SessionDep, owner_id: OwnerDep) -> FileDeleted:
+    stored = await file_service.get_file(session, file_id, owner_id)
+    await repo.delete_file(session, stored.id)
+    return FileDeleted(id=stored.id, deleted=True)
+
+
+# --- batches -----------------------------------------------------------------------------------------
+
+
+@router.post("/batches", response_model=OpenAIBatch, summary="Create a batch from an uploaded input file")
+async def create_batch(
+    body: CreateBatchBody, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
+) -> OpenAIBatch:
+    stored = await file_service.get_file(session, body.input_file_id, owner_id)
+    checker = service.checker(clients.settings, body.endpoint)
+    service.window_hours(body.completion_window)
+    parsed = await check_jsonl(file_service.input_parts(session, stored), checker)
+    batch_id = await service.store_batch(
+        session,
+        parsed,
+        owner_id=owner_id,
+        endpoint=body.endpoint,
+        surface="openai",
+        completion_window=body.completion_window,
+        input_file_id=stored.id,
+        metadata=body.metadata,
+    )
+    return OpenAIBatch.of(await service.view(session, await service.get_batch(session, batch_id, owner_id)))
+
+
+@router.get("/batches", response_model=OpenAIBatchList, summary="Your batches, newest first")
+async def list_batches(
+    session: SessionDep, owner_id: OwnerDep, limit: int = Query(20, ge=1, le=100), after: str | None = None
+) -> OpenAIBatchList:
+    views, more = await service.list_batches(session, owner_id, limit, _batch_uuid(after) if after else None)
+    data = [OpenAIBatch.of(view) for view in views]
+    return OpenAIBatchList(
+        data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None, has_more=more
+    )
+
+
+@router.get("/batches/{batch_id}", response_model=OpenAIBatch, summary="A batch")
+async def get_batch(batch_id: str, session: SessionDep, owner_id: OwnerDep) -> OpenAIBatch:
+    batch = await service.get_batch(session, _batch_uuid(batch_id), owner_id)
+    return OpenAIBatch.of(await service.view(session, batch))
+
+
+@router.post("/batches/{batch_id}/cancel", response_model=OpenAIBatch, summary="Cancel a batch")
+async def cancel_batch(batch_id: str, clients: ClientsDep, owner_id: OwnerDep) -> OpenAIBatch:
+    return OpenAIBatch.of(
+        await service.cancel(clients.sessions, clients.publisher, _batch_uuid(batch_id), owner_id)
+    )
