@@ -188,6 +188,10 @@ async def test_oversized_bodies_get_413_before_anything_reads_them(
             assert (await svc.client.post("/api/v1/requests", json=small)).status_code == 401
             accepted = await svc.client.post("/api/v1/requests", json=small, headers=bearer(key))
             assert accepted.status_code == 202, accepted.text
+            # A native batch reads its own body after the key check, bounded by BATCH_MAX_BYTES.
+            lines = [{**small, "query_text": "x" * 1000, "custom_id": str(n)} for n in range(8)]
+            batch = await svc.client.post("/api/v1/batches", json=lines, headers=bearer(key))
+            assert batch.status_code == 201, batch.text
     assert not [line for line in logs if "ERROR" in line or "Traceback" in line]
 
 

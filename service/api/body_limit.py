@@ -4,7 +4,9 @@ FastAPI reads and parses a route's whole body before it resolves the route's dep
 key check among them: without a cap, anyone (no key needed) could make an API process buffer and
 parse a body of any size. Bodies over MAX_REQUEST_BODY_BYTES get 413 `payload_too_large`: at once
 when Content-Length says so, else as soon as the streamed bytes pass the cap (nothing more is read).
-multipart/form-data is left to the upload routes, whose parser spools to disk under limits of its own.
+multipart/form-data is left to the upload routes, whose parser spools to disk under limits of its own,
+and so are the routes in STREAMED_BODY_ROUTES: they read their body themselves, after the key check,
+bounded by a limit of their own (BATCH_MAX_BYTES).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api.errors import error_response
 
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
+STREAMED_BODY_ROUTES = frozenset({("POST", "/api/v1/batches")})
 
 
 class BodySizeLimitMiddleware:
@@ -25,7 +28,12 @@ class BodySizeLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Reads (the status polls among them) take no body: they pass without a wrapper.
-        if scope["type"] != "http" or scope["method"] in _NO_BODY or _is_multipart(scope):
+        if (
+            scope["type"] != "http"
+            or scope["method"] in _NO_BODY
+            or (scope["method"], scope["path"].rstrip("/")) in STREAMED_BODY_ROUTES
+            or _is_multipart(scope)
+        ):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
