@@ -41,6 +41,7 @@ from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
 from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
+from service.messaging.monitor import BrokerMonitor
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 from service.services.chat import ModelList
@@ -72,7 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             opened.push_async_callback(backend.close)
             store = await open_request_store(settings, engine)
             opened.push_async_callback(store.close)
-            publisher = RequestPublisher(settings)
+            monitor = BrokerMonitor(settings, "api")
+            await monitor.start()
+            opened.push_async_callback(monitor.close)
+            app.state.broker_monitor = monitor
+            publisher = RequestPublisher(settings, monitor)
             await publisher.start()
             opened.push_async_callback(publisher.close)
             hub = StatusHub(settings)

@@ -166,6 +166,16 @@ class Settings(BaseSettings):
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
     prompt_table_token_budget: int = Field(3_000, ge=100)
 
+    # --- broker loss and recovery ----------------------------------------------------------------
+    # Every process asks the broker for its metadata this often; one failed probe reports it down
+    # (readiness 503, submits 503 at once) until a probe succeeds and the topics exist again.
+    broker_probe_interval_seconds: float = Field(1.0, gt=0, le=60)
+    broker_probe_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    # A repeated log line (same condition) is written at most once per this interval, with a count.
+    log_repeat_interval_seconds: float = Field(10.0, ge=0)
+    # Consumer-group session: a member silent this long is dropped. Kafka's floor is 6000 by
+    # default; Tansu lets a member join after half of it, so it also bounds the worker's start.
+    kafka_session_timeout_ms: int = Field(6_000, ge=1_000, le=300_000)
     # --- callers: API keys, anonymous access, rate limits, budgets -------------------------------
     # Without a key a caller gets 401, unless anonymous access is on: then key-less callers share
     # the owner "anonymous" and the anonymous_* limits. `python -m service up` turns it on when it

@@ -58,6 +58,18 @@ WEBHOOK_DELIVERIES = Counter(
     "gigaoffice_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]
 )
 REFUSALS = Counter("gigaoffice_refusals_total", "Requests refused by a rate limit or budget", ["reason"])
+# Broker loss and readiness (issue 7): a standalone worker's health view is its metrics port.
+BROKER_UP = Gauge(
+    "gigaoffice_broker_up",
+    "1 while the broker monitor finds the broker usable",
+    ["role"],
+    multiprocess_mode="min",
+)
+WORKER_CONSUMING = Gauge(
+    "gigaoffice_worker_consuming",
+    "1 once the worker joined its group and holds partitions",
+    multiprocess_mode="min",
+)
 WAITERS = Gauge(
     "gigaoffice_status_waiters", "Long-polls, SSE streams and chat calls waiting", multiprocess_mode="livesum"
 )
