@@ -225,6 +225,17 @@ class Settings(BaseSettings):
     gigachat_classify_model: str | None = None
     gigachat_generate_model: str | None = None
 
+    # --- security review ---------------------------------------------------------------------------
+    # GET /metrics shows service-wide figures (traffic, refusals, spend by model): it needs an admin
+    # key unless this is on (a scraper on a private network without credentials).
+    metrics_public: bool = False
+    # Each of an owner's default webhook endpoints gets a POST for every request of theirs that ends:
+    # without a cap, one key could make the service flood any public URL (N endpoints × requests).
+    webhook_max_endpoints_per_owner: int = Field(10, ge=1, le=1000)
+    # Bodies are read before the API key is checked: larger ones get 413 (multipart uploads excepted,
+    # their routes have limits of their own). 8 MiB holds the largest valid JSON input many times.
+    max_request_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:

@@ -79,6 +79,24 @@ def _category(value: str | None) -> str:
     return value or "auto"
 
 
+# Model names come from the provider's answers, and a chat or batch caller may name a model: a
+# provider that echoes whatever it is asked would otherwise let callers mint label values without
+# end (every one a time series, in this process and in Prometheus). The first few are kept.
+MAX_MODEL_LABELS = 32
+_MODEL_LABEL_LENGTH = 64
+_models_seen: set[str] = set()
+
+
+def _model(value: str | None) -> str:
+    name = (value or "unknown")[:_MODEL_LABEL_LENGTH]
+    if name in _models_seen:
+        return name
+    if len(_models_seen) >= MAX_MODEL_LABELS:
+        return "other"
+    _models_seen.add(name)
+    return name
+
+
 def request_submitted(kind: str, lane: str, category: str | None) -> None:
     REQUESTS_SUBMITTED.labels(kind, lane, _category(category)).inc()
 
@@ -97,7 +115,7 @@ def llm_used(accounting: Any) -> None:
     """From a requests_repo.LLMAccounting of a processed request."""
     if not accounting.calls or not accounting.backend:
         return
-    backend, model = accounting.backend, accounting.model or "unknown"
+    backend, model = accounting.backend, _model(accounting.model)
     if accounting.latency_ms is not None:
         LLM_LATENCY.labels(backend, model).observe(accounting.latency_ms / 1000)
     LLM_TOKENS.labels(backend, model, "prompt").inc(accounting.prompt_tokens)
