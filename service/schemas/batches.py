@@ -212,3 +212,40 @@ class OpenAIBatchList(BaseModel):
     first_id: str | None
     last_id: str | None
     has_more: bool
+
+
+# The native routes' extra status (the envelope is the API's usual one).
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"description": "The batch is larger than BATCH_MAX_BYTES"}
+}
+
+
+# --- OpenAI's error shape, documented on every /v1 batch and file route --------------------------
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorEnvelope(BaseModel):
+    error: OpenAIErrorBody
+
+
+def _openai_error(description: str) -> dict[str, Any]:
+    return {"model": OpenAIErrorEnvelope, "description": description}
+
+
+OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _openai_error("A body that cannot be read (e.g. broken multipart)"),
+    401: _openai_error("No valid API key"),
+    404: _openai_error("Unknown (or someone else's) file or batch"),
+    409: _openai_error("The batch is already final"),
+    413: _openai_error("The file is larger than BATCH_MAX_BYTES"),
+    422: _openai_error("Invalid parameters"),
+    429: _openai_error("A rate limit ran out; see Retry-After"),
+    500: _openai_error("Internal error"),
+    503: _openai_error("A dependency is unavailable; see Retry-After"),
+}
