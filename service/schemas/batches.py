@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from service.db.batch_models import StoredFile
 from service.db.models import RequestStatus
+from service.schemas.fields import Text
 from service.services.batches import BatchView
 
 
@@ -134,11 +135,19 @@ class BatchErrors(BaseModel):
     data: list[dict[str, Any]]
 
 
+# Ids and short words in paths, queries and bodies: storable text of bounded length.
+IdText = Annotated[str, Text(min_length=1, max_length=100)]
+WordText = Annotated[str, Text(max_length=100)]
+
+
 class CreateBatchBody(BaseModel):
-    input_file_id: str
-    endpoint: str
-    completion_window: str = "24h"
-    metadata: dict[str, str] | None = Field(None, max_length=16)
+    input_file_id: IdText
+    endpoint: WordText
+    completion_window: WordText = "24h"
+    # OpenAI's limits: 16 pairs, keys up to 64 and values up to 512 characters.
+    metadata: dict[Annotated[str, Text(max_length=64)], Annotated[str, Text(max_length=512)]] | None = Field(
+        None, max_length=16
+    )
 
 
 class OpenAIBatch(BaseModel):
