@@ -4,8 +4,10 @@ backlog alone but recovers lines the broker lost."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from service.db.batch_models import Lane
@@ -13,10 +15,19 @@ from service.db.models import AnalysisRequest, RequestStatus, utcnow
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.services import batches as batch_service
 from service.services.batch_lines import NATIVE_REQUESTS, check_items
+from tests.conftest import fresh_postgres_database
 from tests.support import make_settings, running_service
 from tests.test_batches_native import lines, wait_batch
 from workers.feeder import BatchFeeder
 from workers.sweeper import Sweeper
+
+
+@pytest.fixture(scope="module", name="postgres_url")
+async def batches_database() -> AsyncIterator[str]:
+    """This module's batches live in a database of their own: a worker's batch feeder releases the
+    lines of every open batch it finds, which would reach the backends of other tests."""
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 async def _store(svc, settings, owner: str, count: int) -> uuid.UUID:  # type: ignore[no-untyped-def]

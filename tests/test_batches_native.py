@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import update
 from service.db.batch_models import Batch
 from service.db.models import utcnow
 from service.schemas.events import StatusEvent
+from tests.conftest import fresh_postgres_database
 from tests.support import (
     PROCESS_EXAMPLE,
     SEED_EXAMPLE,
@@ -23,6 +25,14 @@ from tests.support import (
     read_topic,
     running_service,
 )
+
+
+@pytest.fixture(scope="module", name="postgres_url")
+async def batches_database() -> AsyncIterator[str]:
+    """This module's batches live in a database of their own: a worker's batch feeder releases the
+    lines of every open batch it finds, which would reach the backends of other tests."""
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 def lines(count: int) -> list[dict[str, Any]]:
