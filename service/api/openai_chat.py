@@ -5,7 +5,7 @@ editors' origins comes from CORS_ALLOW_ORIGINS."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Body, Request, Response
@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from service.api.deps import AdmissionDep, CallerDep
+from service.schemas.fields import SafeJson
 from service.services import chat as service
 from service.services.chat import ModelList
 
@@ -40,6 +41,9 @@ async def list_models(request: Request, caller: CallerDep) -> OpenAIModelList:
     )
 
 
+CHAT_EXAMPLE = {"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}
+
+
 @router.post(
     "/chat/completions",
     summary="A chat completion through the queue (OpenAI-compatible; `stream: true` for chunks)",
@@ -47,7 +51,8 @@ async def list_models(request: Request, caller: CallerDep) -> OpenAIModelList:
 )
 async def chat_completions(
     admitted: AdmissionDep,
-    body: Any = Body(..., examples=[{"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}]),
+    # Parsed by the service (OpenAI's shape); storable text and 64-bit numbers are checked here.
+    body: Annotated[SafeJson, Body(examples=[CHAT_EXAMPLE])],
 ) -> Response:
     payload, stream = service.parse_chat_body(body)
     outcome = await service.complete(admitted.clients, payload, admitted.owner_id)
