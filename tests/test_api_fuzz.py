@@ -43,7 +43,6 @@ CHECKS = [
 async def fuzz_settings(kafka_bootstrap: str) -> AsyncIterator[Settings]:
     # A database of its own: the fuzzer writes arbitrary templates that other tests must not see.
     async with fresh_postgres_database() as database_url:
-        # No worker runs here: waits (long polls, chat completions) are cut short.
         configured = make_settings(
             database_url, kafka_bootstrap, long_poll_max_seconds=0.5, chat_wait_seconds=0.5
         )

@@ -22,6 +22,7 @@ ALLOWED_LABELS = {
     "topic",
     "outcome",
     "reason",
+    "role",  # api | worker | dispatcher (gigaoffice_broker_up)
     "le",
 }
 

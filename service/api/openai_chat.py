@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from service.api.deps import AdmissionDep, CallerDep
-from service.schemas.fields import SafeJson
+from service.schemas.fields import SafeJsonObject
 from service.services import chat as service
 from service.services.chat import ModelList
 
@@ -41,9 +41,6 @@ async def list_models(request: Request, caller: CallerDep) -> OpenAIModelList:
     )
 
 
-CHAT_EXAMPLE = {"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}
-
-
 @router.post(
     "/chat/completions",
     summary="A chat completion through the queue (OpenAI-compatible; `stream: true` for chunks)",
@@ -51,8 +48,10 @@ CHAT_EXAMPLE = {"model": "GigaChat", "messages": [{"role": "user", "content": "H
 )
 async def chat_completions(
     admitted: AdmissionDep,
-    # Parsed by the service (OpenAI's shape); storable text and 64-bit numbers are checked here.
-    body: Annotated[SafeJson, Body(examples=[CHAT_EXAMPLE])],
+    body: Annotated[
+        SafeJsonObject,
+        Body(examples=[{"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}]),
+    ],
 ) -> Response:
     payload, stream = service.parse_chat_body(body)
     outcome = await service.complete(admitted.clients, payload, admitted.owner_id)
