@@ -15,14 +15,16 @@ from service.api.deps import ClientsDep, OwnerDep, SessionDep
 from service.db import batches_repo as repo
 from service.errors import NotFound
 from service.schemas.batches import (
+    BatchIdText,
     CreateBatchBody,
+    CursorText,
     FileDeleted,
-    IdText,
+    FileIdText,
     OpenAIBatch,
     OpenAIBatchList,
     OpenAIFile,
     OpenAIFileList,
-    WordText,
+    PurposeText,
     parse_batch_id,
 )
 from service.services import batches as service
@@ -49,7 +51,7 @@ async def upload_file(
     session: SessionDep,
     owner_id: OwnerDep,
     file: Annotated[UploadFile, File()],
-    purpose: Annotated[WordText, Form()],
+    purpose: Annotated[PurposeText, Form()],
 ) -> OpenAIFile:
     # The multipart parser spools the upload to disk past 1 MB; it is copied into the database in
     # parts, so a 200 MB file never sits in the API's memory.
@@ -63,9 +65,9 @@ async def upload_file(
 async def list_files(
     session: SessionDep,
     owner_id: OwnerDep,
-    purpose: WordText | None = None,
+    purpose: PurposeText | None = None,
     limit: int = Query(20, ge=1, le=10_000),
-    after: IdText | None = None,
+    after: CursorText | None = None,
     order: Literal["asc", "desc"] = "desc",
 ) -> OpenAIFileList:
     cursor = await file_service.get_file(session, after, owner_id) if after else None
@@ -80,13 +82,13 @@ async def list_files(
 
 
 @router.get("/files/{file_id}", response_model=OpenAIFile, summary="A file's description")
-async def get_file(file_id: IdText, session: SessionDep, owner_id: OwnerDep) -> OpenAIFile:
+async def get_file(file_id: FileIdText, session: SessionDep, owner_id: OwnerDep) -> OpenAIFile:
     return OpenAIFile.of(await file_service.get_file(session, file_id, owner_id))
 
 
 @router.get("/files/{file_id}/content", summary="A file's content (input, or a batch's output/errors)")
 async def file_content(
-    file_id: IdText, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
+    file_id: FileIdText, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
 ) -> StreamingResponse:
     stored = await file_service.get_file(session, file_id, owner_id)
     batch = await service.get_batch(session, stored.batch_id, owner_id) if stored.batch_id else None
@@ -104,7 +106,7 @@ async def file_content(
 
 
 @router.delete("/files/{file_id}", response_model=FileDeleted, summary="Delete a file")
-async def delete_file(file_id: IdText, session: SessionDep, owner_id: OwnerDep) -> FileDeleted:
+async def delete_file(file_id: FileIdText, session: SessionDep, owner_id: OwnerDep) -> FileDeleted:
     stored = await file_service.get_file(session, file_id, owner_id)
     await repo.delete_file(session, stored.id)
     return FileDeleted(id=stored.id, deleted=True)
@@ -136,7 +138,10 @@ async def create_batch(
 
 @router.get("/batches", response_model=OpenAIBatchList, summary="Your batches, newest first")
 async def list_batches(
-    session: SessionDep, owner_id: OwnerDep, limit: int = Query(20, ge=1, le=100), after: IdText | None = None
+    session: SessionDep,
+    owner_id: OwnerDep,
+    limit: int = Query(20, ge=1, le=100),
+    after: CursorText | None = None,
 ) -> OpenAIBatchList:
     views, more = await service.list_batches(session, owner_id, limit, _batch_uuid(after) if after else None)
     data = [OpenAIBatch.of(view) for view in views]
@@ -146,13 +151,13 @@ async def list_batches(
 
 
 @router.get("/batches/{batch_id}", response_model=OpenAIBatch, summary="A batch")
-async def get_batch(batch_id: IdText, session: SessionDep, owner_id: OwnerDep) -> OpenAIBatch:
+async def get_batch(batch_id: BatchIdText, session: SessionDep, owner_id: OwnerDep) -> OpenAIBatch:
     batch = await service.get_batch(session, _batch_uuid(batch_id), owner_id)
     return OpenAIBatch.of(await service.view(session, batch))
 
 
 @router.post("/batches/{batch_id}/cancel", response_model=OpenAIBatch, summary="Cancel a batch")
-async def cancel_batch(batch_id: IdText, clients: ClientsDep, owner_id: OwnerDep) -> OpenAIBatch:
+async def cancel_batch(batch_id: BatchIdText, clients: ClientsDep, owner_id: OwnerDep) -> OpenAIBatch:
     return OpenAIBatch.of(
         await service.cancel(clients.sessions, clients.publisher, _batch_uuid(batch_id), owner_id)
     )

@@ -8,10 +8,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.db.batch_models import StoredFile
+from service.db.batch_models import Batch, StoredFile
 from service.db.models import RequestStatus
-from service.schemas.fields import Text
+from service.schemas.fields import ColumnText, Text
 from service.services.batches import BatchView
+
+# Path, query and body texts of the batch and file routes (service/schemas/fields.py rules).
+BatchIdText = Annotated[str, Text(min_length=1, max_length=64)]  # "batch_<uuid>" or a bare uuid
+FileIdText = Annotated[str, ColumnText(StoredFile.id, min_length=1)]
+CursorText = Annotated[str, Text(max_length=64)]  # the id of the last item of the previous page
+PurposeText = Annotated[str, ColumnText(StoredFile.purpose)]
+WindowText = Annotated[str, ColumnText(Batch.completion_window)]
+EndpointText = Annotated[str, ColumnText(Batch.endpoint)]
+# OpenAI's metadata limits: keys up to 64 characters, values up to 512.
+MetadataKey = Annotated[str, Text(max_length=64)]
+MetadataValue = Annotated[str, Text(max_length=512)]
 
 
 def _ts(value: datetime | None) -> int | None:
@@ -135,19 +146,11 @@ class BatchErrors(BaseModel):
     data: list[dict[str, Any]]
 
 
-# Ids and short words in paths, queries and bodies: storable text of bounded length.
-IdText = Annotated[str, Text(min_length=1, max_length=100)]
-WordText = Annotated[str, Text(max_length=100)]
-
-
 class CreateBatchBody(BaseModel):
-    input_file_id: IdText
-    endpoint: WordText
-    completion_window: WordText = "24h"
-    # OpenAI's limits: 16 pairs, keys up to 64 and values up to 512 characters.
-    metadata: dict[Annotated[str, Text(max_length=64)], Annotated[str, Text(max_length=512)]] | None = Field(
-        None, max_length=16
-    )
+    input_file_id: FileIdText
+    endpoint: EndpointText
+    completion_window: WindowText = "24h"
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(None, max_length=16)
 
 
 class OpenAIBatch(BaseModel):

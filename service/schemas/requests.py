@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from service.db.models import AnalysisRequest as Row
 from service.pipeline.table import column_index, column_letters
-from service.schemas.fields import ColumnText, JsonScalar, NonBlankText, Text, column_length
+from service.schemas.fields import ColumnText, JsonScalar, NonBlankText, SafeText, Text, column_length
 from service.schemas.rows import row_objects
 from service.schemas.webhooks import WebhookSpec
 
@@ -129,7 +129,7 @@ class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "user", "assistant"]
-    content: Annotated[str, Text()]  # storable text: no NUL, no lone surrogate
+    content: SafeText
 
 
 MAX_CHAT_MESSAGES = 500
@@ -146,7 +146,7 @@ class ChatInput(BaseModel):
         None, description="Omitted: the backend's configured model."
     )
     temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
