@@ -175,10 +175,13 @@ async def test_expiry_ends_unfinished_lines_expired_with_partial_results(
         assert {line["error"]["code"] for line in out} == {"batch_expired"}
         assert svc.backend.calls == []
         # Lines ended by the batch (not by a worker) are announced like any final status.
-        records = await read_topic(kafka_bootstrap, settings.kafka_topic_responses, expected=6)
+        # (Plus the batch's own event when it finishes: six line events and one batch event.)
+        records = await read_topic(kafka_bootstrap, settings.kafka_topic_responses, expected=7)
+        line_ids = {line["request_id"] for line in out}
         events = [StatusEvent.from_bytes(record.value) for record in records]
-        assert sorted(str(event.request_id) for event in events) == sorted(line["request_id"] for line in out)
-        assert {(event.status, str(event.batch_id)) for event in events} == {("expired", batch_id)}
+        line_events = [event for event in events if str(event.request_id) in line_ids]
+        assert sorted(str(event.request_id) for event in line_events) == sorted(line_ids)
+        assert {(event.status, str(event.batch_id)) for event in line_events} == {("expired", batch_id)}
 
 
 async def test_failing_lines_fail_alone_and_the_batch_completes(
