@@ -23,7 +23,6 @@ ALLOWED_LABELS = {
     "outcome",
     "reason",
     "role",  # api | worker (the broker monitor)
-    "role",  # api | worker | dispatcher (gigaoffice_broker_up)
     "le",
 }
 
