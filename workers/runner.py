@@ -169,13 +169,11 @@ class ConsumerRunner:
             if pending and await self._broker_call(consumer.seek_to_beginning(*pending)) is None:
                 self._rewound |= pending
                 logger.info("reading {} partition(s) again from the beginning", len(pending))
-        # A full batch lane is refilled as soon as a slot frees: short polls meanwhile. With room in
-        # the lane, take no more than it holds: records beyond it would have to be sought back and
-        # fetched again.
-        room = self._batch_room()
-        wait_ms = 10 if room <= 0 else 200
-        wanted = free if room <= 0 else min(free, room)
-        batches = await consumer.getmany(timeout_ms=wait_ms, max_records=wanted)
+        # A full batch lane is refilled as soon as a slot frees: short polls meanwhile. Every free
+        # slot is offered (interactive records may fill them all; capping the fetch at the lane's
+        # room would starve them); batch records beyond the room are sought back in _dispatch_all.
+        wait_ms = 10 if self._batch_room() <= 0 else 200
+        batches = await consumer.getmany(timeout_ms=wait_ms, max_records=free)
         # Interactive records first: they take their slots before the batch lane's.
         for tp in sorted(batches, key=lambda tp: tp.topic == self._batch_topic):
             self._dispatch_all(tp, batches[tp])
