@@ -5,7 +5,7 @@ editors' origins comes from CORS_ALLOW_ORIGINS."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Body, Request, Response
@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from service.api.deps import AdmissionDep, CallerDep
+from service.schemas.fields import SafeJsonObject
 from service.services import chat as service
 from service.services.chat import ModelList
 
@@ -47,7 +48,10 @@ async def list_models(request: Request, caller: CallerDep) -> OpenAIModelList:
 )
 async def chat_completions(
     admitted: AdmissionDep,
-    body: Any = Body(..., examples=[{"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}]),
+    body: Annotated[
+        SafeJsonObject,
+        Body(examples=[{"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}]),
+    ],
 ) -> Response:
     payload, stream = service.parse_chat_body(body)
     outcome = await service.complete(admitted.clients, payload, admitted.owner_id)
