@@ -168,6 +168,16 @@ class Settings(BaseSettings):
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
     prompt_table_token_budget: int = Field(3_000, ge=100)
 
+    # --- broker loss and recovery ----------------------------------------------------------------
+    # Every process asks the broker for its metadata this often; one failed probe reports it down
+    # (readiness 503, submits 503 at once) until a probe succeeds and the topics exist again.
+    broker_probe_interval_seconds: float = Field(1.0, gt=0, le=60)
+    broker_probe_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    # A repeated log line (same condition) is written at most once per this interval, with a count.
+    log_repeat_interval_seconds: float = Field(10.0, ge=0)
+    # Consumer-group session: a member silent this long is dropped. Kafka's floor is 6000 by
+    # default; Tansu lets a member join after half of it, so it also bounds the worker's start.
+    kafka_session_timeout_ms: int = Field(6_000, ge=1_000, le=300_000)
     # --- callers: API keys, anonymous access, rate limits, budgets -------------------------------
     # Without a key a caller gets 401, unless anonymous access is on: then key-less callers share
     # the owner "anonymous" and the anonymous_* limits. `python -m service up` turns it on when it
@@ -214,6 +224,17 @@ class Settings(BaseSettings):
     llm_model_by_category: dict[str, str] = Field(default_factory=dict)
     gigachat_classify_model: str | None = None
     gigachat_generate_model: str | None = None
+
+    # --- security review ---------------------------------------------------------------------------
+    # GET /metrics shows service-wide figures (traffic, refusals, spend by model): it needs an admin
+    # key unless this is on (a scraper on a private network without credentials).
+    metrics_public: bool = False
+    # Each of an owner's default webhook endpoints gets a POST for every request of theirs that ends:
+    # without a cap, one key could make the service flood any public URL (N endpoints × requests).
+    webhook_max_endpoints_per_owner: int = Field(10, ge=1, le=1000)
+    # Bodies are read before the API key is checked: larger ones get 413 (multipart uploads excepted,
+    # their routes have limits of their own). 8 MiB holds the largest valid JSON input many times.
+    max_request_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -270,7 +291,7 @@ class Settings(BaseSettings):
     worker_batch_concurrency_busy: int = Field(8, ge=1, le=10_000)
     # Lines of one owner released to the batch lane at once; owners are served round-robin, so a
     # small batch waits behind at most this many lines of each other owner.
-    batch_owner_window: int = Field(500, ge=1, le=100_000)
+    batch_owner_window: int = Field(200, ge=1, le=100_000)
     batch_feed_interval_seconds: float = Field(0.1, ge=0.01, le=60)
     batch_max_lines: int = Field(50_000, ge=1)
     batch_max_bytes: int = Field(200 * 1024 * 1024, ge=1)

@@ -58,6 +58,18 @@ WEBHOOK_DELIVERIES = Counter(
     "gigaoffice_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]
 )
 REFUSALS = Counter("gigaoffice_refusals_total", "Requests refused by a rate limit or budget", ["reason"])
+# Broker loss and readiness (issue 7): a standalone worker's health view is its metrics port.
+BROKER_UP = Gauge(
+    "gigaoffice_broker_up",
+    "1 while the broker monitor finds the broker usable",
+    ["role"],
+    multiprocess_mode="min",
+)
+WORKER_CONSUMING = Gauge(
+    "gigaoffice_worker_consuming",
+    "1 once the worker joined its group and holds partitions",
+    multiprocess_mode="min",
+)
 WAITERS = Gauge(
     "gigaoffice_status_waiters", "Long-polls, SSE streams and chat calls waiting", multiprocess_mode="livesum"
 )
@@ -65,6 +77,24 @@ WAITERS = Gauge(
 
 def _category(value: str | None) -> str:
     return value or "auto"
+
+
+# Model names come from the provider's answers, and a chat or batch caller may name a model: a
+# provider that echoes whatever it is asked would otherwise let callers mint label values without
+# end (every one a time series, in this process and in Prometheus). The first few are kept.
+MAX_MODEL_LABELS = 32
+_MODEL_LABEL_LENGTH = 64
+_models_seen: set[str] = set()
+
+
+def _model(value: str | None) -> str:
+    name = (value or "unknown")[:_MODEL_LABEL_LENGTH]
+    if name in _models_seen:
+        return name
+    if len(_models_seen) >= MAX_MODEL_LABELS:
+        return "other"
+    _models_seen.add(name)
+    return name
 
 
 def request_submitted(kind: str, lane: str, category: str | None) -> None:
@@ -85,7 +115,7 @@ def llm_used(accounting: Any) -> None:
     """From a requests_repo.LLMAccounting of a processed request."""
     if not accounting.calls or not accounting.backend:
         return
-    backend, model = accounting.backend, accounting.model or "unknown"
+    backend, model = accounting.backend, _model(accounting.model)
     if accounting.latency_ms is not None:
         LLM_LATENCY.labels(backend, model).observe(accounting.latency_ms / 1000)
     LLM_TOKENS.labels(backend, model, "prompt").inc(accounting.prompt_tokens)

@@ -60,6 +60,13 @@ async def postgres_url() -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture
+async def own_postgres_url() -> AsyncIterator[str]:
+    """A database for one test, for tests that act on every row (recovery sweeps)."""
+    async with fresh_postgres_database() as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("sqlite") / "gigaoffice.db"

@@ -142,3 +142,30 @@ async def test_interactive_requests_are_served_while_a_batch_fills_its_lane(
         # The interactive request did not wait for the batch: most of the batch is still to do.
         assert batch["counts"]["completed"] < 20, batch["counts"]
         assert (await wait_batch(svc, batch_id, ("completed",)))["counts"]["completed"] == 30
+
+
+async def test_feeder_never_releases_lines_of_a_cancelled_batch(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    settings = make_settings(postgres_url, kafka_bootstrap, batch_owner_window=10)
+    owner = f"c-{uuid.uuid4().hex[:6]}"
+    async with running_service(settings, with_worker=False) as svc:
+        batch_id = await _store(svc, settings, owner, 30)
+        publisher = RequestPublisher(settings)
+        await publisher.start()
+        try:
+            feeder = BatchFeeder(settings, svc.sessions, publisher)
+            assert await feeder.release_once() >= 10
+            await batch_service.cancel(svc.sessions, publisher, batch_id, owner)
+            # The cancelled lines are no longer waiting for the feeder: nothing of this batch is released.
+            await feeder.release_once()
+            assert await _lanes(svc, batch_id) == {Lane.BATCH: 30}
+            async with svc.sessions() as session:
+                statuses = (
+                    await session.execute(
+                        select(AnalysisRequest.status).where(AnalysisRequest.batch_id == batch_id)
+                    )
+                ).scalars()
+                assert set(statuses) == {RequestStatus.CANCELLED}
+        finally:
+            await publisher.close()

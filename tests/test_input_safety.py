@@ -128,7 +128,9 @@ async def test_64_bit_integers_are_carried_end_to_end(svc: RunningService) -> No
         ("/api/v1/presets?category=%00", "query.category", "NUL"),
         ("/api/prompts/presets?language=%00", "query.language", "NUL"),
         ("/api/prompts/presets?language=" + "l" * 9, "query.language", "at most 8"),
+        # ?wait= is read by hand on the hot status path (service/api/requests.py).
         ("/api/v1/requests/00000000-0000-0000-0000-000000000000?wait=nan", "query.wait", "finite"),
+        ("/api/v1/requests/00000000-0000-0000-0000-000000000000?wait=inf", "query.wait", "finite"),
     ],
 )
 async def test_unstorable_parameters_are_422(svc: RunningService, path: str, loc: str, words: str) -> None:

@@ -22,6 +22,7 @@ ALLOWED_LABELS = {
     "topic",
     "outcome",
     "reason",
+    "role",  # api | worker | dispatcher (gigaoffice_broker_up)
     "le",
 }
 
@@ -46,7 +47,7 @@ def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 
 
 async def test_metrics_move_when_requests_finish(postgres_url: str, kafka_bootstrap: str) -> None:
-    settings = make_settings(postgres_url, kafka_bootstrap)
+    settings = make_settings(postgres_url, kafka_bootstrap, metrics_public=True)
     async with running_service(settings) as svc:
         before = await scrape(svc.client)
         ids = [(await svc.submit({"kind": "spreadsheet", **SEED_EXAMPLE})).json()["id"] for _ in range(2)]
@@ -85,7 +86,9 @@ def test_multi_process_mode_sums_every_process(tmp_path: Path) -> None:
 
 
 async def test_rate_limit_refusals_are_counted_by_reason(postgres_url: str, kafka_bootstrap: str) -> None:
-    settings = make_settings(postgres_url, kafka_bootstrap, anonymous_requests_per_minute=1)
+    settings = make_settings(
+        postgres_url, kafka_bootstrap, anonymous_requests_per_minute=1, metrics_public=True
+    )
     async with running_service(settings, with_worker=False) as svc:
         before = await scrape(svc.client)
         statuses = [(await svc.submit({"kind": "spreadsheet", **SEED_EXAMPLE})).status_code for _ in range(2)]

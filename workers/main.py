@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from loguru import logger
 
 from service.callers.budgets import Budgets
 from service.config import Settings
+from service.db.models import utcnow
 from service.db.session import create_engine, create_session_factory
 from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
 from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
+from service.messaging.monitor import BrokerMonitor
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 from service.services.processing import Processor
@@ -25,18 +29,42 @@ from workers.sweeper import Sweeper
 
 
 class Worker:
-    """One consumer-group member. `run()` returns after `stop()` once in-flight work is settled."""
+    """One consumer-group member. `run()` returns after `stop()` once in-flight work is settled.
+
+    `ready` is set while the worker holds partitions of the request topics (it has joined the group)
+    and the broker is usable; a request published then reaches it without waiting for a join.
+    """
 
     def __init__(self, settings: Settings, backend: LLMBackend | None = None) -> None:
         self.settings = settings
         self._backend = backend
         self._stopping = asyncio.Event()
         self._runner: ConsumerRunner | None = None
+        self._monitor: BrokerMonitor | None = None
 
     def stop(self) -> None:
         self._stopping.set()
         if self._runner is not None:
             self._runner.stop()
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self._runner is not None
+            and self._runner.ready.is_set()
+            and (self._monitor is None or self._monitor.is_up)
+        )
+
+    async def wait_ready(self, timeout: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.ready and not self._stopping.is_set():
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return self.ready
+
+    def readiness(self) -> dict[str, Any]:
+        return {"ok": self.ready, "consuming": self._runner is not None and self._runner.ready.is_set()}
 
     async def run(self) -> None:
         settings = self.settings
@@ -55,27 +83,37 @@ class Worker:
             opened.push_async_callback(engine.dispose)
             sessions = create_session_factory(engine)
             await ensure_topics(settings)
+            monitor = self._monitor = BrokerMonitor(settings, "worker")
+            await monitor.start()
+            opened.push_async_callback(monitor.close)
             await asyncio.to_thread(train_classifier)  # once per process, before the first request
             await backend.start()
             opened.push_async_callback(backend.close)
-            publisher = RequestPublisher(settings)
+            publisher = RequestPublisher(settings, monitor)
             await publisher.start()
             opened.push_async_callback(publisher.close)
             store = await open_worker_store(settings, engine)
             opened.push_async_callback(store.close)
-            consumer = AIOKafkaConsumer(
-                **client_args(settings, "worker"),
-                group_id=settings.kafka_consumer_group,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                max_poll_records=settings.worker_concurrency,
-                # Tansu answers a fetch only when this wait is over, even if a message arrived
-                # meanwhile (it ignores fetch_min_bytes; measured: a 500 ms wait gave ~240 ms median
-                # delivery), so up to this wait is added to each request reaching an idle worker.
-                # 10 ms rather than 20 took ~4 ms off the median; it costs a few more empty fetches
-                # per second. A Kafka broker answers as soon as data is there either way.
-                fetch_max_wait_ms=10,
-            )
+            broker_timeout = settings.kafka_request_timeout_ms / 1000
+
+            def new_consumer() -> AIOKafkaConsumer:
+                return AIOKafkaConsumer(
+                    **client_args(settings, "worker"),
+                    group_id=settings.kafka_consumer_group,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_records=settings.worker_concurrency,
+                    # Tansu answers a fetch only when this wait is over, even if a message arrived
+                    # meanwhile (it ignores fetch_min_bytes; measured: a 500 ms wait gave ~240 ms
+                    # median delivery), so up to this wait is added to each request reaching an idle
+                    # worker. 10 ms rather than 20 took ~4 ms off the median; it costs a few more
+                    # empty fetches per second. A Kafka broker answers as soon as data is there.
+                    fetch_max_wait_ms=10,
+                    # Tansu lets a member join after half of this (measured: 10 s -> 5 s, 6 s -> 3 s);
+                    # a shorter session also notices a vanished member sooner.
+                    session_timeout_ms=settings.kafka_session_timeout_ms,
+                    heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 6),
+                )
 
             async def dead_letter(record: ConsumerRecord, reason: str, detail: str) -> None:
                 headers = [
@@ -89,8 +127,9 @@ class Worker:
 
             processor = Processor(settings, backend, sessions, Budgets(settings, sessions))
             handler = RequestHandler(settings, store, processor, publisher)
-            self._runner = ConsumerRunner(
-                consumer,
+            sweeper = Sweeper(settings, sessions, publisher, monitor)
+            runner = self._runner = ConsumerRunner(
+                new_consumer,
                 [settings.kafka_topic_requests, settings.kafka_topic_requests_batch],
                 handler,
                 dead_letter,
@@ -100,31 +139,43 @@ class Worker:
                 batch_topic=settings.kafka_topic_requests_batch,
                 batch_limit=settings.batch_concurrency,
                 batch_limit_busy=settings.worker_batch_concurrency_busy,
+                broker_timeout=broker_timeout,
+                on_offsets_regressed=lambda: sweeper.request_recovery(utcnow()),
+                broker_available=lambda: monitor.is_up,
             )
-            await consumer.start()
-            opened.push_async_callback(consumer.stop)
-            sweeper = asyncio.create_task(Sweeper(settings, sessions, publisher).run(self._stopping))
-            feeder = asyncio.create_task(BatchFeeder(settings, sessions, publisher).run(self._stopping))
-            gauges = asyncio.create_task(
-                refresh_gauges(sessions, consumer, settings.metrics_refresh_seconds, self._stopping)
-            )
+
+            async def broker_returned(epoch_started_at: datetime) -> None:
+                # The broker may have lost everything: read the re-created topics from their start
+                # and publish again every queued row whose message could be gone.
+                runner.rewind()
+                sweeper.request_recovery(epoch_started_at)
+
+            monitor.on_reset(broker_returned)
+            background = [
+                asyncio.create_task(sweeper.run(self._stopping)),
+                asyncio.create_task(BatchFeeder(settings, sessions, publisher).run(self._stopping)),
+                asyncio.create_task(
+                    refresh_gauges(
+                        sessions, lambda: runner.consumer, settings.metrics_refresh_seconds, self._stopping
+                    )
+                ),
+            ]
             logger.info(
-                "worker consuming {} as group {} (concurrency {}, backend {})",
-                settings.kafka_topic_requests,
+                "worker starting: joining group {} on {} (concurrency {}, backend {})",
                 settings.kafka_consumer_group,
+                settings.kafka_topic_requests,
                 settings.worker_concurrency,
                 backend.name,
             )
             try:
                 if self._stopping.is_set():
-                    self._runner.stop()
-                await self._runner.run()
+                    runner.stop()
+                await runner.run()
             finally:
                 self._stopping.set()
-                with contextlib.suppress(Exception):
-                    await sweeper
-                with contextlib.suppress(Exception):
-                    await gauges
-                with contextlib.suppress(Exception):
-                    await feeder
+                # They may be waiting on a publish to an absent broker: bounded, then cut.
+                _done, late = await asyncio.wait(background, timeout=broker_timeout)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
         logger.info("worker stopped")

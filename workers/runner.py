@@ -13,7 +13,15 @@ A handler is a plain async function of one record. The runner owns everything ar
   `batch_limit_busy` while interactive records are being served (one arrived within the last
   second); the batch partitions are paused while their lane is full, and records fetched beyond
   the lane's room are sought back to be fetched again later, so interactive records always find a
-  slot and never wait behind a batch.
+  slot and never wait behind a batch;
+- after the broker lost its state (`rewind()`), the consumer's positions and any offsets committed
+  since mean nothing: the runner forgets its bookkeeping and reads every partition it holds, or is
+  given later, from the beginning of the re-created topic, once; the claims make re-read records
+  no-ops. A partition whose offsets go backwards (the topic was re-created under a live consumer) is
+  the same signal: the runner rewinds and reports it through `on_offsets_regressed`;
+- every call that waits on the broker is bounded, so stopping never hangs on an absent broker;
+- the runner makes its consumer itself, and tries again while the broker is away at start;
+- `ready` is set once the consumer has joined the group and holds partitions.
 """
 
 from __future__ import annotations
@@ -22,14 +30,19 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
 
+from service import monitoring
+from service.logging import throttled
+
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
 DeadLetterSink = Callable[[ConsumerRecord, str, str], Awaitable[None]]
+ConsumerFactory = Callable[[], AIOKafkaConsumer]
 
 _HANDLER_RETRIES = 3
 # While every slot is busy, a poll at least this often keeps the member in its group (a consumer
@@ -37,6 +50,12 @@ _HANDLER_RETRIES = 3
 _KEEPALIVE_POLL_SECONDS = 10.0
 # Interactive work counts as "being served" for this long after its last record arrived.
 _INTERACTIVE_QUIET_SECONDS = 1.0
+# Pause between attempts to start the consumer while the broker is away.
+_RECONNECT_PAUSE_SECONDS = 1.0
+# After a rewind, lower offsets than already seen are the rewind itself, not another broker reset.
+_REWIND_SETTLE_SECONDS = 30.0
+# Closing a client waits for the broker (leave the group, flush): not long, it may be gone.
+_CLOSE_TIMEOUT_SECONDS = 3.0
 
 
 class PoisonMessage(Exception):
@@ -57,7 +76,7 @@ class _PartitionProgress:
 class ConsumerRunner:
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer_factory: ConsumerFactory,
         topics: list[str],
         handler: Handler,
         dead_letter: DeadLetterSink,
@@ -68,8 +87,21 @@ class ConsumerRunner:
         batch_topic: str | None = None,
         batch_limit: int | None = None,
         batch_limit_busy: int | None = None,
+        broker_timeout: float = 10.0,
+        on_offsets_regressed: Callable[[], None] | None = None,
+        broker_available: Callable[[], bool] = lambda: True,
     ) -> None:
-        self._consumer = consumer
+        self._consumer_factory = consumer_factory
+        self._consumer: AIOKafkaConsumer | None = None
+        self._generation = 0  # which consumer the rebalance callbacks belong to
+        # Partitions read again from the beginning since the last broker reset (None: no reset yet).
+        self._rewound: set[TopicPartition] | None = None
+        self._rewound_at = float("-inf")
+        self._broker_timeout = broker_timeout
+        self._on_offsets_regressed = on_offsets_regressed
+        self._broker_available = broker_available
+        self._broker_call_task: asyncio.Future[None] | None = None
+        self.ready = asyncio.Event()
         self._topics = topics
         self._handler = handler
         self._dead_letter = dead_letter
@@ -77,7 +109,8 @@ class ConsumerRunner:
         self._commit_interval = commit_interval
         self._grace = shutdown_grace
         self._progress: dict[TopicPartition, _PartitionProgress] = {}
-        self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int]] = {}
+        # Each task with its partition, offset and the bookkeeping it belongs to (replaced on a reset).
+        self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int, _PartitionProgress]] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._paused: set[TopicPartition] = set()
@@ -92,34 +125,105 @@ class ConsumerRunner:
     def stop(self) -> None:
         self._stopping.set()
         self._slot_freed.set()  # a runner waiting for a slot looks at `_stopping` at once
+        if self._broker_call_task is not None:
+            self._broker_call_task.cancel()  # the final commit after draining tries again
+
+    def rewind(self) -> None:
+        """The broker lost its state: read every partition again from the beginning (once each)."""
+        self._progress.clear()  # tasks in flight keep their own bookkeeping; it is never committed
+        self._rewound = set()
+        self._rewound_at = self._loop_time()
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
     async def run(self) -> None:
-        self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         last_commit = asyncio.get_running_loop().time()
         try:
             while not self._stopping.is_set():
+                if self._consumer is None and not await self._open_consumer():
+                    await self._pause(_RECONNECT_PAUSE_SECONDS)
+                    continue
                 free = self._concurrency - len(self._tasks)
                 if free <= 0:
                     await self._wait_for_slot()
                 else:
-                    self._set_paused(False)
-                    # A full batch lane is refilled as soon as a slot frees: short polls meanwhile.
-                    # With room in the lane, take no more than it holds: records beyond it would
-                    # have to be sought back and fetched again.
-                    room = self._batch_room()
-                    wait_ms = 10 if room <= 0 else 200
-                    wanted = free if room <= 0 else min(free, room)
-                    batches = await self._consumer.getmany(timeout_ms=wait_ms, max_records=wanted)
-                    # Interactive records first: they take their slots before the batch lane's.
-                    for tp in sorted(batches, key=lambda tp: tp.topic == self._batch_topic):
-                        self._dispatch_all(tp, batches[tp])
+                    await self._poll(free)
                 now = asyncio.get_running_loop().time()
                 if now - last_commit >= self._commit_interval:
                     await self._commit()
                     last_commit = now
         finally:
             await self._drain(list(self._tasks))
-            await self._commit()
+            await self._commit(timeout=_CLOSE_TIMEOUT_SECONDS)
+            await self._close_consumer()
+
+    async def _poll(self, free: int) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        self._set_paused(False)
+        if self._rewound is not None:
+            pending = consumer.assignment() - self._rewound
+            # Seeking asks the broker for the first offsets: bounded, and tried again next poll.
+            if pending and await self._broker_call(consumer.seek_to_beginning(*pending)) is None:
+                self._rewound |= pending
+                logger.info("reading {} partition(s) again from the beginning", len(pending))
+        # A full batch lane is refilled as soon as a slot frees: short polls meanwhile. With room in
+        # the lane, take no more than it holds: records beyond it would have to be sought back and
+        # fetched again.
+        room = self._batch_room()
+        wait_ms = 10 if room <= 0 else 200
+        wanted = free if room <= 0 else min(free, room)
+        batches = await consumer.getmany(timeout_ms=wait_ms, max_records=wanted)
+        # Interactive records first: they take their slots before the batch lane's.
+        for tp in sorted(batches, key=lambda tp: tp.topic == self._batch_topic):
+            self._dispatch_all(tp, batches[tp])
+        if not self.ready.is_set() and consumer.assignment():
+            self.ready.set()
+            monitoring.WORKER_CONSUMING.set(1)
+            logger.info(
+                "worker ready: joined the group, {} partition(s) of {} assigned",
+                len(consumer.assignment()),
+                ", ".join(self._topics),
+            )
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    # --- the consumer ------------------------------------------------------------------------------
+
+    async def _open_consumer(self) -> bool:
+        self._generation += 1
+        consumer = self._consumer_factory()
+        try:
+            await asyncio.wait_for(consumer.start(), self._broker_timeout)
+        except Exception as exc:
+            throttled("consumer-start").warning("consumer could not start ({}); retrying", exc)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), _CLOSE_TIMEOUT_SECONDS)
+            return False
+        consumer.subscribe(self._topics, listener=_Rebalance(self, self._generation))
+        self._consumer = consumer
+        return True
+
+    async def _close_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        self.ready.clear()
+        monitoring.WORKER_CONSUMING.set(0)
+        self._generation += 1  # callbacks the closing consumer still makes are stale
+        try:
+            await asyncio.wait_for(consumer.stop(), _CLOSE_TIMEOUT_SECONDS)
+        except Exception as exc:
+            logger.warning("consumer did not stop cleanly ({}); dropped", type(exc).__name__)
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The current consumer (None while it is being opened), for gauges."""
+        return self._consumer
 
     # --- dispatch ----------------------------------------------------------------------------------
 
@@ -134,19 +238,23 @@ class ConsumerRunner:
         except TimeoutError:
             # Still full after a long while (a slow model): poll with the partitions paused, so
             # that nothing is handed over, only to stay in the group.
-            self._set_paused(True)
-            await self._consumer.getmany(timeout_ms=0)
+            if self._consumer is not None:
+                self._set_paused(True)
+                await self._consumer.getmany(timeout_ms=0)
 
     def _set_paused(self, paused: bool) -> None:
         """Pause everything (no free slot), or only the batch partitions whose lane is full."""
-        assignment = self._consumer.assignment()
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assignment = consumer.assignment()
         lane_full = self._batch_room() <= 0
         wanted = {tp for tp in assignment if paused or (lane_full and tp.topic == self._batch_topic)}
         if wanted - self._paused:
-            self._consumer.pause(*(wanted - self._paused))
+            consumer.pause(*(wanted - self._paused))
         resumed = (self._paused & assignment) - wanted
         if resumed:
-            self._consumer.resume(*resumed)
+            consumer.resume(*resumed)
         self._paused = wanted
 
     def _batch_room(self) -> int:
@@ -160,7 +268,7 @@ class ConsumerRunner:
         if not is_batch and records:
             self._last_interactive = asyncio.get_running_loop().time()
         for record in records:
-            if is_batch and self._batch_room() <= 0:
+            if is_batch and self._batch_room() <= 0 and self._consumer is not None:
                 # No room in the lane: fetch these again later rather than hold them here.
                 self._consumer.seek(tp, record.offset)
                 return
@@ -168,23 +276,37 @@ class ConsumerRunner:
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         progress = self._progress.setdefault(tp, _PartitionProgress())
+        if record.offset in progress.in_flight:
+            return  # delivered again while still being handled
         if record.offset <= progress.highest_dispatched:
-            return  # already handled or in flight (re-fetched after a seek)
+            # A consumer never goes back by itself (the lane's seeks go to records not yet
+            # dispatched): the partition started again from zero. Right after a rewind this is the
+            # rewind itself.
+            if self._loop_time() - self._rewound_at > _REWIND_SETTLE_SECONDS:
+                self._broker_reset_seen(tp, progress.highest_dispatched, record.offset)
+            progress = self._progress[tp] = _PartitionProgress()
         progress.in_flight.add(record.offset)
         progress.highest_dispatched = record.offset
         task = asyncio.create_task(self._handle(record))
-        self._tasks[task] = (tp, record.offset)
+        self._tasks[task] = (tp, record.offset, progress)
         if tp.topic == self._batch_topic:
             self._batch_in_flight += 1
         task.add_done_callback(self._finished)
 
+    def _broker_reset_seen(self, tp: TopicPartition, was: int, now: int) -> None:
+        throttled("offsets-regressed").warning(
+            "{} went back from offset {} to {}: the broker lost this topic's data", tp, was, now
+        )
+        self.rewind()
+        if self._on_offsets_regressed is not None:
+            self._on_offsets_regressed()
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        tp, offset = self._tasks.pop(task)
+        tp, offset, progress = self._tasks.pop(task)
         if tp.topic == self._batch_topic:
             self._batch_in_flight -= 1
-        progress = self._progress.get(tp)
         # A cancelled record stays "in flight": the offset must not move past unfinished work.
-        if progress is not None and not task.cancelled():
+        if not task.cancelled():
             progress.in_flight.discard(offset)
         self._slot_freed.set()
 
@@ -226,7 +348,9 @@ class ConsumerRunner:
 
     # --- commits -----------------------------------------------------------------------------------
 
-    async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:
+    async def _commit(
+        self, partitions: set[TopicPartition] | None = None, timeout: float | None = None
+    ) -> None:
         offsets = {}
         for tp, progress in self._progress.items():
             if partitions is not None and tp not in partitions:
@@ -234,17 +358,40 @@ class ConsumerRunner:
             position = progress.commit_position()
             if position > progress.committed and position > 0:
                 offsets[tp] = OffsetAndMetadata(position, "")
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            logger.warning("offset commit failed ({}); work since the last commit may be re-delivered", exc)
+        if not offsets or self._consumer is None or not self._broker_available():
+            return  # with the broker known to be away, a commit could only wait and fail
+        # aiokafka waits for a coordinator as long as none is known.
+        failure = await self._broker_call(self._consumer.commit(offsets), timeout)
+        if failure is not None:
+            throttled("offset-commit").warning(
+                "offset commit failed ({}); work since the last commit may be re-delivered", failure
+            )
             return
         for tp, meta in offsets.items():
             kept = self._progress.get(tp)  # a revocation may have dropped it during the commit
             if kept is not None:
                 kept.committed = meta.offset
+
+    async def _broker_call(self, call: Awaitable[Any], timeout: float | None = None) -> str | None:
+        """Await a call that waits on the broker, bounded by `timeout` (the request timeout by
+        default) and cut short by stop() (the broker may have gone just before the monitor noticed).
+        None when it succeeded, else why not; errors other than the broker's are raised."""
+        call_task = self._broker_call_task = asyncio.ensure_future(
+            asyncio.wait_for(call, timeout or self._broker_timeout)
+        )
+        try:
+            await asyncio.wait({call_task})
+        finally:
+            self._broker_call_task = None
+            call_task.cancel()  # a no-op once done; otherwise we are being cancelled ourselves
+        if call_task.cancelled():
+            return "stopping"
+        failure = call_task.exception()
+        if failure is None:
+            return None
+        if not isinstance(failure, CommitFailedError | KafkaError | TimeoutError):
+            raise failure
+        return type(failure).__name__
 
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
         if not tasks:
@@ -257,7 +404,7 @@ class ConsumerRunner:
                 await task
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._drain([task for task, (tp, _) in self._tasks.items() if tp in revoked])
+        await self._drain([task for task, (tp, _, _) in self._tasks.items() if tp in revoked])
         await self._commit(revoked)
         for tp in revoked:
             self._progress.pop(tp, None)
@@ -265,11 +412,13 @@ class ConsumerRunner:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, runner: ConsumerRunner) -> None:
+    def __init__(self, runner: ConsumerRunner, generation: int) -> None:
         self._runner = runner
+        self._generation = generation
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._runner.partitions_revoked(set(revoked))
+        if self._generation == self._runner._generation:  # not from a consumer being closed
+            await self._runner.partitions_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None

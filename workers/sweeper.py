@@ -7,16 +7,21 @@
   waiting its turn behind a long backlog is never re-published, so a large batch cannot set off a
   re-publishing storm. Batch lines the feeder has not released yet are not touched at all;
 - abandoned rows that used every attempt end as failed;
-- rows older than REQUEST_TTL_SECONDS end as expired.
+- rows older than REQUEST_TTL_SECONDS end as expired;
+- after the broker lost its state (the monitor starts a new epoch, or a partition's offsets went
+  back), every queued row not touched since then is published again at once, without waiting
+  REQUEUE_AFTER_SECONDS and without the lag check (the lag of a re-created topic says nothing):
+  its message may be gone.
+While the broker is known to be down it does nothing (publishing would go nowhere).
 Rows it finishes get their completion events (schemas/events.py) once the sweep is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,29 +30,86 @@ from service import monitoring
 from service.config import Settings
 from service.db import requests_repo as repo
 from service.db.models import RequestStatus, utcnow
+from service.errors import ServiceUnavailable
+from service.logging import throttled
 from service.messaging.kafka import RequestPublisher
 from service.messaging.lag import drained_partitions, partition_of
+from service.messaging.monitor import BrokerMonitor
 from service.schemas.envelope import RequestEnvelope
 
 _BATCH = 500
+# Rows looked at per sweep: waiting rows (partition with lag) are skipped, not taken back, so they
+# would fill a window of _BATCH for good; a wider look keeps lost rows behind them reachable.
+_CANDIDATES = 20 * _BATCH
 
 
 class Sweeper:
     def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], publisher: RequestPublisher
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        publisher: RequestPublisher,
+        monitor: BrokerMonitor | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._publisher = publisher
+        self._monitor = monitor
+        self._recover_before: datetime | None = None
+        self._wake = asyncio.Event()
+
+    def request_recovery(self, before: datetime) -> None:
+        """Publish again, soon, every queued row untouched since `before`."""
+        if self._recover_before is None or before > self._recover_before:
+            self._recover_before = before
+        self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            try:
-                await self.sweep_once()
-            except Exception:
-                logger.exception("sweep failed; trying again next interval")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self._settings.sweep_interval_seconds)
+            self._wake.clear()
+            if self._monitor is None or self._monitor.is_up:
+                try:
+                    if self._recover_before is not None:
+                        await self.recover()
+                    else:
+                        await self.sweep_once()
+                except Exception as exc:
+                    throttled("sweep-failed").warning(
+                        "sweep failed ({}: {}); trying again next interval", type(exc).__name__, exc
+                    )
+            interval = self._settings.sweep_interval_seconds
+            if self._recover_before is not None:
+                interval = min(interval, 1.0)  # recovery was cut short: try again soon
+            waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self._wake.wait())]
+            await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                waiter.cancel()
+
+    async def recover(self) -> int:
+        before = self._recover_before
+        if before is None:
+            return 0
+        total = 0
+        try:
+            while True:
+                async with self._sessions() as session:
+                    candidates = await repo.requeue_candidates(session, stale_before=before, limit=_BATCH)
+                    rows = await repo.take_back_for_requeue(
+                        session, ids=[c[0] for c in candidates], stale_before=before
+                    )
+                    await session.commit()
+                await self._publish(rows)
+                total += len(rows)
+                if len(candidates) < _BATCH:
+                    break
+        except ServiceUnavailable:
+            # The rows just taken back are now newer than `before`: widen the window to cover them.
+            self._recover_before = utcnow()
+            raise
+        if self._recover_before == before:
+            self._recover_before = None
+        logger.warning("recovery after broker loss: {} queued request(s) published again", total)
+        return total
 
     async def sweep_once(self) -> int:
         now = utcnow()
@@ -57,28 +119,17 @@ class Sweeper:
             )
             failed = await repo.fail_exhausted_leases(session, self._settings.worker_max_attempts)
             stale_before = now - timedelta(seconds=self._settings.requeue_after_seconds)
-            candidates = await repo.requeue_candidates(session, stale_before=stale_before, limit=_BATCH)
+            candidates = await repo.requeue_candidates(session, stale_before=stale_before, limit=_CANDIDATES)
             await session.commit()
         # Announced once committed: a waiter woken by an event must find the final row.
         await self._publisher.publish_events([*expired, *failed])
         for change in (*expired, *failed):
             monitoring.request_finished(change)
-        ids = await self._really_lost(candidates)
+        ids = (await self._really_lost(candidates))[:_BATCH]
         async with self._sessions() as session:
             lost = await repo.take_back_for_requeue(session, ids=ids, stale_before=stale_before)
             await session.commit()
-        for request_id, kind, attempts, in_batch in lost:
-            await self._publisher.publish(
-                RequestEnvelope(
-                    request_id=request_id,
-                    kind=kind,
-                    attempt=attempts + 1,
-                    trace_id=request_id.hex,
-                    created_at=now,
-                    published_at=utcnow(),
-                ),
-                self._settings.kafka_topic_requests_batch if in_batch else None,
-            )
+        await self._publish(lost)
         if expired or failed or lost:
             logger.info(
                 "sweep: {} expired, {} failed after lost workers, {} re-published",
@@ -87,6 +138,27 @@ class Sweeper:
                 len(lost),
             )
         return len(lost)
+
+    async def _publish(self, rows: Sequence[tuple[uuid.UUID, str, int, bool]]) -> None:
+        now = utcnow()
+        sends = [
+            self._publisher.publish(
+                RequestEnvelope(
+                    request_id=request_id,
+                    kind=kind,
+                    attempt=attempts + 1,
+                    trace_id=request_id.hex,
+                    created_at=now,
+                    published_at=now,
+                ),
+                self._settings.kafka_topic_requests_batch if in_batch else None,
+            )
+            for request_id, kind, attempts, in_batch in rows
+        ]
+        # All at once: the producer batches them; one at a time, a few hundred took seconds.
+        for result in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
 
     async def _really_lost(self, candidates: list[tuple[uuid.UUID, str, bool]]) -> list[uuid.UUID]:
         """Abandoned processing rows always; queued rows only where their partition has no lag."""

@@ -12,7 +12,7 @@ from fastapi.sse import format_sse_event
 
 from service.api.deps import ClientsDep, OwnerDep
 from service.errors import NotFound
-from service.schemas.batches import NativeBatch, parse_batch_id
+from service.schemas.batches import BatchIdText, NativeBatch, parse_batch_id
 from service.schemas.fields import Text
 from service.services import batches, live
 from service.services.batches import BatchView
@@ -27,11 +27,11 @@ router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
     responses={200: {"content": {"text/event-stream": {}}, "description": "`event: batch` per change"}},
 )
 async def batch_events(
-    batch_id: Annotated[str, Text(max_length=100)],
+    batch_id: BatchIdText,
     clients: ClientsDep,
     owner_id: OwnerDep,
     last_event_id: Annotated[
-        Annotated[str, Text(max_length=100)] | None, Header(description="Resume after this event id.")
+        Annotated[str, Text(max_length=200)] | None, Header(description="Resume after this event id.")
     ] = None,
 ) -> StreamingResponse:
     """One `batch` event (data: the batch as `GET /api/v1/batches/{id}` shows it) whenever lines

@@ -93,6 +93,12 @@ async def require_admin(request: Request) -> Caller:
     return caller
 
 
+async def require_metrics_reader(request: Request) -> None:
+    """GET /metrics: service-wide figures, so an admin key unless METRICS_PUBLIC is on."""
+    if not request.app.state.clients.settings.metrics_public:
+        await require_admin(request)
+
+
 def owner_scope(caller: Caller, owner: str | None, route: str) -> str | None:
     """The owner a route with `?owner=` reads: the caller's own unless an admin names another one
     ("*" = every owner). Cross-owner reads are logged; a user key asking for them gets 403."""

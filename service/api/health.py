@@ -1,8 +1,17 @@
-"""Health: database, broker and LLM backend reachability (never secrets, never spending tokens)."""
+"""Health: liveness, readiness, and the full report (never secrets, never spending tokens).
+
+- `GET /api/v1/health/live`: the process is up and its event loop answers. It checks no dependency,
+  so an orchestrator does not restart a healthy process because the broker or database is away.
+- `GET /api/v1/health/ready`: this process can accept work now — the database answers, the broker is
+  reachable and has its topics (the broker monitor's view, at most BROKER_PROBE_INTERVAL_SECONDS
+  old), and any in-process worker (`python -m service up`) has joined its group. 503 otherwise.
+- `GET /api/v1/health` (and the seed's `/api/health`): the same plus the LLM backend, as a report.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -10,6 +19,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
+
+_NOT_READY_RETRY_AFTER = "5"
 
 
 async def _database(app: FastAPI) -> dict[str, Any]:
@@ -21,12 +32,9 @@ async def _database(app: FastAPI) -> dict[str, Any]:
         return {"ok": False, "detail": type(exc).__name__}
 
 
-async def _broker(app: FastAPI) -> dict[str, Any]:
-    try:
-        partitions = await asyncio.wait_for(app.state.clients.publisher.partitions(), 3)
-        return {"ok": bool(partitions), "partitions": len(partitions)}
-    except Exception as exc:
-        return {"ok": False, "detail": type(exc).__name__}
+def _broker(app: FastAPI) -> dict[str, Any]:
+    report: dict[str, Any] = app.state.broker_monitor.report()
+    return report
 
 
 async def _llm(app: FastAPI) -> dict[str, Any]:
@@ -36,13 +44,20 @@ async def _llm(app: FastAPI) -> dict[str, Any]:
         return {"ok": False, "backend": app.state.clients.settings.llm_backend, "detail": type(exc).__name__}
 
 
+def _in_process(app: FastAPI) -> dict[str, dict[str, Any]]:
+    """Readiness of parts running in this process besides the API (the worker, under `up`)."""
+    checks: dict[str, Callable[[], dict[str, Any]]] = getattr(app.state, "readiness_checks", {})
+    return {name: check() for name, check in checks.items()}
+
+
 async def health_report(app: FastAPI) -> dict[str, Any]:
-    database, broker, llm = await asyncio.gather(_database(app), _broker(app), _llm(app))
+    database, llm = await asyncio.gather(_database(app), _llm(app))
+    broker = _broker(app)
     core_ok = database["ok"] and broker["ok"]
     return {
         "status": "ok" if core_ok and llm["ok"] else ("degraded" if core_ok else "unavailable"),
         "version": app.version,
-        "components": {"database": database, "broker": broker, "llm": llm},
+        "components": {"database": database, "broker": broker, "llm": llm, **_in_process(app)},
     }
 
 
@@ -55,3 +70,20 @@ async def health_report(app: FastAPI) -> dict[str, Any]:
 async def health(request: Request) -> JSONResponse:
     report = await health_report(request.app)
     return JSONResponse(report, status_code=503 if report["status"] == "unavailable" else 200)
+
+
+@router.get("/health/live", summary="Liveness: the process is up and its event loop answers")
+async def live() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/health/ready", summary="Readiness: database, broker and this process can take work")
+async def ready(request: Request) -> JSONResponse:
+    app = request.app
+    components = {"database": await _database(app), "broker": _broker(app), **_in_process(app)}
+    ok = all(part["ok"] for part in components.values())
+    return JSONResponse(
+        {"status": "ready" if ok else "not_ready", "components": components},
+        status_code=200 if ok else 503,
+        headers=None if ok else {"Retry-After": _NOT_READY_RETRY_AFTER},
+    )

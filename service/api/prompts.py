@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from service.api.deps import AdminDep, RateLimitDep, SessionDep, SettingsDep
+from service.api.deps import AdminDep, RateLimitDep, SessionDep, SettingsDep, get_caller
 from service.api.errors import CONFLICT_RESPONSE
+from service.callers.budgets import Budgets
 from service.db.prompt_models import Category, Preset
 from service.db.prompt_models import PromptTemplate as TemplateRow
-from service.llm.base import ChatRequest
+from service.llm.base import ChatRequest, LLMError
 from service.pipeline.classify import ClassifierInput
 from service.schemas.fields import ColumnText, IdPath, LanguageCode
 from service.schemas.prompts import (
@@ -131,14 +132,27 @@ async def delete_template(template_id: TemplateId, session: SessionDep, actor: P
     return Response(status_code=204)
 
 
+class BudgetSpent(LLMError):
+    """The caller's token budget is spent: the classifier keeps to its local guess."""
+
+    code = "budget_exceeded"
+
+
 async def run_classify(
     request: Request, session: SessionDep, settings: SettingsDep, payload: ClassifyIn
 ) -> ClassifyOut:
     """Shared by /api/v1/classify and the seed's /api/prompts/classify."""
     backend = getattr(request.app.state, "llm_backend", None)
+    owner_id = (await get_caller(request)).owner_id
+    budgets: Budgets = request.app.state.budgets
 
     async def ask(chat: ChatRequest) -> str:
         assert backend is not None
+        # Classification costs tokens too: it must not be a way around a spent budget (checked
+        # only when the model would be asked, so a confident local answer costs no query).
+        refusal = await budgets.refusal_for(owner_id)
+        if refusal is not None:
+            raise BudgetSpent(refusal)
         # The seed's GIGACHAT_CLASSIFY_MODEL: classification may run on a cheaper model.
         return str((await backend.chat(replace(chat, model=settings.llm_classify_model))).text)
 

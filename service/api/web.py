@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.body_limit import BodySizeLimitMiddleware
 from service.config import Settings
 
 DOCS_ASSETS_PATH = "/static/docs"
@@ -93,6 +94,9 @@ def install_web(app: ServiceApp, settings: Settings) -> None:
                 max_age=600,
             )
         )
+
+    # Inside CORS, so a browser can read the 413 too.
+    app.outer_layers.append(partial(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes))
 
     app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=docs_assets_dir()), name="docs-assets")
     title = f"{app.title} — API"

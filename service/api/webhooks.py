@@ -38,6 +38,17 @@ async def list_endpoints(session: SessionDep, owner_id: OwnerDep) -> list[Endpoi
     ]
 
 
+@router.delete(
+    "/endpoints/{endpoint_id}",
+    response_model=EndpointOut,
+    summary="Stop an endpoint (kept, disabled, with its delivery log)",
+)
+async def delete_endpoint(endpoint_id: uuid.UUID, session: SessionDep, owner_id: OwnerDep) -> EndpointOut:
+    return EndpointOut.model_validate(
+        await service.delete_endpoint(session, endpoint_id, owner_id), from_attributes=True
+    )
+
+
 @router.get(
     "/endpoints/{endpoint_id}/deliveries",
     response_model=list[DeliveryOut],

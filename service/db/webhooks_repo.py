@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +51,17 @@ async def owner_endpoints(session: AsyncSession, owner_id: str | None) -> Sequen
     if owner_id is not None:
         stmt = stmt.where(WebhookEndpoint.owner_id == owner_id)
     return (await session.execute(stmt.order_by(WebhookEndpoint.created_at))).scalars().all()
+
+
+async def count_enabled_owner_endpoints(session: AsyncSession, owner_id: str | None) -> int:
+    """How many default endpoints of an owner still receive events."""
+    same_owner = (
+        WebhookEndpoint.owner_id.is_(None) if owner_id is None else WebhookEndpoint.owner_id == owner_id
+    )
+    stmt = select(func.count()).where(
+        same_owner, WebhookEndpoint.request_id.is_(None), WebhookEndpoint.enabled.is_(True)
+    )
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def endpoints_for_event(

@@ -45,6 +45,8 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
+        """Start (or start again, on the same port) and wait until it listens."""
+        self.stop()
         url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
             [
@@ -71,6 +73,12 @@ class EmbeddedBroker:
             time.sleep(0.05)
         logger.info("embedded Kafka-protocol broker (Tansu) listening on {}", self.bootstrap_servers)
 
+    def exit_code(self) -> int | None:
+        """The broker's exit code once it has exited (reaping it: no zombie), else None."""
+        if self._process is None:
+            return None
+        return self._process.poll()
+
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.terminate()
@@ -80,6 +88,12 @@ class EmbeddedBroker:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    def kill(self) -> None:
+        """Die as in a crash (SIGKILL), for tests of broker loss; `start()` brings it back empty."""
+        if self._process and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
 
     async def astart(self) -> None:
         await asyncio.to_thread(self.start)

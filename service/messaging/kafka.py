@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,6 +16,13 @@ from service.config import Settings
 from service.errors import ConfigurationError, ServiceUnavailable
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
+
+if TYPE_CHECKING:
+    from service.messaging.monitor import BrokerMonitor
+
+
+# Closing waits for the broker (flush, leave): not long, it may be gone.
+_CLOSE_TIMEOUT_SECONDS = 3.0
 
 
 def bootstrap_servers(settings: Settings) -> str:
@@ -61,6 +68,13 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
+def queue_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The request queue is unavailable; the request was not accepted. Please retry.",
+        code="queue_unavailable",
+    )
+
+
 def _log_lost_event(delivery: asyncio.Future[Any]) -> None:
     if not delivery.cancelled() and delivery.exception() is not None:
         logger.warning("a status event was not delivered to the broker: {}", delivery.exception())
@@ -76,8 +90,9 @@ def key_partitioner(key: bytes | None, all_partitions: list[int], available: lis
 class RequestPublisher:
     """The API's (and the sweeper's) producer. Every send waits for the broker's acknowledgement."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, monitor: BrokerMonitor | None = None) -> None:
         self._settings = settings
+        self.monitor = monitor
         # No idempotent/transactional producer: Tansu lacks InitProducerId, and exactly-once
         # effects come from the database claim instead.
         self._producer = AIOKafkaProducer(
@@ -92,26 +107,38 @@ class RequestPublisher:
         await self._producer.start()
 
     async def close(self) -> None:
-        await self._producer.stop()
+        # Flushing waits for the broker; without one, give up after a request timeout.
+        try:
+            await asyncio.wait_for(self._producer.stop(), _CLOSE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning("producer did not flush before shutdown (broker unavailable)")
+
+    def require_available(self) -> None:
+        """Raise ServiceUnavailable at once while the broker is known to be down."""
+        if self.monitor is not None:
+            self.monitor.require_up()
 
     async def publish(self, envelope: RequestEnvelope, topic: str | None = None) -> None:
+        self.require_available()
         try:
             await self._producer.send_and_wait(
                 topic or self._settings.kafka_topic_requests, envelope.to_bytes(), key=envelope.key
             )
         except KafkaError as exc:
-            raise ServiceUnavailable(
-                "The request queue is unavailable; the request was not accepted. Please retry.",
-                code="queue_unavailable",
-            ) from exc
+            if self.monitor is not None:
+                self.monitor.report_failure(exc)
+            raise queue_unavailable() from exc
 
     async def publish_many(self, envelopes: list[RequestEnvelope], topic: str) -> None:
         """Many envelopes at once: all sends are queued before waiting, so they share produce batches."""
+        self.require_available()
         try:
             pending = [await self._producer.send(topic, e.to_bytes(), key=e.key) for e in envelopes]
             await asyncio.gather(*pending)
         except KafkaError as exc:
-            raise ServiceUnavailable("The request queue is unavailable.", code="queue_unavailable") from exc
+            if self.monitor is not None:
+                self.monitor.report_failure(exc)
+            raise queue_unavailable() from exc
 
     async def publish_event(self, event: StatusEvent) -> None:
         """Hand a status event to the producer without waiting for the broker's acknowledgement.

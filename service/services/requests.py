@@ -172,6 +172,7 @@ async def submit(
     broker refuses, the row is failed at once (503 to the caller), never left queued.
     """
     check_limits(payload, settings)
+    publisher.require_available()  # a known-down broker: 503 now, and no row to fail afterwards
     category = resolve_category(payload)
     request_id = uuid.uuid4()
     now = utcnow()

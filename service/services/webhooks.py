@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.config import Settings
 from service.db import webhooks_repo as repo
 from service.db.webhook_models import WebhookDelivery, WebhookEndpoint
-from service.errors import NotFound, ValidationFailed
+from service.errors import Conflict, NotFound, ValidationFailed
 from service.schemas.webhooks import WebhookSpec
 from service.webhooks.signing import new_secret
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
@@ -49,6 +49,14 @@ async def create_endpoint(
     session: AsyncSession, settings: Settings, spec: WebhookSpec, owner_id: str | None
 ) -> WebhookEndpoint:
     """An owner's default endpoint (every request of theirs), with its own signing secret."""
+    limit = settings.webhook_max_endpoints_per_owner
+    if await repo.count_enabled_owner_endpoints(session, owner_id) >= limit:
+        raise Conflict(
+            f"You already have {limit} webhook endpoints (WEBHOOK_MAX_ENDPOINTS_PER_OWNER); "
+            "delete one first.",
+            code="webhook_endpoint_limit",
+            details={"limit": limit},
+        )
     await check_target(settings, spec.url, "url")
     return await repo.add_endpoint(
         session, url=spec.url, events=list(spec.events), owner_id=owner_id, secret=new_secret()
@@ -59,23 +67,46 @@ async def list_endpoints(session: AsyncSession, owner_id: str | None) -> Sequenc
     return await repo.owner_endpoints(session, owner_id)
 
 
-def _visible_endpoint(endpoint: WebhookEndpoint | None, owner_id: str | None, ref: object) -> WebhookEndpoint:
+def _visible_endpoint(
+    endpoint: WebhookEndpoint | None, owner_id: str | None, missing: NotFound
+) -> WebhookEndpoint:
+    """The endpoint if the owner may see it; else `missing`, the very error an unknown id gets (no
+    existence oracle: another owner's delivery must not read "no endpoint" where unknown ones read
+    "no delivery")."""
     if endpoint is None or (owner_id is not None and endpoint.owner_id != owner_id):
-        raise NotFound(f"No webhook endpoint {ref}.")
+        raise missing
+    return endpoint
+
+
+async def _owner_endpoint(
+    session: AsyncSession, endpoint_id: uuid.UUID, owner_id: str | None
+) -> WebhookEndpoint:
+    missing = NotFound(f"No webhook endpoint {endpoint_id}.")
+    return _visible_endpoint(await repo.get_endpoint(session, endpoint_id), owner_id, missing)
+
+
+async def delete_endpoint(
+    session: AsyncSession, endpoint_id: uuid.UUID, owner_id: str | None
+) -> WebhookEndpoint:
+    """Stops an owner's endpoint for good; it stays listed (disabled) with its delivery log."""
+    endpoint = await _owner_endpoint(session, endpoint_id, owner_id)
+    await repo.disable_endpoint(session, endpoint.id, "deleted by its owner")
+    await session.refresh(endpoint)
     return endpoint
 
 
 async def delivery_log(
     session: AsyncSession, endpoint_id: uuid.UUID, owner_id: str | None, limit: int
 ) -> Sequence[WebhookDelivery]:
-    _visible_endpoint(await repo.get_endpoint(session, endpoint_id), owner_id, endpoint_id)
+    await _owner_endpoint(session, endpoint_id, owner_id)
     return await repo.deliveries_of(session, endpoint_id, limit)
 
 
 async def replay(session: AsyncSession, delivery_id: str, owner_id: str | None) -> WebhookDelivery:
+    missing = NotFound(f"No webhook delivery {delivery_id}.")
     delivery = await repo.get_delivery(session, delivery_id)
     if delivery is None:
-        raise NotFound(f"No webhook delivery {delivery_id}.")
-    _visible_endpoint(await repo.get_endpoint(session, delivery.endpoint_id), owner_id, delivery_id)
+        raise missing
+    _visible_endpoint(await repo.get_endpoint(session, delivery.endpoint_id), owner_id, missing)
     await repo.schedule_replay(session, delivery)
     return delivery
