@@ -22,6 +22,7 @@ ALLOWED_LABELS = {
     "topic",
     "outcome",
     "reason",
+    "role",  # api | worker (gigaoffice_broker_up)
     "le",
 }
 
