@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from service.api import (
+    batch_events,
     batches,
     compat,
     feedback,
@@ -29,7 +30,7 @@ from service.api import (
     webhooks,
 )
 from service.api.deps import Clients, get_caller
-from service.api.errors import ERROR_RESPONSES, OPENAI_ERROR_RESPONSES, install_error_handlers
+from service.api.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, install_error_handlers
 from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
@@ -44,6 +45,7 @@ from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.messaging.monitor import BrokerMonitor
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
+from service.schemas.batches import OPENAI_ERROR_RESPONSES, TOO_LARGE
 from service.services.chat import ModelList
 
 VERSION = "0.1.0"
@@ -113,10 +115,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         # Every operation documents the error envelope for the statuses any route can answer.
         app.include_router(module.router, responses=ERROR_RESPONSES)
-    app.include_router(batches.router, responses=ERROR_RESPONSES)
+    app.include_router(batch_events.router, responses=ERROR_RESPONSES)
     # The OpenAI-compatible surface answers errors in OpenAI's shape, documented by its own routes.
-    for module in (openai_chat, openai_batches):
-        app.include_router(module.router, responses=OPENAI_ERROR_RESPONSES)
+    app.include_router(openai_chat.router, responses=OPENAI_ERROR_RESPONSES)
+    # Batches (issue 10): the native routes, and the OpenAI-compatible files + batches.
+    app.include_router(batches.router, responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE, **TOO_LARGE})
+    app.include_router(openai_batches.router, responses=OPENAI_ERROR_RESPONSES)
     # Routes that do not take the caller themselves still need one (open to any caller; writes
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):

@@ -9,6 +9,9 @@
 
 Retries on 429 and 503 honour the server's Retry-After (capped); other errors raise
 GigaOfficeError with the service's error code and message. Only httpx is needed.
+
+Receivers of this service's webhooks check them with `verify_webhook(secret, headers, body)`
+(Standard Webhooks signatures; raises WebhookVerificationError).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from typing import Any
 
 import httpx
 import orjson
+
+from service.webhooks.verify import WebhookVerificationError, verify_webhook
+
+__all__ = ["GigaOfficeClient", "GigaOfficeError", "WebhookVerificationError", "verify_webhook"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINAL_REQUEST = ("completed", "failed", "cancelled", "expired")

@@ -161,6 +161,8 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(1.0, gt=0)
     # GET /v1/models: the backends' model lists are fetched at most this often per API process.
     models_cache_seconds: float = Field(300.0, ge=0)
+    # POST /v1/chat/completions holds the call this long for the answer, then answers 202.
+    chat_wait_seconds: float = Field(60.0, gt=0, le=600)
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
@@ -289,7 +291,7 @@ class Settings(BaseSettings):
     worker_batch_concurrency_busy: int = Field(8, ge=1, le=10_000)
     # Lines of one owner released to the batch lane at once; owners are served round-robin, so a
     # small batch waits behind at most this many lines of each other owner.
-    batch_owner_window: int = Field(500, ge=1, le=100_000)
+    batch_owner_window: int = Field(200, ge=1, le=100_000)
     batch_feed_interval_seconds: float = Field(0.1, ge=0.01, le=60)
     batch_max_lines: int = Field(50_000, ge=1)
     batch_max_bytes: int = Field(200 * 1024 * 1024, ge=1)

@@ -43,7 +43,9 @@ CHECKS = [
 async def fuzz_settings(kafka_bootstrap: str) -> AsyncIterator[Settings]:
     # A database of its own: the fuzzer writes arbitrary templates that other tests must not see.
     async with fresh_postgres_database() as database_url:
-        configured = make_settings(database_url, kafka_bootstrap, long_poll_max_seconds=0.5)
+        configured = make_settings(
+            database_url, kafka_bootstrap, long_poll_max_seconds=0.5, chat_wait_seconds=0.5
+        )
         await seed_database(configured)  # templates and presets to read, edit and delete
         yield configured
 

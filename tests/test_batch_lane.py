@@ -4,8 +4,10 @@ backlog alone but recovers lines the broker lost."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from service.db.batch_models import Lane
@@ -13,10 +15,19 @@ from service.db.models import AnalysisRequest, RequestStatus, utcnow
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.services import batches as batch_service
 from service.services.batch_lines import NATIVE_REQUESTS, check_items
+from tests.conftest import fresh_postgres_database
 from tests.support import make_settings, running_service
 from tests.test_batches_native import lines, wait_batch
 from workers.feeder import BatchFeeder
 from workers.sweeper import Sweeper
+
+
+@pytest.fixture(scope="module", name="postgres_url")
+async def batches_database() -> AsyncIterator[str]:
+    """This module's batches live in a database of their own: a worker's batch feeder releases the
+    lines of every open batch it finds, which would reach the backends of other tests."""
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 async def _store(svc, settings, owner: str, count: int) -> uuid.UUID:  # type: ignore[no-untyped-def]
@@ -142,3 +153,30 @@ async def test_interactive_requests_are_served_while_a_batch_fills_its_lane(
         # The interactive request did not wait for the batch: most of the batch is still to do.
         assert batch["counts"]["completed"] < 20, batch["counts"]
         assert (await wait_batch(svc, batch_id, ("completed",)))["counts"]["completed"] == 30
+
+
+async def test_feeder_never_releases_lines_of_a_cancelled_batch(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    settings = make_settings(postgres_url, kafka_bootstrap, batch_owner_window=10)
+    owner = f"c-{uuid.uuid4().hex[:6]}"
+    async with running_service(settings, with_worker=False) as svc:
+        batch_id = await _store(svc, settings, owner, 30)
+        publisher = RequestPublisher(settings)
+        await publisher.start()
+        try:
+            feeder = BatchFeeder(settings, svc.sessions, publisher)
+            assert await feeder.release_once() >= 10
+            await batch_service.cancel(svc.sessions, publisher, batch_id, owner)
+            # The cancelled lines are no longer waiting for the feeder: nothing of this batch is released.
+            await feeder.release_once()
+            assert await _lanes(svc, batch_id) == {Lane.BATCH: 30}
+            async with svc.sessions() as session:
+                statuses = (
+                    await session.execute(
+                        select(AnalysisRequest.status).where(AnalysisRequest.batch_id == batch_id)
+                    )
+                ).scalars()
+                assert set(statuses) == {RequestStatus.CANCELLED}
+        finally:
+            await publisher.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import update
 from service.db.batch_models import Batch
 from service.db.models import utcnow
 from service.schemas.events import StatusEvent
+from tests.conftest import fresh_postgres_database
 from tests.support import (
     PROCESS_EXAMPLE,
     SEED_EXAMPLE,
@@ -23,6 +25,14 @@ from tests.support import (
     read_topic,
     running_service,
 )
+
+
+@pytest.fixture(scope="module", name="postgres_url")
+async def batches_database() -> AsyncIterator[str]:
+    """This module's batches live in a database of their own: a worker's batch feeder releases the
+    lines of every open batch it finds, which would reach the backends of other tests."""
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 def lines(count: int) -> list[dict[str, Any]]:
@@ -165,10 +175,13 @@ async def test_expiry_ends_unfinished_lines_expired_with_partial_results(
         assert {line["error"]["code"] for line in out} == {"batch_expired"}
         assert svc.backend.calls == []
         # Lines ended by the batch (not by a worker) are announced like any final status.
-        records = await read_topic(kafka_bootstrap, settings.kafka_topic_responses, expected=6)
+        # (Plus the batch's own event when it finishes: six line events and one batch event.)
+        records = await read_topic(kafka_bootstrap, settings.kafka_topic_responses, expected=7)
+        line_ids = {line["request_id"] for line in out}
         events = [StatusEvent.from_bytes(record.value) for record in records]
-        assert sorted(str(event.request_id) for event in events) == sorted(line["request_id"] for line in out)
-        assert {(event.status, str(event.batch_id)) for event in events} == {("expired", batch_id)}
+        line_events = [event for event in events if str(event.request_id) in line_ids]
+        assert sorted(str(event.request_id) for event in line_events) == sorted(line_ids)
+        assert {(event.status, str(event.batch_id)) for event in line_events} == {("expired", batch_id)}
 
 
 async def test_failing_lines_fail_alone_and_the_batch_completes(

@@ -14,13 +14,23 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import uvicorn
 
 from service.app import create_app
 from service.client import GigaOfficeClient
 from service.config import Settings
+from tests.conftest import fresh_postgres_database
 from tests.support import SEED_EXAMPLE, issue_key, make_settings
 from workers.main import Worker
+
+
+@pytest.fixture(scope="module", name="postgres_url")
+async def batches_database() -> AsyncIterator[str]:
+    """This module's batches live in a database of their own: a worker's batch feeder releases the
+    lines of every open batch it finds, which would reach the backends of other tests."""
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 def _free_port() -> int:

@@ -96,3 +96,29 @@ async def test_eta_follows_the_lanes_recent_completion_rate(postgres_url: str, k
     per_request = first["eta_seconds"] / (first["ahead"] + 1)
     assert abs(second["eta_seconds"] - (second["ahead"] + 1) * per_request) <= 0.2 * per_request
     assert second["eta_seconds"] > first["eta_seconds"]
+
+
+async def test_batch_events_stream_progress_to_the_final_status(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    settings = make_settings(postgres_url, kafka_bootstrap, dryrun_latency_ms=300)
+    chat = [
+        {"custom_id": f"c{n}", "kind": "chat", "messages": [{"role": "user", "content": f"q{n}"}]}
+        for n in range(6)
+    ]
+    async with running_service(settings) as svc:
+        created = (await svc.client.post("/api/v1/batches", json=chat)).json()
+        response = await svc.client.get(f"/api/v1/batches/{created['id']}/events", timeout=120)
+        assert response.status_code == 200
+        events = parse_sse(response.text)
+        marks = [int(event["id"]) for event in events]
+        assert marks == sorted(set(marks)) and len(events) >= 2
+        assert all(event["event"] == "batch" for event in events)
+        assert events[-1]["data"]["status"] == "completed" and events[-1]["data"]["counts"]["completed"] == 6
+        # Resumed after the last one seen: nothing more to say about a finished batch.
+        resumed = await svc.client.get(
+            f"/api/v1/batches/{created['id']}/events", headers={"Last-Event-ID": events[-1]["id"]}
+        )
+        assert parse_sse(resumed.text) == []
+        unknown = await svc.client.get("/api/v1/batches/00000000-0000-0000-0000-000000000000/events")
+        assert unknown.status_code == 404

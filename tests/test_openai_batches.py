@@ -15,7 +15,16 @@ import pytest
 from openai import AsyncOpenAI
 from openai.types import Batch
 
+from tests.conftest import fresh_postgres_database
 from tests.support import PROCESS_EXAMPLE, RunningService, issue_key, make_settings, running_service
+
+
+@pytest.fixture(scope="module", name="postgres_url")
+async def batches_database() -> AsyncIterator[str]:
+    """This module's batches live in a database of their own: a worker's batch feeder releases the
+    lines of every open batch it finds, which would reach the backends of other tests."""
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 def chat_line(custom_id: str, question: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ ALLOWED_LABELS = {
     "topic",
     "outcome",
     "reason",
-    "role",  # api | worker (gigaoffice_broker_up)
+    "role",  # api | worker | dispatcher (gigaoffice_broker_up)
     "le",
 }
 

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from service.client import WebhookVerificationError, verify_webhook
 from service.config import Settings
 from service.db.webhook_models import WebhookDelivery
 from service.schemas.events import StatusEvent
 from service.webhooks.dispatcher import WebhookDispatcher, retry_after_seconds
 from service.webhooks.signing import new_secret, signed_headers
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
-from service.webhooks.verify import WebhookVerificationError, verify_webhook
 from tests.peers.webhook_receiver import webhook_receiver
 from tests.support import SEED_EXAMPLE, RunningService, bearer, issue_key, make_settings, running_service
 
@@ -266,3 +266,25 @@ async def test_an_owner_endpoint_hears_only_its_owner(postgres_url: str, kafka_b
             await asyncio.sleep(0.5)
         got = [item.payload["data"]["id"] for item in receiver.received if item.payload]
         assert got == [alices.json()["id"]]
+
+
+async def test_a_finished_batch_sends_batch_completed(postgres_url: str, kafka_bootstrap: str) -> None:
+    settings = webhook_settings(postgres_url, kafka_bootstrap)
+    chat = [
+        {"custom_id": f"c{n}", "kind": "chat", "messages": [{"role": "user", "content": f"q{n}"}]}
+        for n in range(3)
+    ]
+    with webhook_receiver("") as receiver:
+        async with running_service(settings) as svc, dispatcher(settings):
+            created = await svc.client.post(
+                "/api/v1/webhooks/endpoints", json={"url": receiver.url, "events": ["batch.completed"]}
+            )
+            receiver.secret = created.json()["secret"]
+            batch = (await svc.client.post("/api/v1/batches", json=chat)).json()
+            await until(lambda: bool(receiver.answered(204)), timeout=60)
+            await asyncio.sleep(0.5)
+    payloads = [item.payload for item in receiver.received]
+    assert len(payloads) == 1 and payloads[0] is not None  # only the batch's own event was asked for
+    assert payloads[0]["type"] == "batch.completed"
+    assert payloads[0]["data"]["id"] == batch["id"] and payloads[0]["data"]["status"] == "completed"
+    assert payloads[0]["data"]["links"]["status"] == f"/api/v1/batches/{batch['id']}"

@@ -30,6 +30,7 @@ from service.db.models import utcnow
 from service.db.requests_repo import StateChange
 from service.messaging.kafka import RequestPublisher
 from service.schemas.envelope import RequestEnvelope
+from service.schemas.events import StatusEvent
 from service.services import batches as batch_service
 
 
@@ -82,10 +83,16 @@ class BatchFeeder:
 
     async def settle_once(self) -> None:
         ended: list[StateChange] = []
+        finished = []
         async with self._sessions() as session:
             for batch in await repo.open_batches(session):
                 final = await batch_service.settle(session, batch, ended)
                 if final:
                     logger.info("batch {} {}", batch.id, final)
+                    finished.append(batch)
             await session.commit()
+            for batch in finished:  # the completion event carries the final row, as committed
+                await session.refresh(batch)
         await batch_service.announce(self._publisher, ended)
+        for batch in finished:
+            await self._publisher.publish_event(StatusEvent.of_batch(batch))

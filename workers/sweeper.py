@@ -38,6 +38,9 @@ from service.messaging.monitor import BrokerMonitor
 from service.schemas.envelope import RequestEnvelope
 
 _BATCH = 500
+# Rows looked at per sweep: waiting rows (partition with lag) are skipped, not taken back, so they
+# would fill a window of _BATCH for good; a wider look keeps lost rows behind them reachable.
+_CANDIDATES = 20 * _BATCH
 
 
 class Sweeper:
@@ -116,13 +119,13 @@ class Sweeper:
             )
             failed = await repo.fail_exhausted_leases(session, self._settings.worker_max_attempts)
             stale_before = now - timedelta(seconds=self._settings.requeue_after_seconds)
-            candidates = await repo.requeue_candidates(session, stale_before=stale_before, limit=_BATCH)
+            candidates = await repo.requeue_candidates(session, stale_before=stale_before, limit=_CANDIDATES)
             await session.commit()
         # Announced once committed: a waiter woken by an event must find the final row.
         await self._publisher.publish_events([*expired, *failed])
         for change in (*expired, *failed):
             monitoring.request_finished(change)
-        ids = await self._really_lost(candidates)
+        ids = (await self._really_lost(candidates))[:_BATCH]
         async with self._sessions() as session:
             lost = await repo.take_back_for_requeue(session, ids=ids, stale_before=stale_before)
             await session.commit()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -11,7 +11,14 @@ from fastapi.responses import StreamingResponse
 
 from service.api.deps import ClientsDep, OwnerDep, SessionDep
 from service.errors import NotFound, ValidationFailed
-from service.schemas.batches import NativeBatch, NativeBatchList, parse_batch_id
+from service.schemas.batches import (
+    BatchIdText,
+    CursorText,
+    NativeBatch,
+    NativeBatchList,
+    WindowText,
+    parse_batch_id,
+)
 from service.services import batches as service
 from service.services.batch_lines import NATIVE_REQUESTS, ParsedBatch, check_items, check_jsonl
 from service.services.batch_output import native_lines
@@ -70,7 +77,9 @@ async def create_batch(
     clients: ClientsDep,
     session: SessionDep,
     owner_id: OwnerDep,
-    completion_window: str = Query("24h", description="e.g. 24h; unfinished lines then end as expired"),
+    completion_window: Annotated[
+        WindowText, Query(description="e.g. 24h; unfinished lines then end as expired")
+    ] = "24h",
 ) -> NativeBatch:
     settings = clients.settings
     checker = service.checker(settings, NATIVE_REQUESTS)
@@ -106,14 +115,14 @@ async def list_batches(
     session: SessionDep,
     owner_id: OwnerDep,
     limit: int = Query(20, ge=1, le=100),
-    after: str | None = Query(None, description="id of the last batch of the previous page"),
+    after: CursorText | None = Query(None, description="id of the last batch of the previous page"),
 ) -> NativeBatchList:
     views, more = await service.list_batches(session, owner_id, limit, _batch_id(after) if after else None)
     return NativeBatchList(data=[NativeBatch.of(view) for view in views], has_more=more)
 
 
 @router.get("/{batch_id}", response_model=NativeBatch, summary="Status, counts and progress of a batch")
-async def get_batch(batch_id: str, session: SessionDep, owner_id: OwnerDep) -> NativeBatch:
+async def get_batch(batch_id: BatchIdText, session: SessionDep, owner_id: OwnerDep) -> NativeBatch:
     return NativeBatch.of(
         await service.view(session, await service.get_batch(session, _batch_id(batch_id), owner_id))
     )
@@ -125,7 +134,7 @@ async def get_batch(batch_id: str, session: SessionDep, owner_id: OwnerDep) -> N
     response_class=StreamingResponse,
 )
 async def get_results(
-    batch_id: str, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
+    batch_id: BatchIdText, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
 ) -> StreamingResponse:
     batch = await service.get_batch(session, _batch_id(batch_id), owner_id)
 
@@ -141,7 +150,7 @@ async def get_results(
 @router.post(
     "/{batch_id}/cancel", response_model=NativeBatch, summary="Cancel: lines not started are cancelled"
 )
-async def cancel_batch(batch_id: str, clients: ClientsDep, owner_id: OwnerDep) -> NativeBatch:
+async def cancel_batch(batch_id: BatchIdText, clients: ClientsDep, owner_id: OwnerDep) -> NativeBatch:
     return NativeBatch.of(
         await service.cancel(clients.sessions, clients.publisher, _batch_id(batch_id), owner_id)
     )

@@ -52,24 +52,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {409: _documented("Conflicts with the resource's state")}
 
 
-class OpenAIErrorBody(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class OpenAIErrorEnvelope(BaseModel):
-    error: OpenAIErrorBody
-
-
-# The same statuses on the OpenAI-compatible /v1 surface, in OpenAI's error shape (see _render).
-OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": OpenAIErrorEnvelope, "description": spec["description"]}
-    for status, spec in {**ERROR_RESPONSES, **CONFLICT_RESPONSE}.items()
-}
-
-
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
@@ -94,27 +76,28 @@ def error_response(
 # OpenAI's error `type` for our status codes, on the /v1 surface (its SDK reads these).
 _OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
                  429: "rate_limit_error"}  # fmt: skip
+_KEPT_HEADERS = ("retry-after", "www-authenticate")
 
 
-def _render(
-    request: Request,
-    status: int,
-    code: str,
-    message: str,
-    details: Any = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """Our envelope everywhere, except on the OpenAI-compatible /v1 surface: OpenAI's own shape."""
-    if request.url.path.startswith("/v1/"):
-        kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-        param = (
-            details[0].get("loc")
-            if isinstance(details, list) and details and isinstance(details[0], dict)
-            else None
-        )
-        body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-        return EnvelopeResponse(body, status_code=status, headers=headers)
-    return error_response(status, code, message, details, headers)
+def for_surface(request: Request, response: JSONResponse) -> JSONResponse:
+    """Our envelope everywhere, except on the OpenAI-compatible /v1 surface: there, OpenAI's own
+    shape {"error": {"message", "type", "param", "code"}} (its SDK reads it)."""
+    if not request.url.path.startswith("/v1/"):
+        return response
+    error = json.loads(bytes(response.body))["error"]
+    status = response.status_code
+    details = error.get("details")
+    first = details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
+    body = {
+        "error": {
+            "message": error["message"],
+            "type": _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+            "param": first.get("loc"),
+            "code": error["code"],
+        }
+    }
+    headers = {name: value for name, value in response.headers.items() if name in _KEPT_HEADERS}
+    return EnvelopeResponse(body, status_code=status, headers=headers or None)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -132,7 +115,7 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
-def render_app_error(request: Request, exc: AppError, cause: BaseException | None = None) -> JSONResponse:
+def render_app_error(exc: AppError, cause: BaseException | None = None) -> JSONResponse:
     if exc.status_code >= 500:
         reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
         logger.error("{}: {}{}", exc.code, exc.message, reason)
@@ -141,41 +124,44 @@ def render_app_error(request: Request, exc: AppError, cause: BaseException | Non
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status_code == 503 else {}
     if exc.headers:
         headers.update(exc.headers)
-    return _render(request, exc.status_code, exc.code, exc.message, exc.details, headers or None)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        return render_app_error(request, exc)
+        return for_surface(request, render_app_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
         first = details[0] if details else {"loc": "body", "msg": "invalid"}
-        return _render(request, 422, "validation_error", f"{first['loc']}: {first['msg']}", details)
+        return for_surface(
+            request, error_response(422, "validation_error", f"{first['loc']}: {first['msg']}", details)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return _render(request, exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        return for_surface(request, error_response(exc.status_code, code, str(exc.detail), None, headers))
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         mapped = classify(exc)
         if mapped is None:
-            return _internal(request, exc)
+            return for_surface(request, _internal(exc))
         if mapped.status_code < 500:  # the edge should have refused it: worth a look, not an alarm
             logger.warning("database refused a value the validation let through: {}", type(exc).__name__)
-        return render_app_error(request, mapped, exc)
+        return for_surface(request, render_app_error(mapped, exc))
 
     for exception_type in DATABASE_EXCEPTIONS:
         app.add_exception_handler(exception_type, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return _internal(request, exc)
+        return for_surface(request, _internal(exc))
 
 
-def _internal(request: Request, exc: Exception) -> JSONResponse:
+def _internal(exc: Exception) -> JSONResponse:
     logger.opt(exception=exc).error("unhandled error")
-    return _render(request, 500, "internal_error", "An internal error occurred.")
+    return error_response(500, "internal_error", "An internal error occurred.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
@@ -14,12 +15,16 @@ from service.api.deps import ClientsDep, OwnerDep, SessionDep
 from service.db import batches_repo as repo
 from service.errors import NotFound
 from service.schemas.batches import (
+    BatchIdText,
     CreateBatchBody,
+    CursorText,
     FileDeleted,
+    FileIdText,
     OpenAIBatch,
     OpenAIBatchList,
     OpenAIFile,
     OpenAIFileList,
+    PurposeText,
     parse_batch_id,
 )
 from service.services import batches as service
@@ -45,8 +50,8 @@ async def upload_file(
     clients: ClientsDep,
     session: SessionDep,
     owner_id: OwnerDep,
-    file: UploadFile = File(...),
-    purpose: str = Form(...),
+    file: Annotated[UploadFile, File()],
+    purpose: Annotated[PurposeText, Form()],
 ) -> OpenAIFile:
     # The multipart parser spools the upload to disk past 1 MB; it is copied into the database in
     # parts, so a 200 MB file never sits in the API's memory.
@@ -60,10 +65,10 @@ async def upload_file(
 async def list_files(
     session: SessionDep,
     owner_id: OwnerDep,
-    purpose: str | None = None,
+    purpose: PurposeText | None = None,
     limit: int = Query(20, ge=1, le=10_000),
-    after: str | None = None,
-    order: str = Query("desc", pattern="^(asc|desc)$"),
+    after: CursorText | None = None,
+    order: Literal["asc", "desc"] = "desc",
 ) -> OpenAIFileList:
     cursor = await file_service.get_file(session, after, owner_id) if after else None
     rows = await repo.list_files(session, owner_id, purpose, limit + 1, cursor, newest_first=order == "desc")
@@ -77,13 +82,13 @@ async def list_files(
 
 
 @router.get("/files/{file_id}", response_model=OpenAIFile, summary="A file's description")
-async def get_file(file_id: str, session: SessionDep, owner_id: OwnerDep) -> OpenAIFile:
+async def get_file(file_id: FileIdText, session: SessionDep, owner_id: OwnerDep) -> OpenAIFile:
     return OpenAIFile.of(await file_service.get_file(session, file_id, owner_id))
 
 
 @router.get("/files/{file_id}/content", summary="A file's content (input, or a batch's output/errors)")
 async def file_content(
-    file_id: str, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
+    file_id: FileIdText, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
 ) -> StreamingResponse:
     stored = await file_service.get_file(session, file_id, owner_id)
     batch = await service.get_batch(session, stored.batch_id, owner_id) if stored.batch_id else None
@@ -101,7 +106,7 @@ async def file_content(
 
 
 @router.delete("/files/{file_id}", response_model=FileDeleted, summary="Delete a file")
-async def delete_file(file_id: str, session: SessionDep, owner_id: OwnerDep) -> FileDeleted:
+async def delete_file(file_id: FileIdText, session: SessionDep, owner_id: OwnerDep) -> FileDeleted:
     stored = await file_service.get_file(session, file_id, owner_id)
     await repo.delete_file(session, stored.id)
     return FileDeleted(id=stored.id, deleted=True)
@@ -133,7 +138,10 @@ async def create_batch(
 
 @router.get("/batches", response_model=OpenAIBatchList, summary="Your batches, newest first")
 async def list_batches(
-    session: SessionDep, owner_id: OwnerDep, limit: int = Query(20, ge=1, le=100), after: str | None = None
+    session: SessionDep,
+    owner_id: OwnerDep,
+    limit: int = Query(20, ge=1, le=100),
+    after: CursorText | None = None,
 ) -> OpenAIBatchList:
     views, more = await service.list_batches(session, owner_id, limit, _batch_uuid(after) if after else None)
     data = [OpenAIBatch.of(view) for view in views]
@@ -143,13 +151,13 @@ async def list_batches(
 
 
 @router.get("/batches/{batch_id}", response_model=OpenAIBatch, summary="A batch")
-async def get_batch(batch_id: str, session: SessionDep, owner_id: OwnerDep) -> OpenAIBatch:
+async def get_batch(batch_id: BatchIdText, session: SessionDep, owner_id: OwnerDep) -> OpenAIBatch:
     batch = await service.get_batch(session, _batch_uuid(batch_id), owner_id)
     return OpenAIBatch.of(await service.view(session, batch))
 
 
 @router.post("/batches/{batch_id}/cancel", response_model=OpenAIBatch, summary="Cancel a batch")
-async def cancel_batch(batch_id: str, clients: ClientsDep, owner_id: OwnerDep) -> OpenAIBatch:
+async def cancel_batch(batch_id: BatchIdText, clients: ClientsDep, owner_id: OwnerDep) -> OpenAIBatch:
     return OpenAIBatch.of(
         await service.cancel(clients.sessions, clients.publisher, _batch_uuid(batch_id), owner_id)
     )

@@ -1,14 +1,20 @@
-"""The OpenAI-compatible surface for editor plugins: `GET /v1/models` (and, with the `chat` kind,
-`POST /v1/chat/completions`). CORS for the editors' origins comes from CORS_ALLOW_ORIGINS."""
+"""The OpenAI-compatible surface for editor plugins: `GET /v1/models` and `POST /v1/chat/completions`
+(service/services/chat.py). Errors here are in OpenAI's shape (service/api/errors.py); CORS for the
+editors' origins comes from CORS_ALLOW_ORIGINS."""
 
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, Body, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from service.api.deps import CallerDep
+from service.api.deps import AdmissionDep, CallerDep
+from service.schemas.fields import SafeJsonObject
+from service.services import chat as service
 from service.services.chat import ModelList
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible chat"])
@@ -33,3 +39,40 @@ async def list_models(request: Request, caller: CallerDep) -> OpenAIModelList:
     return OpenAIModelList(
         data=[OpenAIModel(id=name, created=created, owned_by="gigaoffice") for name in await models.names()]
     )
+
+
+@router.post(
+    "/chat/completions",
+    summary="A chat completion through the queue (OpenAI-compatible; `stream: true` for chunks)",
+    responses={202: {"description": "Not finished within CHAT_WAIT_SECONDS: follow `links.status`"}},
+)
+async def chat_completions(
+    admitted: AdmissionDep,
+    body: Annotated[
+        SafeJsonObject,
+        Body(examples=[{"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}]),
+    ],
+) -> Response:
+    payload, stream = service.parse_chat_body(body)
+    outcome = await service.complete(admitted.clients, payload, admitted.owner_id)
+    status_link = f"/api/v1/requests/{outcome.request_id}"
+    response: Response
+    if outcome.completion is None:
+        pending = {
+            "id": str(outcome.request_id),
+            "object": "request",
+            "status": "pending",
+            "links": {"status": status_link, "result": f"{status_link}/result"},
+        }
+        response = Response(orjson.dumps(pending), 202, media_type="application/json")
+    elif stream:
+        response = StreamingResponse(
+            service.completion_chunks(outcome.completion),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    else:
+        response = Response(orjson.dumps(outcome.completion), media_type="application/json")
+    response.headers["Location"] = status_link
+    response.headers.update(admitted.rate_limit_headers)
+    return response

@@ -143,7 +143,11 @@ async def stream_lines(session: AsyncSession, batch_id: uuid.UUID) -> AsyncItera
 
 async def lane_occupancy(session: AsyncSession) -> dict[str | None, tuple[int, int]]:
     """Per owner with held lines: (lines in the lane, lines still held)."""
-    held = select(_R.owner_id, func.count()).where(_R.priority == Lane.BATCH_HELD).group_by(_R.owner_id)
+    held = (
+        select(_R.owner_id, func.count())
+        .where(_R.priority == Lane.BATCH_HELD, _R.status == RequestStatus.QUEUED)
+        .group_by(_R.owner_id)
+    )
     waiting = {owner: count for owner, count in (await session.execute(held)).all()}
     if not waiting:
         return {}
@@ -164,7 +168,9 @@ async def release_lines(
     candidates = (
         select(_R.id)
         .join(BatchLine, BatchLine.request_id == _R.id)
-        .where(_R.priority == Lane.BATCH_HELD, owned_by(_R.owner_id, owner_id))
+        .where(
+            _R.priority == Lane.BATCH_HELD, _R.status == RequestStatus.QUEUED, owned_by(_R.owner_id, owner_id)
+        )
         .order_by(_R.created_at, BatchLine.batch_id, BatchLine.line)
         .limit(count)
     )
@@ -173,7 +179,7 @@ async def release_lines(
         return []
     stmt = (
         update(_R)
-        .where(_R.id.in_(ids), _R.priority == Lane.BATCH_HELD)
+        .where(_R.id.in_(ids), _R.priority == Lane.BATCH_HELD, _R.status == RequestStatus.QUEUED)
         .values(priority=Lane.BATCH, updated_at=utcnow())
         .returning(_R.id, _R.kind)
         .execution_options(synchronize_session=False)

@@ -385,7 +385,8 @@ async def end_unstarted_batch_lines(
 ) -> list[StateChange]:
     """A batch's lines not started yet (held back, or queued in the lane) end as `status` (cancelled
     or expired); lines already running finish normally."""
-    final = _final(status, code, message)
+    # No longer held for the feeder either ('batch-held' → 'batch'): it must never publish them.
+    final = {**_final(status, code, message), "priority": "batch"}
     return await _transition_returning(
         session, _T.batch_id == batch_id, _T.status == RequestStatus.QUEUED, **final
     )

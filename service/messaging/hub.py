@@ -61,6 +61,10 @@ class Watch:
                 return None
         return self._pending.popleft()
 
+    def drain(self) -> None:
+        """Forget the events that arrived meanwhile (a reader about to re-read the state)."""
+        self._pending.clear()
+
     async def final(self, timeout: float) -> StatusEvent | None:
         """The first final-status event within `timeout` seconds, or None."""
         deadline = time.monotonic() + timeout
@@ -145,12 +149,12 @@ class StatusHub:
         return len(recent) / _RATE_WINDOW_SECONDS
 
     def deliver(self, event: StatusEvent) -> None:
-        if event.is_final:
+        if event.is_final and not event.is_batch:
             now = time.monotonic()
             recent = self._finished_at.setdefault(lane_of(event.batch_id), deque())
             recent.append(now)
             self._forget_old(recent, now)
-        for key in (event.request_id, event.batch_id):
+        for key in {event.request_id, event.batch_id}:  # a batch's own event names it twice
             for watch in self._watches.get(key, ()) if key is not None else ():
                 watch.push(event)
 

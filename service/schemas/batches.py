@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.db.batch_models import StoredFile
+from service.db.batch_models import Batch, StoredFile
 from service.db.models import RequestStatus
+from service.schemas.fields import ColumnText, Text
 from service.services.batches import BatchView
+
+# Path, query and body texts of the batch and file routes (service/schemas/fields.py rules).
+BatchIdText = Annotated[str, Text(min_length=1, max_length=64)]  # "batch_<uuid>" or a bare uuid
+FileIdText = Annotated[str, ColumnText(StoredFile.id, min_length=1)]
+CursorText = Annotated[str, Text(max_length=64)]  # the id of the last item of the previous page
+PurposeText = Annotated[str, ColumnText(StoredFile.purpose)]
+WindowText = Annotated[str, ColumnText(Batch.completion_window)]
+EndpointText = Annotated[str, ColumnText(Batch.endpoint)]
+# OpenAI's metadata limits: keys up to 64 characters, values up to 512.
+MetadataKey = Annotated[str, Text(max_length=64)]
+MetadataValue = Annotated[str, Text(max_length=512)]
 
 
 def _ts(value: datetime | None) -> int | None:
@@ -135,10 +147,10 @@ class BatchErrors(BaseModel):
 
 
 class CreateBatchBody(BaseModel):
-    input_file_id: str
-    endpoint: str
-    completion_window: str = "24h"
-    metadata: dict[str, str] | None = Field(None, max_length=16)
+    input_file_id: FileIdText
+    endpoint: EndpointText
+    completion_window: WindowText = "24h"
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(None, max_length=16)
 
 
 class OpenAIBatch(BaseModel):
@@ -200,3 +212,40 @@ class OpenAIBatchList(BaseModel):
     first_id: str | None
     last_id: str | None
     has_more: bool
+
+
+# The native routes' extra status (the envelope is the API's usual one).
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"description": "The batch is larger than BATCH_MAX_BYTES"}
+}
+
+
+# --- OpenAI's error shape, documented on every /v1 batch and file route --------------------------
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorEnvelope(BaseModel):
+    error: OpenAIErrorBody
+
+
+def _openai_error(description: str) -> dict[str, Any]:
+    return {"model": OpenAIErrorEnvelope, "description": description}
+
+
+OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _openai_error("A body that cannot be read (e.g. broken multipart)"),
+    401: _openai_error("No valid API key"),
+    404: _openai_error("Unknown (or someone else's) file or batch"),
+    409: _openai_error("The batch is already final"),
+    413: _openai_error("The file is larger than BATCH_MAX_BYTES"),
+    422: _openai_error("Invalid parameters"),
+    429: _openai_error("A rate limit ran out; see Retry-After"),
+    500: _openai_error("Internal error"),
+    503: _openai_error("A dependency is unavailable; see Retry-After"),
+}

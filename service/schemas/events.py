@@ -5,6 +5,9 @@ A request that reaches a final status (completed, failed, cancelled, expired) ge
 worker, the sweeper, the API's cancel). Workers also publish a `processing` event when they claim a
 request, for live status streams; consumers that only care about completions skip non-final ones.
 Delivery is at-most-once per transition (a lost event is recovered by readers re-checking the row).
+
+A batch that reaches a final status gets one event too, from the feeder that finalised it:
+`kind` "batch", `request_id` and `batch_id` both the batch's id.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from service.db.models import RequestStatus, utcnow
 
 EVENT_SCHEMA_VERSION = 1
+BATCH_KIND = "batch"
 
 
 class StatusEvent(BaseModel):
@@ -40,6 +44,10 @@ class StatusEvent(BaseModel):
         return self.status in RequestStatus.FINAL
 
     @property
+    def is_batch(self) -> bool:
+        return self.kind == BATCH_KIND
+
+    @property
     def key(self) -> bytes:
         return str(self.request_id).encode()
 
@@ -49,6 +57,21 @@ class StatusEvent(BaseModel):
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> StatusEvent:
         return cls.model_validate_json(raw or b"")
+
+    @classmethod
+    def of_batch(cls, batch: Any) -> StatusEvent:
+        """From a finalised batches row (batch_models.Batch)."""
+        return cls(
+            request_id=batch.id,
+            batch_id=batch.id,
+            owner_id=batch.owner_id,
+            kind=BATCH_KIND,
+            status=batch.status,
+            created_at=batch.created_at,
+            started_at=batch.in_progress_at,
+            finished_at=batch.completed_at or batch.expired_at or batch.cancelled_at or batch.failed_at,
+            published_at=utcnow(),
+        )
 
     @classmethod
     def of(cls, state: Any) -> StatusEvent:

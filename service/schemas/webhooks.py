@@ -10,7 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas.fields import Text
 
-WebhookEventType = Literal["request.completed", "request.failed", "request.cancelled", "request.expired"]
+WebhookEventType = Literal[
+    "request.completed",
+    "request.failed",
+    "request.cancelled",
+    "request.expired",
+    "batch.completed",
+    "batch.failed",
+    "batch.cancelled",
+    "batch.expired",
+]
 
 
 class WebhookSpec(BaseModel):

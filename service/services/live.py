@@ -6,17 +6,22 @@ stream reads the row once when it starts, once per status event, and once at its
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.db import requests_repo as repo
+from service.db.batch_models import BatchStatus
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
 from service.db.request_store import RequestStore
 from service.messaging.hub import StatusHub, Watch
 from service.schemas.requests import QueueInfo
+from service.services import batches
+from service.services.batches import BatchView
 from service.services.requests import get_status
 
 # Counting stops here: "at least 10000 ahead" is as useful as the exact figure and costs bounded.
@@ -91,3 +96,51 @@ def parse_last_event_id(value: str | None) -> int:
         return max(0, min(int((value or "0").strip()), FINAL_RANK))
     except ValueError:
         return 0
+
+
+# --- batches ---------------------------------------------------------------------------------------
+
+# A batch's SSE event id: lines finished and the batch's own stage, both only ever growing.
+_BATCH_STAGE = {BatchStatus.VALIDATING: 0, BatchStatus.IN_PROGRESS: 1, BatchStatus.CANCELLING: 2}
+# Lines finishing together cost one read: events arriving this soon after one are taken with it.
+_BATCH_COALESCE_SECONDS = 0.2
+
+
+def batch_mark(view: BatchView) -> int:
+    done = sum(view.counts.get(status, 0) for status in RequestStatus.FINAL)
+    return done * 4 + _BATCH_STAGE.get(view.batch.status, 3)
+
+
+async def batch_changes(
+    sessions: async_sessionmaker[AsyncSession],
+    watch: Watch,
+    batch_id: uuid.UUID,
+    owner_id: str | None,
+    *,
+    seen_mark: int,
+    keepalive_seconds: float,
+    max_seconds: float,
+) -> AsyncIterator[BatchView | None]:
+    """The batch's state each time it moved (lines finished, stage changed) until it is final or
+    `max_seconds` pass; None asks for a keep-alive. Woken by the status events of its lines and its
+    own completion event; `watch` was opened before the caller's first read, and is closed here."""
+    deadline = time.monotonic() + max_seconds
+    try:
+        while True:
+            async with sessions() as session:
+                view = await batches.view(session, await batches.get_batch(session, batch_id, owner_id))
+            if batch_mark(view) > seen_mark:
+                seen_mark = batch_mark(view)
+                yield view
+            if view.batch.status in BatchStatus.FINAL or time.monotonic() >= deadline:
+                return
+            while True:
+                event = await watch.next(min(keepalive_seconds, max(0.0, deadline - time.monotonic())))
+                if event is not None or time.monotonic() >= deadline:
+                    break
+                yield None
+            if event is not None:
+                await asyncio.sleep(_BATCH_COALESCE_SECONDS)
+                watch.drain()
+    finally:
+        watch.close()

@@ -41,18 +41,27 @@ from service.schemas.events import StatusEvent
 from service.webhooks.signing import signed_headers
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
 
-EVENT_TYPES = {
-    "completed": "request.completed",
-    "failed": "request.failed",
-    "cancelled": "request.cancelled",
-    "expired": "request.expired",
-}
+_FINAL_STATUSES = ("completed", "failed", "cancelled", "expired")
+
+
+def event_type(event: StatusEvent) -> str | None:
+    """request.<status> or batch.<status> for a final status; None for anything else."""
+    if event.status not in _FINAL_STATUSES:
+        return None
+    return f"{'batch' if event.is_batch else 'request'}.{event.status}"
+
+
 _LEASE_SECONDS_EXTRA = 30  # a leased delivery is retried by another dispatcher after its timeout + this
 
 
 def event_payload(event: StatusEvent) -> str:
     """{type, timestamp, data}: small on purpose; the receiver fetches the result by its link."""
-    base = f"/api/v1/requests/{event.request_id}"
+    if event.is_batch:
+        base = f"/api/v1/batches/{event.request_id}"
+        links = {"status": base, "results": f"{base}/results"}
+    else:
+        base = f"/api/v1/requests/{event.request_id}"
+        links = {"status": base, "result": f"{base}/result"}
     data = {
         "id": str(event.request_id),
         "kind": event.kind,
@@ -61,9 +70,9 @@ def event_payload(event: StatusEvent) -> str:
         "error_code": event.error_code,
         "created_at": event.created_at.isoformat(),
         "finished_at": event.finished_at.isoformat() if event.finished_at else None,
-        "links": {"status": base, "result": f"{base}/result"},
+        "links": links,
     }
-    body = {"type": EVENT_TYPES[event.status], "timestamp": event.published_at.isoformat(), "data": data}
+    body = {"type": event_type(event), "timestamp": event.published_at.isoformat(), "data": data}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -157,7 +166,7 @@ class WebhookDispatcher:
                             "webhook intake: skipped an undecodable event at offset {}", record.offset
                         )
                         continue
-                    if event.is_final and event.status in EVENT_TYPES:
+                    if event_type(event) is not None:
                         events.append(event)
             if not batches:
                 continue
@@ -171,16 +180,17 @@ class WebhookDispatcher:
         async with self._sessions() as session:
             rows: list[dict[str, Any]] = []
             for event in events:
-                event_type = EVENT_TYPES[event.status]
+                kind = event_type(event)
+                assert kind is not None
                 for endpoint in await repo.endpoints_for_event(session, event.request_id, event.owner_id):
-                    if not _wants(endpoint, event_type):
+                    if not _wants(endpoint, kind):
                         continue
                     rows.append(
                         {
                             "id": f"msg_{uuid.uuid4().hex}",
                             "endpoint_id": endpoint.id,
                             "event_key": f"{event.request_id}:{event.status}",
-                            "event_type": event_type,
+                            "event_type": kind,
                             "request_id": event.request_id,
                             "payload": event_payload(event),
                             "state": DeliveryState.PENDING,

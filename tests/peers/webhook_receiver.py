@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.webhooks.verify import WebhookVerificationError, verify_webhook
+from service.client import WebhookVerificationError, verify_webhook
 from tests.peers.common import PeerState, serve
 
 
