@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from service.client import WebhookVerificationError, verify_webhook
 from service.config import Settings
 from service.db.webhook_models import WebhookDelivery
+from service.retry_after import parse_retry_after
 from service.schemas.events import StatusEvent
-from service.webhooks.dispatcher import WebhookDispatcher, retry_after_seconds
+from service.webhooks.dispatcher import WebhookDispatcher
 from service.webhooks.signing import new_secret, signed_headers
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
 from tests.peers.webhook_receiver import webhook_receiver
@@ -236,9 +237,9 @@ def test_signatures_of_a_rotation_verify_with_either_secret() -> None:
 
 
 def test_retry_after_accepts_seconds_and_dates() -> None:
-    assert retry_after_seconds("7") == 7
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
-    assert retry_after_seconds("soon") is None
+    assert parse_retry_after("7") == 7
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+    assert parse_retry_after("soon") is None
 
 
 async def test_an_owner_endpoint_hears_only_its_owner(postgres_url: str, kafka_bootstrap: str) -> None:

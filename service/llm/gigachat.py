@@ -40,7 +40,6 @@ from service.llm.support import (
     elapsed_ms,
     error_for_status,
     models_health,
-    parse_retry_after,
     require_readable_file,
     snippet,
     tls_failure,
@@ -48,6 +47,7 @@ from service.llm.support import (
     verified_tls_context,
 )
 from service.llm.tls_probe import CERTIFICATE_REFUSED, CertificateCheck
+from service.retry_after import parse_retry_after
 
 Mode = Literal["cloud", "mtls"]
 HEALTH_TIMEOUT_SECONDS = 5.0

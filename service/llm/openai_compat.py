@@ -30,13 +30,13 @@ from service.llm.support import (
     elapsed_ms,
     error_for_status,
     models_health,
-    parse_retry_after,
     snippet,
     tls_failure,
     usage_or_estimate,
     verified_tls_context,
 )
 from service.llm.tls_probe import CERTIFICATE_REFUSED
+from service.retry_after import parse_retry_after
 
 HEALTH_TIMEOUT_SECONDS = 5.0
 # Local servers (vLLM, Ollama) accept any key, but the SDK insists on one being present.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import html
 import os
 import re
@@ -63,21 +62,6 @@ def error_for_status(status: int, message: str, retry_after: float | None) -> LL
     if status >= 500:
         return Overloaded(message, retry_after=retry_after)
     return None
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date. None when absent or invalid."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
 
 
 _HTML_TAG = re.compile(r"<(!doctype|html|head|body|title|center|h1|div|p)\b", re.IGNORECASE)

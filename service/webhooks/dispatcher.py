@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import json
 import random
 import time
@@ -37,6 +36,7 @@ from service.db.models import utcnow
 from service.db.session import create_engine, create_session_factory
 from service.db.webhook_models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from service.messaging.kafka import client_args, ensure_topics
+from service.retry_after import parse_retry_after
 from service.schemas.events import StatusEvent
 from service.webhooks.signing import signed_headers
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
@@ -78,21 +78,6 @@ def event_payload(event: StatusEvent) -> str:
 
 def _wants(endpoint: WebhookEndpoint, event_type: str) -> bool:
     return not endpoint.events or event_type in endpoint.events
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - utcnow()).total_seconds())
 
 
 class WebhookDispatcher:
@@ -273,7 +258,7 @@ class WebhookDispatcher:
                 extensions={"sni_hostname": target.host},  # TLS checks the name, not the address
             ) as response:
                 status_code = response.status_code
-                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
             error = None if 200 <= status_code < 300 else f"HTTP {status_code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
