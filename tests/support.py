@@ -19,7 +19,9 @@ from service.config import Settings
 from service.db.session import create_engine, create_session_factory
 from service.llm.base import ChatRequest, ChatResponse, LLMBackend
 from service.llm.dryrun import DryrunBackend
+from service.messaging.kafka import RequestPublisher
 from workers.main import Worker
+from workers.sweeper import Sweeper
 
 S = TypeVar("S")
 
@@ -146,6 +148,15 @@ class RunningService:
             self.worker.stop()
             await self.worker_task
             self.worker = self.worker_task = None
+
+    async def sweep_once(self) -> int:
+        """One pass of the sweeper as a worker runs it, with a publisher of its own."""
+        publisher = RequestPublisher(self.settings)
+        await publisher.start()
+        try:
+            return await Sweeper(self.settings, self.sessions, publisher).sweep_once()
+        finally:
+            await publisher.close()
 
 
 @dataclass

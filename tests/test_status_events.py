@@ -16,10 +16,8 @@ from sqlalchemy import update
 from service.app import create_app
 from service.config import Settings
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
-from service.messaging.kafka import RequestPublisher
 from service.schemas.events import StatusEvent
 from tests.support import SEED_EXAMPLE, make_settings, read_topic, running_service
-from workers.sweeper import Sweeper
 
 SPREADSHEET = {"kind": "spreadsheet", **SEED_EXAMPLE}
 
@@ -90,12 +88,7 @@ async def test_cancel_and_expiry_publish_their_events(postgres_url: str, kafka_b
                 .values(created_at=utcnow() - timedelta(minutes=2))
             )
             await session.commit()
-        publisher = RequestPublisher(settings)
-        await publisher.start()
-        try:
-            await Sweeper(settings, svc.sessions, publisher).sweep_once()
-        finally:
-            await publisher.close()
+        await svc.sweep_once()
         events = {str(event.request_id): event for event in await _events(settings, 2)}
     assert events[cancelled_id].status == "cancelled" and events[cancelled_id].finished_at
     assert events[expired_id].status == "expired" and events[expired_id].error_code == "expired"

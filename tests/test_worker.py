@@ -13,11 +13,9 @@ from service.callers.model import ANONYMOUS_OWNER
 from service.db import requests_repo as repo
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
 from service.messaging.embedded import EmbeddedBroker
-from service.messaging.kafka import RequestPublisher
 from service.messaging.lag import drained_partitions
 from service.schemas.envelope import RequestEnvelope
 from tests.support import SEED_EXAMPLE, make_settings, produce_raw, read_topic, running_service
-from workers.sweeper import Sweeper
 
 SPREADSHEET = {"kind": "spreadsheet", **SEED_EXAMPLE}
 
@@ -193,12 +191,7 @@ async def test_sweeper_republishes_lost_and_abandoned_requests(
                 break
             await asyncio.sleep(0.2)
 
-        publisher = RequestPublisher(settings)
-        await publisher.start()
-        try:
-            assert await Sweeper(settings, svc.sessions, publisher).sweep_once() == 2
-        finally:
-            await publisher.close()
+        assert await svc.sweep_once() == 2
         assert (await svc.wait_final(str(lost_id)))["status"] == "completed"
         abandoned = await svc.wait_final(str(abandoned_id))
         assert abandoned["status"] == "completed" and abandoned["attempts"] == 2
@@ -217,12 +210,7 @@ async def test_expired_requests_end_as_expired(postgres_url: str, kafka_bootstra
                 .values(created_at=utcnow() - timedelta(minutes=2))
             )
             await session.commit()
-        publisher = RequestPublisher(settings)
-        await publisher.start()
-        try:
-            await Sweeper(settings, svc.sessions, publisher).sweep_once()
-        finally:
-            await publisher.close()
+        await svc.sweep_once()
         body = (await svc.client.get(f"/api/v1/requests/{request_id}")).json()
         assert body["status"] == "expired" and body["error"]["code"] == "expired"
 
