@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -43,7 +42,6 @@ from service.logging import configure_logging
 from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.messaging.monitor import BrokerMonitor
-from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
 from service.schemas.batches import OPENAI_ERROR_RESPONSES, TOO_LARGE
 from service.services.chat import ModelList
@@ -67,7 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis = open_redis(settings)
             if redis is not None:
                 opened.push_async_callback(redis.aclose)
-            await asyncio.to_thread(train_classifier)  # once per process, before the first request
             # The API's own backend serves health probes and LLM-assisted classification; it fails
             # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
             backend = build_backend(settings, redis)

@@ -9,8 +9,8 @@ may lack), and three features of the selected range (nothing / text only / numbe
 A linear SVM, calibrated with Platt scaling on internal folds, gives class probabilities; the top
 probability is the classifier's confidence, which the LLM-fallback threshold is compared with.
 
-Training takes a fraction of a second; it happens once per process, at start-up (`warm_up`) or
-at the first classification, never at import.
+Training takes a fraction of a second; it happens once per process, never at import: at a
+worker's start-up (`warm_up`), and in an API process at its first classification.
 """
 
 from __future__ import annotations
@@ -20,17 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import yaml
-from scipy.sparse import csr_matrix, hstack
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.svm import LinearSVC
 
 from service.pipeline import categories as cat
 from service.pipeline.classify_rules import lexicon_scores
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
+# numpy, scipy and scikit-learn are imported where a model is trained or used, not here: they add
+# ~110 MB to a process, and an API process needs them only once someone asks it to classify.
 
 LABELLED_SET = Path(__file__).resolve().parents[2] / "resources" / "classifier" / "labelled.yaml"
 
@@ -80,6 +81,9 @@ def model_text(inp: ClassifierInput) -> str:
 
 def _dense_features(inputs: Sequence[ClassifierInput], texts: Sequence[str]) -> csr_matrix:
     """Selected-range shape and lexicon sums, scaled to sit beside the TF-IDF vectors."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
     rows = []
     for inp, text in zip(inputs, texts, strict=True):
         count, _, numeric = input_shape(inp.input_data)
@@ -99,6 +103,10 @@ class TextModel:
     """Vectorisers and classifier fitted together; `predict` gives class probabilities."""
 
     def __init__(self, *, c: float = REGULARISATION_C) -> None:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.svm import LinearSVC
+
         self._chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)
         self._words = TfidfVectorizer(
             analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\w+"
@@ -110,6 +118,8 @@ class TextModel:
         self.classes: tuple[str, ...] = ()
 
     def _features(self, inputs: Sequence[ClassifierInput], *, fit: bool) -> csr_matrix:
+        from scipy.sparse import hstack
+
         texts = [model_text(inp) for inp in inputs]
         if fit:
             chars, words = self._chars.fit_transform(texts), self._words.fit_transform(texts)
@@ -191,3 +201,7 @@ def shipped_model() -> TextModel:
 def warm_up() -> TextModel:
     """Train now (at start-up) so the first request does not pay for it."""
     return shipped_model()
+
+
+def is_trained() -> bool:
+    return shipped_model.cache_info().currsize > 0

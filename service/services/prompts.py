@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +17,7 @@ from service.db.prompt_models import PromptTemplate as TemplateRow
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.llm.base import ChatRequest
 from service.pipeline import categories as cat
+from service.pipeline import classify_model
 from service.pipeline.classify import Classification, Classifier, ClassifierInput
 from service.pipeline.prompt import Example, PromptTemplate
 from service.pipeline.resources import LANGUAGES, shipped_resources
@@ -185,7 +187,15 @@ AskModel = Callable[[ChatRequest], Awaitable[str]]
 async def classify(
     session: AsyncSession | None, inp: ClassifierInput, *, threshold: float, ask: AskModel | None
 ) -> Classification:
+    if not classify_model.is_trained():
+        # An API process trains its model at the first classification (workers at start-up), in a
+        # thread: the event loop keeps serving while it does.
+        async with _training:
+            await asyncio.to_thread(classify_model.warm_up)
     descriptions = await category_descriptions(session) if session is not None else None
     if descriptions is None:
         descriptions = {c.name: c.description.en for c in shipped_resources().categories if c.active}
     return await get_classifier(threshold).classify(inp, ask=ask, descriptions=descriptions)
+
+
+_training = asyncio.Lock()
