@@ -214,10 +214,12 @@ async def settle(session: AsyncSession, batch: Batch, ended: list[StateChange]) 
     else:
         final, stamp = BatchStatus.COMPLETED, "completed_at"
     counts = _counts(await repo.line_counts(session, batch.id), batch.total)
+    # Only from the status the decision was made on: a cancel committed since this batch was read
+    # (it moved to `cancelling`) must end as cancelled, at the next pass, not as completed.
     moved = await repo.set_batch_status(
         session,
         batch.id,
-        BatchStatus.OPEN,
+        (batch.status,),
         status=final,
         final_counts=counts,
         finalizing_at=now,
