@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     worker_shutdown_grace_seconds: float = Field(20.0, ge=0)
     # A `processing` row whose worker vanished is taken back after this long.
     worker_lease_seconds: int = Field(300, ge=5)
+    # How long a worker lets the broker hold an empty fetch (Tansu always waits this long, so it
+    # bounds how late an idle worker sees a new request; each fetch costs a little CPU when idle).
+    worker_fetch_max_wait_ms: int = Field(10, ge=1, le=5000)
     # How often a worker looks for lost requests (queued but never delivered, or abandoned).
     sweep_interval_seconds: float = Field(30.0, ge=0.5)
     # A queued request untouched for this long is re-published (e.g. the broker lost it).
@@ -137,7 +140,7 @@ class Settings(BaseSettings):
     # --- front door: status events, live status, webhooks, Prometheus (issue 11) ----------------
     # How long the API's status hub lets the broker hold an empty fetch: bounds how late a waiter
     # wakes (Tansu always waits this long), and costs that many empty fetches a second when idle.
-    events_fetch_max_wait_ms: int = Field(10, ge=1, le=5000)
+    events_fetch_max_wait_ms: int = Field(5, ge=1, le=5000)
     # SSE status streams: a keep-alive comment this often; a stream ends after this long (the client
     # reconnects with Last-Event-ID), which is also when it re-reads the row in case an event was lost.
     sse_keepalive_seconds: float = Field(15.0, gt=0)
