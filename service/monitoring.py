@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 
 from service.db.models import utcnow
-from service.db.requests_repo import lane_of
+from service.db.request_stats_repo import lane_of
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import monitoring
-from service.db import requests_repo as repo
+from service.db import request_stats_repo as stats_repo
 from service.logging import throttled
 
 # A position the consumer does not know yet is fetched from the broker, which may be away.
@@ -26,7 +26,7 @@ async def refresh_gauges(
     while not stopping.is_set():
         try:
             async with sessions() as session:
-                for lane, depth in (await repo.queued_by_lane(session)).items():
+                for lane, depth in (await stats_repo.queued_by_lane(session)).items():
                     monitoring.QUEUE_DEPTH.labels(lane).set(depth)
             lag: dict[str, int] = {}
             consumer = current_consumer()  # None while the runner opens it

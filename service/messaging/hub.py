@@ -25,7 +25,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from service.config import Settings
-from service.db.requests_repo import lane_of
+from service.db.request_stats_repo import lane_of
 from service.messaging.kafka import client_args
 from service.schemas.events import StatusEvent
 

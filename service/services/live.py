@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.db import requests_repo as repo
+from service.db import request_stats_repo as stats_repo
 from service.db.batch_models import BatchStatus
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
@@ -42,7 +42,7 @@ async def queue_info(
     if row.status != RequestStatus.QUEUED:
         return None
     async with sessions() as session:
-        position = await repo.queue_position(session, row.id, QUEUE_COUNT_CAP)
+        position = await stats_repo.queue_position(session, row.id, QUEUE_COUNT_CAP)
     if position is None:  # claimed meanwhile
         return None
     lane, ahead = position

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import feedback_repo
-from service.db import requests_repo as repo
+from service.db import request_stats_repo as stats_repo
 from service.db.models import utcnow
 
 
@@ -21,16 +21,16 @@ def _percentile(sorted_values: list[float], share: float) -> float | None:
 
 async def usage_metrics(session: AsyncSession, owner_id: str | None, hours: int) -> dict[str, Any]:
     since = utcnow() - timedelta(hours=hours)
-    statuses = await repo.status_counts(session, owner_id, since)
+    statuses = await stats_repo.status_counts(session, owner_id, since)
     durations = sorted(
         (finished - started).total_seconds()
-        for started, finished in await repo.recent_processing_spans(session, owner_id, since)
+        for started, finished in await stats_repo.recent_processing_spans(session, owner_id, since)
     )
     return {
         "window_hours": hours,
         "requests": {"total": sum(statuses.values()), "by_status": statuses},
-        "tokens": await repo.token_totals(session, owner_id, since),
-        "errors": await repo.error_counts(session, owner_id, since),
+        "tokens": await stats_repo.token_totals(session, owner_id, since),
+        "errors": await stats_repo.error_counts(session, owner_id, since),
         "processing_seconds": {
             "count": len(durations),
             "avg": round(sum(durations) / len(durations), 3) if durations else None,

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import monitoring
 from service.config import Settings
+from service.db import request_stats_repo as stats_repo
 from service.db import requests_repo as repo
 from service.db.models import RequestKind, RequestStatus, utcnow
 from service.db.records import RequestRecord, StatusRecord
@@ -220,7 +221,7 @@ async def submit(
             await repo.fail_unpublished(session, request_id, exc.message)
             await session.commit()
         raise
-    monitoring.request_submitted(values["kind"], repo.lane_of(values.get("batch_id")), category)
+    monitoring.request_submitted(values["kind"], stats_repo.lane_of(values.get("batch_id")), category)
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
 
 
