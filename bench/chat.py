@@ -12,16 +12,13 @@ path with `POST /api/v1/requests` + `Prefer: wait=30` (a spreadsheet request; 20
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
 import sys
 from typing import Any
 
 import orjson
 
+from bench.entry import run_bench
 from bench.httpclient import build_request
-from bench.load import parse_args as load_args
 from bench.loadgen import Target, run_load
 from bench.measure import CpuMeter, log
 from bench.stack import ManagedStack
@@ -102,15 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     own.add_argument("--latency-n", type=int, default=2000)
     own.add_argument("--throughput-n", type=int, default=4000)
     own.add_argument("--via", choices=("chat", "prefer-wait"), default="chat")
-    mine, rest = own.parse_known_args(argv)
-    args = load_args(rest)
-    args.latency_n, args.throughput_n, args.via = mine.latency_n, mine.throughput_n, mine.via
-    args.bare = False
-    with contextlib.suppress(KeyboardInterrupt):
-        report = asyncio.run(run(args))
-        print(json.dumps(report, indent=2), flush=True)
-        return 0 if report["met"] else 1
-    return 130
+    return run_bench(own, argv, run)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
 from typing import Any
 
+from bench.entry import run_bench
 from bench.httpclient import Connection, build_request, parse_loopback_url
-from bench.load import parse_args as load_args
 from bench.measure import CpuMeter, log
 from bench.stack import ManagedStack, stop_process
 
@@ -111,15 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     own = argparse.ArgumentParser(add_help=False)
     own.add_argument("--waiters", type=int, default=1000)
     own.add_argument("--window", type=float, default=20.0)
-    mine, rest = own.parse_known_args(argv)
-    args = load_args(rest)
-    args.waiters, args.window = mine.waiters, mine.window
-    args.bare = False
-    with contextlib.suppress(KeyboardInterrupt):
-        report = asyncio.run(run(args))
-        print(json.dumps(report, indent=2), flush=True)
-        return 0 if report["met"] else 1
-    return 130
+    return run_bench(own, argv, run)
 
 
 if __name__ == "__main__":

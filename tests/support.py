@@ -12,10 +12,12 @@ from typing import Any, Generic, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from loguru import logger
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.app import create_app
 from service.config import Settings
+from service.db.models import AnalysisRequest
 from service.db.session import create_engine, create_session_factory
 from service.llm.base import ChatRequest, ChatResponse, LLMBackend
 from service.llm.dryrun import DryrunBackend
@@ -148,6 +150,14 @@ class RunningService:
             self.worker.stop()
             await self.worker_task
             self.worker = self.worker_task = None
+
+    async def backdate(self, request_id: str, **values: Any) -> None:
+        """Move a request's timestamps into the past (e.g. created_at beyond its TTL)."""
+        async with self.sessions() as session:
+            await session.execute(
+                update(AnalysisRequest).where(AnalysisRequest.id == uuid.UUID(request_id)).values(**values)
+            )
+            await session.commit()
 
     async def sweep_once(self) -> int:
         """One pass of the sweeper as a worker runs it, with a publisher of its own."""

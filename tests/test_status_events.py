@@ -81,13 +81,7 @@ async def test_cancel_and_expiry_publish_their_events(postgres_url: str, kafka_b
         cancelled_id = (await svc.submit(SPREADSHEET)).json()["id"]
         expired_id = (await svc.submit(SPREADSHEET)).json()["id"]
         assert (await svc.client.post(f"/api/v1/requests/{cancelled_id}/cancel")).status_code == 200
-        async with svc.sessions() as session:
-            await session.execute(
-                update(AnalysisRequest)
-                .where(AnalysisRequest.id == uuid.UUID(expired_id))
-                .values(created_at=utcnow() - timedelta(minutes=2))
-            )
-            await session.commit()
+        await svc.backdate(expired_id, created_at=utcnow() - timedelta(minutes=2))
         await svc.sweep_once()
         events = {str(event.request_id): event for event in await _events(settings, 2)}
     assert events[cancelled_id].status == "cancelled" and events[cancelled_id].finished_at

@@ -203,13 +203,7 @@ async def test_expired_requests_end_as_expired(postgres_url: str, kafka_bootstra
     settings = make_settings(postgres_url, kafka_bootstrap, request_ttl_seconds=60)
     async with running_service(settings, with_worker=False) as svc:
         request_id = (await svc.submit(SPREADSHEET)).json()["id"]
-        async with svc.sessions() as session:
-            await session.execute(
-                update(AnalysisRequest)
-                .where(AnalysisRequest.id == uuid.UUID(request_id))
-                .values(created_at=utcnow() - timedelta(minutes=2))
-            )
-            await session.commit()
+        await svc.backdate(request_id, created_at=utcnow() - timedelta(minutes=2))
         await svc.sweep_once()
         body = (await svc.client.get(f"/api/v1/requests/{request_id}")).json()
         assert body["status"] == "expired" and body["error"]["code"] == "expired"
