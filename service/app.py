@@ -44,7 +44,7 @@ from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.messaging.monitor import BrokerMonitor
 from service.redis_client import open_redis
 from service.schemas.batches import OPENAI_ERROR_RESPONSES, TOO_LARGE
-from service.services.chat import ModelList
+from service.usecases.chat import ModelList
 
 VERSION = "0.1.0"
 

@@ -254,7 +254,7 @@ async def produce_raw(bootstrap: str, topic: str, value: bytes, key: bytes | Non
 
 async def issue_key(settings: Settings, name: str = "test", role: str = "user", **limits: int | None) -> str:
     """A new API key's secret, created the way the CLI does it."""
-    from service.services.keys import create_key
+    from service.usecases.keys import create_key
 
     engine = create_engine(settings)
     try:

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from service.db.batch_models import Lane
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
 from service.messaging.kafka import RequestPublisher, ensure_topics
-from service.services import batches as batch_service
-from service.services.batch_lines import NATIVE_REQUESTS, check_items
+from service.usecases import batches as batch_service
+from service.usecases.batch_lines import NATIVE_REQUESTS, check_items
 from tests.conftest import fresh_postgres_database
 from tests.support import make_settings, running_service
 from tests.test_batches_native import lines, wait_batch

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from service.config import Settings
-from service.services import batch_lines
-from service.services.batch_lines import CHAT_COMPLETIONS, LineChecker, check_jsonl
+from service.usecases import batch_lines
+from service.usecases.batch_lines import CHAT_COMPLETIONS, LineChecker, check_jsonl
 
 
 def line(custom_id: str) -> bytes:

@@ -19,7 +19,7 @@ from service.callers.auth import check_anonymous_exposure
 from service.callers.cli import run_keys
 from service.callers.secrets import digest
 from service.errors import ConfigurationError
-from service.services.keys import revoke_key
+from service.usecases.keys import revoke_key
 from tests.support import (
     PROCESS_EXAMPLE,
     SEED_EXAMPLE,

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from service.db import requests_repo as repo
 from service.db.models import AnalysisRequest, RequestStatus
 from service.db.worker_store import WorkerStore, open_worker_store
-from service.services.prompting import TTLCache
+from service.usecases.prompt_builder import TTLCache
 from tests.support import StoreUnderTest, open_store
 
 _ACCOUNTING = repo.LLMAccounting(

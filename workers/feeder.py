@@ -31,7 +31,7 @@ from service.db.requests_repo import StateChange
 from service.messaging.kafka import RequestPublisher
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
-from service.services import batches as batch_service
+from service.usecases import batches as batch_service
 
 
 class BatchFeeder:

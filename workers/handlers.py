@@ -15,7 +15,7 @@ from service.db.worker_store import WorkerStore
 from service.messaging.kafka import RequestPublisher
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
-from service.services.processing import Outcome, Processor
+from service.usecases.processing import Outcome, Processor
 from workers.runner import PoisonMessage
 
 _FINISH_ATTEMPTS = 5

@@ -20,7 +20,7 @@ from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
 from service.messaging.monitor import BrokerMonitor
 from service.pipeline.classify_model import warm_up as train_classifier
 from service.redis_client import open_redis
-from service.services.processing import Processor
+from service.usecases.processing import Processor
 from workers.feeder import BatchFeeder
 from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler

@@ -1,4 +1,4 @@
-"""`GET /api/v1/batches/{id}/events`: server-sent events of a batch's progress (service/services/live.py)."""
+"""`GET /api/v1/batches/{id}/events`: server-sent events of a batch's progress (service/usecases/live.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from service.api.deps import ClientsDep, OwnerDep
 from service.errors import NotFound
 from service.schemas.batches import BatchIdText, NativeBatch, parse_batch_id
 from service.schemas.fields import Text
-from service.services import batches, live
-from service.services.batches import BatchView
+from service.usecases import batches, live
+from service.usecases.batches import BatchView
 
 router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
 

@@ -19,10 +19,10 @@ from service.schemas.batches import (
     WindowText,
     parse_batch_id,
 )
-from service.services import batches as service
-from service.services.batch_lines import NATIVE_REQUESTS, ParsedBatch, check_items, check_jsonl
-from service.services.batch_output import native_lines
-from service.services.files import PayloadTooLarge
+from service.usecases import batches as service
+from service.usecases.batch_lines import NATIVE_REQUESTS, ParsedBatch, check_items, check_jsonl
+from service.usecases.batch_output import native_lines
+from service.usecases.files import PayloadTooLarge
 
 router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
 

@@ -19,7 +19,7 @@ from service.errors import Conflict
 from service.pipeline.answer import SCHEMA_KIND
 from service.pipeline.categories import resolve_category
 from service.schemas.requests import SpreadsheetInput
-from service.services import requests as service
+from service.usecases import requests as service
 
 router = APIRouter(prefix="/api", tags=["compatibility (seed contract)"])
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from service.api.deps import OwnerDep, SessionDep, StoreDep
 from service.db.feedback_models import Feedback
 from service.schemas.feedback import FeedbackIn, FeedbackOut, SeedFeedbackIn
-from service.services import feedback as service
+from service.usecases import feedback as service
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 

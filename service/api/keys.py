@@ -11,7 +11,7 @@ from service.api.deps import AdminDep, SessionDep
 from service.db.key_models import ApiKey
 from service.schemas.fields import ColumnText
 from service.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyUpdate
-from service.services import keys as service
+from service.usecases import keys as service
 
 KeyId = Annotated[str, ColumnText(ApiKey.id, min_length=1)]
 

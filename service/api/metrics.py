@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from service.api.deps import CallerDep, SessionDep, owner_scope
 from service.db.models import AnalysisRequest
 from service.schemas.fields import ColumnText
-from service.services.metrics import usage_metrics
+from service.usecases.metrics import usage_metrics
 
 router = APIRouter(tags=["metrics"])
 

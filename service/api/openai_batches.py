@@ -27,10 +27,10 @@ from service.schemas.batches import (
     PurposeText,
     parse_batch_id,
 )
-from service.services import batches as service
-from service.services import files as file_service
-from service.services.batch_lines import check_jsonl
-from service.services.batch_output import openai_file_lines
+from service.usecases import batches as service
+from service.usecases import files as file_service
+from service.usecases.batch_lines import check_jsonl
+from service.usecases.batch_output import openai_file_lines
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible batches"])
 

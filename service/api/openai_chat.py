@@ -1,5 +1,5 @@
 """The OpenAI-compatible surface for editor plugins: `GET /v1/models` and `POST /v1/chat/completions`
-(service/services/chat.py). Errors here are in OpenAI's shape (service/api/errors.py); CORS for the
+(service/usecases/chat.py). Errors here are in OpenAI's shape (service/api/errors.py); CORS for the
 editors' origins comes from CORS_ALLOW_ORIGINS."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from service.api.deps import AdmissionDep, CallerDep
 from service.schemas.fields import SafeJsonObject
-from service.services import chat as service
-from service.services.chat import ModelList
+from service.usecases import chat as service
+from service.usecases.chat import ModelList
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible chat"])
 

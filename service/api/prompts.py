@@ -24,7 +24,7 @@ from service.schemas.prompts import (
     TemplateIn,
     TemplateOut,
 )
-from service.services import prompts as service
+from service.usecases import prompt_library as service
 
 router = APIRouter(prefix="/api/v1", tags=["prompts"])
 

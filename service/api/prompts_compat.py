@@ -11,7 +11,7 @@ from service.api.prompts import CategoryQuery, category_out, preset_out, run_cla
 from service.db.prompt_models import Preset
 from service.schemas.fields import ColumnText
 from service.schemas.prompts import ClassifyIn
-from service.services import prompts as service
+from service.usecases import prompt_library as service
 
 PresetLanguage = Annotated[str, ColumnText(Preset.language)] | None
 

@@ -14,7 +14,7 @@ from service.errors import NotFound
 from service.pipeline.prompt import detect_language
 from service.pipeline.report import render_report
 from service.schemas.fields import LanguageCode
-from service.services import requests as request_service
+from service.usecases import requests as request_service
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 

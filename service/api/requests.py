@@ -30,8 +30,8 @@ from service.schemas.requests import (
     SubmitResponse,
     UsageInfo,
 )
-from service.services import live
-from service.services import requests as service
+from service.usecases import live
+from service.usecases import requests as service
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from service.api.deps import CallerDep, SessionDep, SettingsDep, owner_scope
 from service.api.metrics import OwnerText
-from service.services.usage import usage_report
+from service.usecases.usage import usage_report
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
 

@@ -11,7 +11,7 @@ from service.api.deps import OwnerDep, SessionDep, SettingsDep
 from service.db.webhook_models import WebhookDelivery
 from service.schemas.fields import ColumnText
 from service.schemas.webhooks import DeliveryOut, EndpointCreated, EndpointOut, WebhookSpec
-from service.services import webhooks as service
+from service.usecases import webhooks as service
 
 DeliveryId = Annotated[str, ColumnText(WebhookDelivery.id, min_length=1)]
 

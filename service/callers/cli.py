@@ -15,7 +15,7 @@ from service.config import Settings
 from service.db.key_models import ApiKey, Role
 from service.db.session import create_engine, create_session_factory
 from service.errors import AppError
-from service.services import keys as service
+from service.usecases import keys as service
 
 _LIMITS = (
     ("--rpm", "requests_per_minute", "requests per minute (submit and classify)"),

@@ -128,7 +128,7 @@ def build_prompt(
 
 
 # Rendered examples per template object. They depend on nothing but the template and the budget,
-# and a worker reuses one template object for many requests (services/prompting.py caches them), so
+# and a worker reuses one template object for many requests (usecases/prompt_builder.py caches them), so
 # their tables are rendered once per template instead of once per request. Keyed by identity, with
 # the template kept in the entry so that its id cannot be reused while the entry exists.
 _EXAMPLES_CACHE_SIZE = 64

@@ -23,7 +23,7 @@ from service.pipeline import categories as cat
 from service.pipeline.classify import ClassifierInput
 from service.pipeline.prompt import PromptInput, PromptTemplate, build_prompt, detect_language
 from service.pipeline.resources import LANGUAGES
-from service.services import prompts as prompt_service
+from service.usecases import prompt_library as prompt_service
 
 # How long a worker keeps using a template it read. Reading the current template on every request
 # cost ~13% of the worker's CPU and a transaction per request; with this TTL an operator's edit

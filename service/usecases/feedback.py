@@ -13,7 +13,7 @@ from service.db.models import RequestStatus
 from service.db.request_store import RequestStore
 from service.errors import Conflict
 from service.schemas.feedback import FeedbackIn
-from service.services.requests import get_status
+from service.usecases.requests import get_status
 
 
 async def give(

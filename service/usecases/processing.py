@@ -18,7 +18,7 @@ from service.db.models import RequestKind
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
 from service.llm.base import ChatMessage, ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline.answer import AnswerInvalid, build_repair_request, parse_answer
-from service.services.prompting import BuiltPrompt, PromptSources, build_chat
+from service.usecases.prompt_builder import BuiltPrompt, PromptSources, build_chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ class Processor:
         self._budgets = budgets
 
     async def prepare(self, row: ClaimedRequest) -> BuiltPrompt:
-        # Classification (when no category) and the database template: service/services/prompting.py.
+        # Classification (when no category) and the database template: service/usecases/prompt_builder.py.
         return await build_chat(row, self._settings, self._backend, self._sources, request_context(row))
 
     async def process(self, row: ClaimedRequest) -> Outcome:

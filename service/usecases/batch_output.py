@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db.batch_models import Batch
 from service.db.models import RequestStatus
 from service.schemas.openai_chat import chat_completion_object
-from service.services.batch_lines import CHAT_COMPLETIONS
-from service.services.batches import lines_in_order, native_result_line
+from service.usecases.batch_lines import CHAT_COMPLETIONS
+from service.usecases.batches import lines_in_order, native_result_line
 
 # How a line's error reads as the HTTP status the same call would have answered.
 _STATUS_OF_ERROR = {

@@ -28,7 +28,7 @@ from service.errors import AppError, ValidationFailed
 from service.llm.base import LLMBackend, LLMError
 from service.schemas.openai_chat import chat_completion_object, chat_input_from_openai
 from service.schemas.requests import ChatInput
-from service.services import requests as requests_service
+from service.usecases import requests as requests_service
 
 # Parameters of the streaming protocol itself, not of the request stored.
 _STREAM_PARAMETERS = ("stream", "stream_options")

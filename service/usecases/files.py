@@ -12,7 +12,7 @@ from service.db import batches_repo as repo
 from service.db.batch_models import StoredFile
 from service.db.models import utcnow
 from service.errors import AppError, NotFound, ValidationFailed
-from service.services.batches import new_file_id
+from service.usecases.batches import new_file_id
 
 PART_BYTES = 1024 * 1024
 PURPOSES = ("batch",)

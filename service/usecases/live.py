@@ -20,9 +20,9 @@ from service.db.records import RequestRecord, StatusRecord
 from service.db.request_store import RequestStore
 from service.messaging.hub import StatusHub, Watch
 from service.schemas.requests import QueueInfo
-from service.services import batches
-from service.services.batches import BatchView
-from service.services.requests import get_status
+from service.usecases import batches
+from service.usecases.batches import BatchView
+from service.usecases.requests import get_status
 
 # Counting stops here: "at least 10000 ahead" is as useful as the exact figure and costs bounded.
 QUEUE_COUNT_CAP = 10_000

@@ -28,7 +28,7 @@ from service.pipeline.categories import resolve_category as resolve_category_nam
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
 from service.schemas.requests import AnyRequestInput, ChatInput, ProcessAnalysisInput, SpreadsheetInput
-from service.services.webhooks import register_request_webhook
+from service.usecases.webhooks import register_request_webhook
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from service.db.models import RequestStatus, utcnow
 from service.db.requests_repo import StateChange
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.messaging.kafka import RequestPublisher
-from service.services.batch_lines import ENDPOINTS, NATIVE_REQUESTS, LineChecker, ParsedBatch
+from service.usecases.batch_lines import ENDPOINTS, NATIVE_REQUESTS, LineChecker, ParsedBatch
 
 _WINDOW = re.compile(r"^([1-9][0-9]{0,2})h$")
 MAX_WINDOW_HOURS = 168

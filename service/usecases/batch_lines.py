@@ -19,7 +19,7 @@ from service.config import Settings
 from service.errors import AppError
 from service.schemas.openai_chat import chat_input_from_openai
 from service.schemas.requests import AnyRequestInput, RequestInput
-from service.services.requests import check_limits, resolve_category, row_values
+from service.usecases.requests import check_limits, resolve_category, row_values
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
 NATIVE_REQUESTS = "/api/v1/requests"
