@@ -18,7 +18,8 @@ from service.pipeline.classify import (
     parse_llm_classification,
 )
 from service.pipeline.classify_eval import HOLDOUT_SET, cross_validate, evaluate, load_labelled
-from service.pipeline.classify_model import shipped_model, train
+from service.pipeline.classify_model import shipped_model
+from service.pipeline.classify_train import train
 
 DESCRIPTIONS = {name: f"about {name}" for name in cat.ACTIVE_CATEGORIES}
 
@@ -75,7 +76,7 @@ def test_training_is_deterministic() -> None:
     assert train(items).predict(probe) == train(items).predict(probe)
 
 
-def test_model_is_not_trained_at_import() -> None:
+def test_model_is_not_loaded_at_import() -> None:
     code = (
         "import service.pipeline.classify, service.llm.dryrun_answers, service.usecases.prompt_library\n"
         "from service.pipeline.classify_model import shipped_model\n"
