@@ -36,7 +36,7 @@ bench: $(VENV)/.dev  ## load benchmark against a service it starts (see bench/RE
 bench-classify: $(VENV)/.dev
 	$(PY) bench/classify.py
 
-classifier-model: $(VENV)/.dev  ## retrain and export resources/classifier/model.json.gz after editing labelled.yaml
+classifier-model: $(VENV)/.dev  ## retrain and export resources/classifier/model.gz after editing labelled.yaml
 	$(PY) -m service.pipeline.classify_train
 
 migrate: $(VENV)/.runtime

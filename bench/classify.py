@@ -8,7 +8,7 @@ stratified folds of resources/classifier/labelled.yaml and decides the remaining
 which nothing is tuned on; "unseen" decides tests/data/classification_unseen.yaml (when present),
 written by another author and never read by whoever labels the training data — so only its
 figures are printed, never its mistakes. "shipped" scores the exported model the service runs
-(resources/classifier/model.json.gz) on the unseen set. Prints JSON; exits 1 when the
+(resources/classifier/model.gz) on the unseen set. Prints JSON; exits 1 when the
 cross-validated accuracy is below --target or the unseen accuracy below --unseen-target.
 """
 

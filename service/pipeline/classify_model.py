@@ -10,7 +10,7 @@ with Platt scaling gives class probabilities; the top probability is the classif
 which the LLM-fallback threshold is compared with.
 
 The model is trained with scikit-learn at build time (classify_train.py, a development
-dependency) and exported to resources/classifier/model.json.gz: vocabularies, idf weights,
+dependency) and exported to resources/classifier/model.gz: vocabularies, idf weights,
 coefficients and the sigmoid calibration. A process only reads that file and scores it here with
 the standard library: scikit-learn, scipy and numpy would add ~110 MB to every worker and API
 process, and a request has a few hundred non-zero features, which plain Python multiplies in well
@@ -20,7 +20,6 @@ scikit-learn's and that the file is up to date with the labelled data.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import math
@@ -41,7 +40,7 @@ from service.pipeline.classify_rules import lexicon_scores
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "classifier"
 LABELLED_SET = RESOURCES / "labelled.yaml"
-MODEL_FILE = RESOURCES / "model.json.gz"
+MODEL_FILE = RESOURCES / "model.gz"
 FORMAT = 1  # the exported file's layout; bumped when it changes
 
 # Features (shared with the training side, which must build exactly the same vectors).
@@ -137,40 +136,63 @@ class Model(Protocol):
     def has_evidence(self, inp: ClassifierInput) -> bool: ...
 
 
-def _floats(encoded: str) -> array[float]:
+class ByteReader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def _read_floats(stream: ByteReader, count: int) -> array[float]:
+    """`count` little-endian doubles, read in small chunks: no multi-megabyte transient buffer."""
     values = array("d")
-    values.frombytes(base64.b64decode(encoded))
-    if sys.byteorder != "little":  # stored little-endian
+    remaining = count * values.itemsize
+    while remaining:
+        chunk = stream.read(min(remaining, 1 << 16))
+        if not chunk:
+            raise ValueError("classifier model: the file is truncated")
+        values.frombytes(chunk)
+        remaining -= len(chunk)
+    if sys.byteorder != "little":
         values.byteswap()
     return values
 
 
-class ExportedModel:
-    """The fitted model read back from its exported form; `predict` gives class probabilities."""
+def _read_vocabulary(stream: ByteReader, count: int) -> dict[str, int]:
+    return {stream.readline().decode("utf-8").removesuffix("\n"): i for i in range(count)}
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"classifier model format {data.get('format')!r}, expected {FORMAT}")
-        self.classes = tuple(data["classes"])
-        self.fingerprint: str = data["fingerprint"]
-        self._chars = {gram: i for i, gram in enumerate(data["char_vocabulary"])}
-        self._words = {gram: i for i, gram in enumerate(data["word_vocabulary"])}
-        self._char_idf = _floats(data["char_idf"])
-        self._word_idf = _floats(data["word_idf"])
+
+class ExportedModel:
+    """The fitted model read back from its exported form; `predict` gives class probabilities.
+
+    The file (written by classify_train.py) is gzip'd: one JSON line of small fields, the character
+    and then the word vocabulary one n-gram a line in column order (n-grams hold no newline), then
+    little-endian doubles: character idf, word idf, and the coefficients feature-major (a feature's
+    weights for every class side by side). Read as a stream, so loading never holds the whole file
+    or a parsed copy of it: what a process keeps is the vocabularies and one array of doubles."""
+
+    def __init__(self, stream: ByteReader) -> None:
+        header = json.loads(stream.readline())
+        if header.get("format") != FORMAT:
+            raise ValueError(f"classifier model format {header.get('format')!r}, expected {FORMAT}")
+        self.classes: tuple[str, ...] = tuple(header["classes"])
+        self.fingerprint: str = header["fingerprint"]
+        self._intercept = [float(v) for v in header["intercept"]]
+        self._calibration = [(float(a), float(b)) for a, b in header["calibration"]]
+        self.known_stems = frozenset(header["known_stems"])
+        self._chars = _read_vocabulary(stream, header["char_features"])
+        self._words = _read_vocabulary(stream, header["word_features"])
+        self._char_idf = _read_floats(stream, len(self._chars))
+        self._word_idf = _read_floats(stream, len(self._words))
         self._dense_offset = len(self._chars) + len(self._words)
-        # Coefficients feature-major: a feature's weights for every class sit side by side.
-        self._coef = _floats(data["coef"])
-        self._intercept = list(_floats(data["intercept"]))
-        self._calibration = [(float(a), float(b)) for a, b in data["calibration"]]
-        self.known_stems = frozenset(data["known_stems"])
         width = self._dense_offset + len(dense_features(ClassifierInput(), ""))
-        if len(self._coef) != width * len(self.classes):
-            raise ValueError("classifier model: coefficients do not match the vocabularies")
+        self._coef = _read_floats(stream, width * len(self.classes))
+        if stream.read(1):
+            raise ValueError("classifier model: unexpected data after the coefficients")
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> ExportedModel:
-        with gzip.open(path, "rt", encoding="utf-8") as stream:
-            return cls(json.load(stream))
+        with gzip.open(path, "rb") as stream:
+            return cls(stream)
 
     @staticmethod
     def _tfidf(

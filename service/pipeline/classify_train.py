@@ -1,6 +1,6 @@
 """Train the local classifier with scikit-learn and export it for run time (a build-time tool).
 
-    python -m service.pipeline.classify_train          # rewrite resources/classifier/model.json.gz
+    python -m service.pipeline.classify_train          # rewrite resources/classifier/model.gz
     python -m service.pipeline.classify_train --check  # exit 1 when the file is out of date
 
 scikit-learn is a development dependency (requirements-dev.txt): a running service only reads the
@@ -18,7 +18,6 @@ file holds one coefficient matrix, not one per calibration fold.
 from __future__ import annotations
 
 import argparse
-import base64
 import gzip
 import hashlib
 import io
@@ -26,7 +25,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import sklearn
@@ -42,6 +41,10 @@ from service.pipeline.classify_rules import RULES
 # Chosen by cross-validation on the labelled set (bench/classify.py), never on a held-out set.
 REGULARISATION_C = 1.0  # the SVM's inverse regularisation strength
 CALIBRATION_FOLDS = 3
+
+
+class ByteWriter(Protocol):
+    def write(self, data: bytes, /) -> int: ...
 
 
 class TextModel:
@@ -90,34 +93,35 @@ class TextModel:
     def has_evidence(self, inp: cm.ClassifierInput) -> bool:
         return bool(cm.word_stems(cm.model_text(inp)) & self.known_stems)
 
-    def export(self, fingerprint: str) -> dict[str, Any]:
-        """Everything the run-time scorer needs, in the column order of the training matrix."""
+    def export(self, fingerprint: str, stream: ByteWriter) -> None:
+        """Write everything the run-time scorer needs (layout: classify_model.ExportedModel)."""
         (fitted,) = self._classifier.calibrated_classifiers_
         svm = fitted.estimator
         if tuple(str(c) for c in svm.classes_) != self.classes:
             raise RuntimeError("the SVM's classes differ from the calibrated classifier's")
-        return {
+        chars, words = _by_index(self._chars.vocabulary_), _by_index(self._words.vocabulary_)
+        header = {
             "format": cm.FORMAT,
             "fingerprint": fingerprint,
             "trained_with": f"scikit-learn {sklearn.__version__}",
             "classes": list(self.classes),
-            "char_vocabulary": _by_index(self._chars.vocabulary_),
-            "word_vocabulary": _by_index(self._words.vocabulary_),
-            "char_idf": _encode(self._chars.idf_),
-            "word_idf": _encode(self._words.idf_),
-            "coef": _encode(np.ascontiguousarray(svm.coef_.T)),
-            "intercept": _encode(svm.intercept_),
+            "intercept": [float(v) for v in svm.intercept_],
             "calibration": [[float(c.a_), float(c.b_)] for c in fitted.calibrators],
             "known_stems": sorted(self.known_stems),
+            "char_features": len(chars),
+            "word_features": len(words),
         }
+        stream.write(json.dumps(header, ensure_ascii=False).encode() + b"\n")
+        for gram in (*chars, *words):
+            if "\n" in gram:
+                raise RuntimeError(f"an n-gram holds a newline: {gram!r}")
+            stream.write(gram.encode() + b"\n")
+        for values in (self._chars.idf_, self._words.idf_, np.ascontiguousarray(svm.coef_.T)):
+            stream.write(np.asarray(values, dtype="<f8").tobytes())
 
 
 def _by_index(vocabulary: dict[str, int]) -> list[str]:
     return [gram for gram, _ in sorted(vocabulary.items(), key=lambda item: item[1])]
-
-
-def _encode(values: Any) -> str:
-    return base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode("ascii")
 
 
 def train(items: Sequence[cm.LabelledItem], *, c: float = REGULARISATION_C) -> TextModel:
@@ -144,17 +148,17 @@ def fingerprint(labelled: Path = cm.LABELLED_SET) -> str:
 
 def exported_bytes(labelled: Path = cm.LABELLED_SET) -> bytes:
     """The gzip'd JSON of a model trained on `labelled`; byte-for-byte reproducible (mtime 0)."""
-    data = train(cm.load_labelled(labelled)).export(fingerprint(labelled))
+    model = train(cm.load_labelled(labelled))
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as stream:
-        stream.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+        model.export(fingerprint(labelled), stream)
     return buffer.getvalue()
 
 
 def stored_fingerprint(path: Path = cm.MODEL_FILE) -> str | None:
     try:
-        with gzip.open(path, "rt", encoding="utf-8") as stream:
-            return str(json.load(stream).get("fingerprint"))
+        with gzip.open(path, "rb") as stream:
+            return str(json.loads(stream.readline()).get("fingerprint"))
     except (OSError, ValueError):
         return None
 

@@ -3,6 +3,7 @@ and the committed file is the one the labelled data and the lexicon give today."
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from service.pipeline.classify_train import fingerprint, stored_fingerprint, tra
 
 def test_committed_model_is_up_to_date_with_the_labelled_data() -> None:
     assert stored_fingerprint(MODEL_FILE) == fingerprint(), (
-        "resources/classifier/model.json.gz is out of date: run python -m service.pipeline.classify_train"
+        "resources/classifier/model.gz is out of date: run python -m service.pipeline.classify_train"
     )
 
 
@@ -37,7 +38,7 @@ def test_exported_scores_equal_scikit_learns_on_the_labelled_set() -> None:
 
 def test_a_file_of_another_format_is_refused() -> None:
     with pytest.raises(ValueError, match="format"):
-        ExportedModel({"format": 999})
+        ExportedModel(io.BytesIO(b'{"format": 999}\n'))
 
 
 def test_the_runtime_classifier_imports_no_scientific_stack() -> None:
