@@ -1,6 +1,6 @@
 """Local classifier benchmark: cross-validated, held-out and unseen accuracy; time to train.
 
-    python bench/classify.py [--threshold 0.55] [--target 0.90] [--folds 5] [--seed 0] [--show-mistakes]
+    python bench/classify.py [--threshold 0.65] [--target 0.90] [--folds 5] [--seed 0] [--show-mistakes]
 
 Accuracy is never measured on the data a model was trained on: "cross_validation" trains on k−1
 stratified folds of resources/classifier/labelled.yaml and decides the remaining fold, k times;

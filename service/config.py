@@ -171,7 +171,7 @@ class Settings(BaseSettings):
     chat_wait_seconds: float = Field(60.0, gt=0, le=600)
 
     # --- prompts and classification --------------------------------------------------------------
-    classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
+    classifier_llm_threshold: float = Field(0.65, ge=0, le=1)
     prompt_table_token_budget: int = Field(3_000, ge=100)
 
     # --- broker loss and recovery ----------------------------------------------------------------

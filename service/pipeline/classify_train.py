@@ -24,6 +24,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -41,6 +42,7 @@ from service.pipeline.classify_rules import RULES
 # Chosen by cross-validation on the labelled set (bench/classify.py), never on a held-out set.
 REGULARISATION_C = 1.0  # the SVM's inverse regularisation strength
 CALIBRATION_FOLDS = 3
+AUGMENT_SELECTION = True  # see with_any_selection
 
 
 class ByteWriter(Protocol):
@@ -124,7 +126,21 @@ def _by_index(vocabulary: dict[str, int]) -> list[str]:
     return [gram for gram, _ in sorted(vocabulary.items(), key=lambda item: item[1])]
 
 
+def with_any_selection(items: Sequence[cm.LabelledItem]) -> list[cm.LabelledItem]:
+    """The items, plus each request labelled with no range or a text range once more with a
+    numeric range selected: a user asking for a new table or a formula often has some numbers
+    selected anyway, and the model must not take the selection for the request."""
+    numeric = cm.SAMPLE_DATA["numeric"]
+    extra = [
+        cm.LabelledItem(item.expected, replace(item.inp, input_data=numeric))
+        for item in items
+        if not (item.inp.title or item.inp.description) and item.inp.input_data is not numeric
+    ]
+    return [*items, *extra]
+
+
 def train(items: Sequence[cm.LabelledItem], *, c: float = REGULARISATION_C) -> TextModel:
+    items = with_any_selection(items) if AUGMENT_SELECTION else list(items)
     return TextModel(c=c).fit([item.inp for item in items], [item.expected for item in items])
 
 
@@ -135,6 +151,7 @@ def fingerprint(labelled: Path = cm.LABELLED_SET) -> str:
         "format": cm.FORMAT,
         "c": REGULARISATION_C,
         "folds": CALIBRATION_FOLDS,
+        "augment_selection": AUGMENT_SELECTION,
         "chars": cm.CHAR_NGRAMS,
         "words": cm.WORD_NGRAMS,
         "shape": cm.SHAPE_WEIGHT,
