@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
 from loguru import logger
 
 from service.callers.budgets import Budgets
@@ -26,6 +28,22 @@ from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
 from workers.sweeper import Sweeper
+
+_START_RETRY_FIRST_SECONDS = 0.5
+_START_RETRY_MAX_SECONDS = 10.0
+T = TypeVar("T")
+
+
+async def _open_publisher(settings: Settings, monitor: BrokerMonitor) -> RequestPublisher:
+    """The topics exist and a producer is connected, or an error (nothing left open)."""
+    await ensure_topics(settings)
+    publisher = RequestPublisher(settings, monitor)
+    try:
+        await publisher.start()
+    except BaseException:
+        await publisher.close()
+        raise
+    return publisher
 
 
 class Worker:
@@ -66,6 +84,31 @@ class Worker:
     def readiness(self) -> dict[str, Any]:
         return {"ok": self.ready, "consuming": self._runner is not None and self._runner.ready.is_set()}
 
+    async def _until_broker_answers(self, attempt: Callable[[], Awaitable[T]]) -> T | None:
+        """`attempt()`, tried again with back-off while the broker is unreachable (a worker may
+        start before the broker, or the broker may die while the worker starts). Logged once;
+        None when the worker is stopped meanwhile."""
+        pause = _START_RETRY_FIRST_SECONDS
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                result = await asyncio.wait_for(attempt(), self.settings.kafka_request_timeout_ms / 1000 * 2)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                if failures == 0:
+                    logger.warning(
+                        "broker unreachable at start ({}); waiting for it, retrying with back-off",
+                        type(exc).__name__,
+                    )
+                failures += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+                pause = min(pause * 2, _START_RETRY_MAX_SECONDS)
+                continue
+            if failures:
+                logger.info("broker reachable after {} failed attempt(s); starting", failures)
+            return result
+        return None
+
     async def run(self) -> None:
         settings = self.settings
         # Every client is closed on shutdown, and also when start-up fails half-way.
@@ -82,16 +125,17 @@ class Worker:
             engine = create_engine(settings)
             opened.push_async_callback(engine.dispose)
             sessions = create_session_factory(engine)
-            await ensure_topics(settings)
-            monitor = self._monitor = BrokerMonitor(settings, "worker")
-            await monitor.start()
-            opened.push_async_callback(monitor.close)
             await asyncio.to_thread(train_classifier)  # once per process, before the first request
             await backend.start()
             opened.push_async_callback(backend.close)
-            publisher = RequestPublisher(settings, monitor)
-            await publisher.start()
+            monitor = self._monitor = BrokerMonitor(settings, "worker")
+            publisher = await self._until_broker_answers(lambda: _open_publisher(settings, monitor))
+            if publisher is None:
+                logger.info("worker stopped before the broker answered")
+                return
             opened.push_async_callback(publisher.close)
+            await monitor.start()
+            opened.push_async_callback(monitor.close)
             store = await open_worker_store(settings, engine)
             opened.push_async_callback(store.close)
             broker_timeout = settings.kafka_request_timeout_ms / 1000
