@@ -18,14 +18,13 @@ from service.api.errors import CONFLICT_RESPONSE
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
 from service.errors import ValidationFailed
+from service.kinds import EXAMPLES, RequestInput
 from service.runtime import Runtime
 from service.schemas.fields import Text
 from service.schemas.requests import (
-    SEED_EXAMPLE,
     IdempotencyKey,
     Links,
     QueueInfo,
-    RequestInput,
     RequestResultOut,
     RequestStatusOut,
     SubmitResponse,
@@ -44,34 +43,6 @@ IdempotencyKeyHeader = Annotated[
         "the same key with a different body is 409 idempotency_conflict.",
     ),
 ]
-
-_EXAMPLES = {
-    "spreadsheet": {
-        "summary": "Spreadsheet range with a question",
-        "value": {"kind": "spreadsheet", **SEED_EXAMPLE},
-    },
-    "process_analysis": {
-        "summary": "Business process to analyse",
-        "value": {
-            "kind": "process_analysis",
-            "title": "Invoice approval",
-            "description": "Invoices arrive by email, are typed into Excel by hand and approved "
-            "by two managers over email.",
-            "company_size": "50-200",
-        },
-    },
-    "chat": {
-        "summary": "A conversation sent to the backend as is (no template)",
-        "value": {
-            "kind": "chat",
-            "messages": [
-                {"role": "system", "content": "You answer briefly."},
-                {"role": "user", "content": "How do I freeze the first row of a sheet?"},
-            ],
-            "max_tokens": 200,
-        },
-    },
-}
 
 
 def model_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -162,7 +133,7 @@ def processing_seconds(row: RequestRecord) -> float | None:
 )
 async def submit_request(
     admitted: AdmissionDep,
-    payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
+    payload: Annotated[RequestInput, Body(openapi_examples=EXAMPLES)],
     prefer: Annotated[
         Annotated[str, Text(max_length=1_000)] | None,
         Header(description="`wait=N`: answer with the finished request if it ends within N seconds."),

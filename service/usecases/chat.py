@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from service.db.models import RequestStatus
 from service.errors import AppError, ValidationFailed
+from service.kinds import kind_of
+from service.kinds.chat import ChatInput, chat_input_from_openai
 from service.runtime import Runtime
-from service.schemas.openai_chat import chat_completion_object, chat_input_from_openai
-from service.schemas.requests import ChatInput
 from service.usecases import requests as requests_service
 
 # Parameters of the streaming protocol itself, not of the request stored.
@@ -92,7 +92,7 @@ async def complete(rt: Runtime, payload: ChatInput, owner_id: str | None) -> Cha
             code=code,
             status_code=_FAILURE_STATUS.get(code, 502),
         )
-    return ChatOutcome(submitted.id, chat_completion_object(row.id, row.result, row.created_at))
+    return ChatOutcome(submitted.id, kind_of(row.kind).chat_completion(row.id, row.result, row.created_at))
 
 
 async def completion_chunks(completion: dict[str, Any]) -> AsyncIterator[bytes]:
