@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import Settings
 from service.db.key_models import ApiKey, Role
-from service.db.session import create_engine, create_session_factory
 from service.errors import AppError
+from service.runtime import open_runtime
 from service.usecases import keys as service
 
 _LIMITS = (
@@ -87,14 +87,11 @@ def field_name(flag: str) -> str:
 
 
 async def _run(settings: Settings, action: Callable[[AsyncSession], Awaitable[str]]) -> str:
-    engine = create_engine(settings)
-    try:
-        async with create_session_factory(engine)() as session:
-            output = await action(session)
-            await session.commit()
-            return output
-    finally:
-        await engine.dispose()
+    """One unit of work on the CLI's runtime (the database only): the command commits, nothing else."""
+    async with open_runtime(settings, role="cli") as rt, rt.sessions() as session:
+        output = await action(session)
+        await session.commit()
+        return output
 
 
 def run_keys(settings: Settings, argv: list[str]) -> int:

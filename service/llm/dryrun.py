@@ -1,10 +1,11 @@
 """The dryrun backend: a real backend that answers without a model.
 
-Answers are deterministic and derived only from the request's own input (ChatRequest.context): for
-a spreadsheet, per-column statistics of the numeric columns (a ranking when the query asks for the
-best or worst, the first → last change when it asks about a trend); for process analysis, a
-schema-valid analysis. Answers speak the query's language (dryrun_intents.py). It never echoes
-settings, environment variables or prompt internals.
+Answers are deterministic and derived only from the request's own input: each request kind gives
+its answer (ChatRequest.dryrun_answer, service/kinds/). The spreadsheet kind's answers live here
+and in dryrun_answers.py: per-column statistics of the numeric columns (a ranking when the query
+asks for the best or worst, the first → last change when it asks about a trend), and one answer
+per category with a shape of its own. Answers speak the query's language (dryrun_intents.py). It
+never echoes settings, environment variables or prompt internals.
 """
 
 from __future__ import annotations
@@ -143,29 +144,6 @@ def spreadsheet_answer(context: dict[str, Any]) -> dict[str, Any]:
     return {"values": values, "text": text}
 
 
-def process_analysis_answer(context: dict[str, Any]) -> dict[str, Any]:
-    description = str(context.get("description", ""))
-    lang = language(f"{context.get('title', '')} {description}")
-    title = str(context.get("title", "")) or say(lang, "process")
-    words = len(description.split())
-    # Longer, more manual descriptions score as more automatable: a stable, input-derived number.
-    manual_markers = sum(
-        description.lower().count(m) for m in ("manual", "excel", "email", "вручную", "почт")
-    )
-    score = max(1, min(10, 3 + words // 40 + manual_markers))
-    hours = float(min(160, 4 + words // 5 + 6 * manual_markers))
-    return {
-        "score": score,
-        "problem": say(lang, "problem", title=title[:80]),
-        "solution": {
-            "description": say(lang, "solution"),
-            "tools": ["n8n", "Python"] if score >= 6 else ["Zapier"],
-        },
-        "savings": {"hours_per_month": hours, "description": say(lang, "savings")},
-        "implementation": [say(lang, key) for key in ("step1", "step2", "step3")],
-    }
-
-
 class DryrunBackend:
     name = "dryrun"
 
@@ -192,13 +170,14 @@ class DryrunBackend:
         digest = hashlib.sha256(request.prompt_text.encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32 < self._failure_rate
 
-    def answer_for(self, context: dict[str, Any]) -> dict[str, Any]:
-        if context.get("kind") == "process_analysis":
-            return process_analysis_answer(context)
-        if context.get("kind") == "classification":
-            return dryrun_answers.classification(context)
-        per_category = dryrun_answers.ANSWERS.get(str(context.get("category")))
-        return per_category(context) if per_category else spreadsheet_answer(context)
+    @staticmethod
+    def answer_text(request: ChatRequest) -> str:
+        """The request's kind answers (service/kinds/); the classifier's calls carry no kind."""
+        if request.dryrun_answer is not None:
+            return request.dryrun_answer(request)
+        if request.context.get("kind") == "classification":
+            return orjson.dumps(dryrun_answers.classification(request.context)).decode()
+        return dryrun_answers.generic_reply(request.conversation())
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         started = time.perf_counter()
@@ -206,10 +185,7 @@ class DryrunBackend:
             await asyncio.sleep(self._latency)
         if self._fails(request):
             raise Overloaded("dryrun backend: simulated failure")
-        if request.messages:
-            text = dryrun_answers.chat_reply(request.messages)
-        else:
-            text = orjson.dumps(self.answer_for(request.context)).decode()
+        text = self.answer_text(request)
         prompt_tokens = estimate_prompt_tokens(request)
         completion_tokens = estimate_tokens(text)
         return ChatResponse(

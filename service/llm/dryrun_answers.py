@@ -1,9 +1,9 @@
 """Dryrun answers for the categories beyond plain analysis, each schema-valid and derived from the input.
 
-Kept apart from dryrun.py so the backend stays small: it dispatches on ChatRequest.context
-("kind", "category") to these functions. Every answer speaks the query's language and follows
-the wishes it states (dryrun_intents.py): a pie chart when a pie is asked for, duplicates removed
-when that is asked for. Nothing here reads settings or the environment.
+Kept apart from dryrun.py so the backend stays small: the spreadsheet kind
+(service/kinds/spreadsheet.py) picks one of these by the request's category. Every answer speaks
+the query's language and follows the wishes it states (dryrun_intents.py): a pie chart when a pie
+is asked for, duplicates removed when that is asked for. Nothing here reads settings or the environment.
 """
 
 from __future__ import annotations
@@ -321,13 +321,9 @@ ANSWERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def chat_reply(messages: Any) -> str:
-    """A plain-text reply to a caller's own conversation (request kind `chat`), derived from its
-    last user turn only: stable for equal input and never anything but that input's shape."""
+def generic_reply(messages: Any) -> str:
+    """A plain-text reply to a request no kind answers for (e.g. an operator's template preview),
+    derived from its last user turn only: stable for equal input and never anything but its shape."""
     last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
     words = last_user.split()
-    preview = " ".join(words[:12])
-    return (
-        f"Dry-run reply to a {len(messages)}-message conversation; "
-        f"last user message ({len(words)} words): {preview}"
-    )
+    return f"Dry-run reply; last user message ({len(words)} words): {' '.join(words[:12])}"
