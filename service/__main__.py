@@ -185,6 +185,7 @@ async def _supervise_broker(broker: EmbeddedBroker) -> None:
 
 async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -> None:
     from service.app import create_app
+    from service.messaging.kafka import ensure_topics
     from service.webhooks.dispatcher import WebhookDispatcher
     from workers.main import Worker
 
@@ -209,6 +210,9 @@ async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -
         dispatcher.stop()
 
     async def serve() -> None:
+        # Once, here: the API, the worker and the dispatcher starting side by side would each find
+        # the topics missing, create them and say so.
+        await ensure_topics(settings)
         worker_task = asyncio.create_task(worker.run())
         dispatcher_task = asyncio.create_task(dispatcher.run())
         try:
