@@ -186,7 +186,8 @@ async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -
     from service.webhooks.dispatcher import WebhookDispatcher
     from workers.main import Worker
 
-    app = create_app(settings)
+    worker = Worker(settings)
+    app = create_app(settings, readiness_checks={"worker": worker.readiness})
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -197,8 +198,6 @@ async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -
         timeout_graceful_shutdown=max(1, int(settings.worker_shutdown_grace_seconds)),
     )
     server = _EmbeddedServer(config)
-    worker = Worker(settings)
-    app.state.readiness_checks = {"worker": worker.readiness}
     supervisor = asyncio.create_task(_supervise_broker(broker)) if broker is not None else None
     dispatcher = WebhookDispatcher(settings)
 

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from loguru import logger
 
-from service.callers.budgets import Budgets
 from service.config import Settings
 from service.db.models import utcnow
-from service.db.session import create_engine, create_session_factory
-from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
-from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
+from service.messaging.kafka import client_args
 from service.messaging.monitor import BrokerMonitor
 from service.pipeline.classify_model import warm_up as train_classifier
-from service.redis_client import open_redis
+from service.runtime import open_runtime
 from service.usecases.processing import Processor
 from workers.feeder import BatchFeeder
 from workers.gauges import refresh_gauges
@@ -68,32 +64,13 @@ class Worker:
 
     async def run(self) -> None:
         settings = self.settings
-        # Every client is closed on shutdown, and also when start-up fails half-way.
-        async with contextlib.AsyncExitStack() as opened:
-            if self._backend is None:
-                from service.llm.registry import build_backend
-
-                # The LLM capacity (concurrency cap, rates) is shared with every worker through it.
-                redis = open_redis(settings)
-                if redis is not None:
-                    opened.push_async_callback(redis.aclose)
-                self._backend = build_backend(settings, redis)
-            backend = self._backend
-            engine = create_engine(settings)
-            opened.push_async_callback(engine.dispose)
-            sessions = create_session_factory(engine)
-            await ensure_topics(settings)
-            monitor = self._monitor = BrokerMonitor(settings, "worker")
-            await monitor.start()
-            opened.push_async_callback(monitor.close)
+        # The worker's runtime (service/runtime.py): every client, closed on shutdown and when
+        # start-up fails half-way. The LLM capacity (concurrency cap, rates) is shared with every
+        # worker through its Redis client.
+        async with open_runtime(settings, role="worker", llm=self._backend) as rt:
+            backend, sessions, publisher, store = rt.llm, rt.sessions, rt.publisher, rt.worker_store
+            monitor = self._monitor = rt.monitor
             await asyncio.to_thread(train_classifier)  # once per process, before the first request
-            await backend.start()
-            opened.push_async_callback(backend.close)
-            publisher = RequestPublisher(settings, monitor)
-            await publisher.start()
-            opened.push_async_callback(publisher.close)
-            store = await open_worker_store(settings, engine)
-            opened.push_async_callback(store.close)
             broker_timeout = settings.kafka_request_timeout_ms / 1000
 
             def new_consumer() -> AIOKafkaConsumer:
@@ -126,7 +103,7 @@ class Worker:
                     settings.kafka_topic_dead_letter, record.value, record.key, headers
                 )
 
-            processor = Processor(settings, backend, sessions, Budgets(settings, sessions))
+            processor = Processor(settings, backend, sessions, rt.budgets)
             handler = RequestHandler(settings, store, processor, publisher)
             sweeper = Sweeper(settings, sessions, publisher, monitor)
             runner = self._runner = ConsumerRunner(

@@ -39,16 +39,8 @@ async def ai_process(
     admitted: AdmissionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
-    clients = admitted.clients
-    submitted = await service.submit(
-        clients.store,
-        clients.sessions,
-        clients.publisher,
-        clients.settings,
-        payload,
-        admitted.owner_id,
-        idempotency_key,
-    )
+    rt = admitted.rt
+    submitted = await service.submit(rt, payload, admitted.owner_id, idempotency_key)
     return {
         "success": True,
         "request_id": str(submitted.id),

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import orjson
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import monitoring
 from service.config import Settings
@@ -19,13 +19,15 @@ from service.db import requests_repo as repo
 from service.db.models import RequestStatus, utcnow
 from service.db.records import RequestRecord, StatusRecord
 from service.db.request_store import DuplicateRequest, RequestStore
+from service.db.unit_of_work import after_commit
 from service.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from service.kinds import KindInput, kind_of
 from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher
+from service.runtime import Runtime
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
-from service.usecases.webhooks import register_request_webhook
+from service.usecases.webhooks import request_webhook_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,19 +56,19 @@ def row_values(payload: KindInput) -> dict[str, Any]:
 
 
 async def submit(
-    store: RequestStore,
-    sessions: async_sessionmaker[AsyncSession],
-    publisher: RequestPublisher,
-    settings: Settings,
+    rt: Runtime,
     payload: KindInput,
     owner_id: str | None = None,
     header_idempotency_key: str | None = None,
 ) -> Submitted:
     """Store, then publish and wait for the broker's ack.
 
-    The row is committed before publishing so a worker never receives a pointer to nothing; if the
-    broker refuses, the row is failed at once (503 to the caller), never left queued.
+    The submit path is its own unit of work and holds no session: the row (with its webhook
+    endpoint, if any) is written in one atomic step of the request store, durable before the
+    publish, so a worker never receives a pointer to nothing. If the broker refuses, the row is
+    failed at once (503 to the caller), never left queued.
     """
+    settings, store, publisher = rt.settings, rt.store, rt.publisher
     check_limits(payload, settings)
     publisher.require_available()  # a known-down broker: 503 now, and no row to fail afterwards
     columns = row_values(payload)  # an unknown category is refused here, before anything is stored
@@ -83,14 +85,16 @@ async def submit(
         "idempotency_hash": body_hash,
         **columns,
     }
-    if payload.webhook is not None:
-        await register_request_webhook(sessions, settings, payload.webhook, request_id, owner_id)
     try:
-        await store.insert(values)
+        if payload.webhook is None:
+            await store.insert(values)
+        else:
+            endpoint = await request_webhook_row(settings, payload.webhook, request_id, owner_id)
+            await store.insert_with_webhook(values, endpoint)
     except DuplicateRequest:
         if scoped_key is None:
             raise
-        async with sessions() as session:
+        async with rt.sessions() as session:
             existing = await repo.find_by_idempotency_key(session, scoped_key)
         if existing is None:
             raise
@@ -112,9 +116,7 @@ async def submit(
         await publisher.publish(envelope)
     except ServiceUnavailable as exc:
         logger.error("publish of request {} failed; marking it failed", request_id)
-        async with sessions() as session:
-            await repo.fail_unpublished(session, request_id, exc.message)
-            await session.commit()
+        await store.fail_unpublished(request_id, exc.message)
         raise
     lane = stats_repo.lane_of(values.get("batch_id"))
     monitoring.request_submitted(values["kind"], lane, values["category"])
@@ -190,31 +192,32 @@ def require_completed(row: RequestRecord) -> RequestRecord:
 
 
 async def cancel(
-    sessions: async_sessionmaker[AsyncSession],
-    publisher: RequestPublisher,
-    request_id: uuid.UUID,
-    owner_id: str | None = None,
+    session: AsyncSession, publisher: RequestPublisher, request_id: uuid.UUID, owner_id: str | None = None
 ) -> RequestRecord:
-    """queued/processing → cancelled, committed, then announced on the responses topic."""
-    async with sessions() as session:
-        row = await repo.get_request(session, request_id)
-        record = _visible(RequestRecord.from_object(row) if row else None, request_id, owner_id)
-        if record.status not in RequestStatus.ACTIVE:
-            raise Conflict(
-                f"The request is already {record.status}.",
-                code="not_cancellable",
-                details={"status": record.status},
-            )
-        changed = await repo.cancel(session, request_id)
-        await session.commit()
-        await session.refresh(row)
-        record = RequestRecord.from_object(row)
-    if changed is None:  # it finished between the read and the update
+    """queued/processing → cancelled in the caller's unit of work; announced on the responses topic
+    once it is committed."""
+    row = await repo.get_request(session, request_id)
+    record = _visible(RequestRecord.from_object(row) if row else None, request_id, owner_id)
+    if record.status not in RequestStatus.ACTIVE:
         raise Conflict(
             f"The request is already {record.status}.",
             code="not_cancellable",
             details={"status": record.status},
         )
-    await publisher.publish_event(StatusEvent.of(changed))
-    monitoring.request_finished(changed)
-    return record
+    changed = await repo.cancel(session, request_id)
+    if changed is None:  # it finished between the read and the update
+        await session.refresh(row)
+        record = RequestRecord.from_object(row)
+        raise Conflict(
+            f"The request is already {record.status}.",
+            code="not_cancellable",
+            details={"status": record.status},
+        )
+    await session.refresh(row)
+
+    async def announce() -> None:
+        await publisher.publish_event(StatusEvent.of(changed))
+        monitoring.request_finished(changed)
+
+    after_commit(session, announce)
+    return RequestRecord.from_object(row)
