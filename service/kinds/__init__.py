@@ -1,9 +1,10 @@
 """Request kinds as plug-ins: one module per kind, looked up by name.
 
-To add a kind, add one module here (a `Kind` subclass: its input schema, row mapping, prompt,
-dryrun answer and renderings; service/kinds/base.py says what each does), list it in `KINDS`
-below, and add its tests under tests/kinds/ — plus an Alembic migration only if it needs a column
-the request row does not have. Nothing else changes: the submit body's OpenAPI union, the
+A newcomer adds a kind by adding one module and its tests (plus a migration only if it needs a
+column). In detail: the module holds a `Kind` subclass (its input schema, row mapping, prompt,
+dryrun answer and renderings; service/kinds/base.py says what each does), one line lists it in
+`KINDS` below, and its tests go under tests/kinds/ (test_registry.py round-trips every registered
+kind by itself). Nothing else changes: the submit body's OpenAPI union, the
 submit path, the worker, the dryrun backend and every surface look the kind up here.
 """
 

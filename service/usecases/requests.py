@@ -119,7 +119,7 @@ async def submit(
         await store.fail_unpublished(request_id, exc.message)
         raise
     lane = stats_repo.lane_of(values.get("batch_id"))
-    monitoring.request_submitted(values["kind"], lane, values["category"])
+    monitoring.request_submitted(values["kind"], lane, values.get("category"))
     return Submitted(request_id, values["kind"], RequestStatus.QUEUED, now, created=True)
 
 
