@@ -17,11 +17,11 @@ from loguru import logger
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from service.callers.cli import register as register_keys
 from service.cli import register as register_client_commands
 from service.cli import run as run_client_command
 from service.config import Settings, get_settings, settings_problems
 from service.errors import ConfigurationError
+from service.keys_cli import register as register_keys
 from service.logging import configure_logging
 
 if TYPE_CHECKING:

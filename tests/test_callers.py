@@ -16,9 +16,9 @@ from fastapi.routing import APIRoute
 
 from service.api.deps import require_admin
 from service.callers.auth import check_anonymous_exposure
-from service.callers.cli import run_keys
 from service.callers.secrets import digest
 from service.errors import ConfigurationError
+from service.keys_cli import run_keys
 from service.usecases.keys import revoke_key
 from tests.support import (
     PROCESS_EXAMPLE,
