@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from service.kinds import KINDS
+from service.kinds.dryrun_intents import chart_type, comparison, language, wants
 from service.llm.dryrun import DryrunBackend
-from service.llm.dryrun_intents import chart_type, comparison, language, wants
 from service.pipeline import categories as cat
 from service.pipeline.answer import parse_answer
 

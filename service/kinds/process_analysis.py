@@ -16,8 +16,8 @@ from service.db.models import AnalysisRequest as Row
 from service.db.records import RequestRecord
 from service.db.requests_repo import ClaimedRequest
 from service.kinds.base import BuiltPrompt, Kind, KindInput, Problem, Prompts, too_long
+from service.kinds.dryrun_intents import language, say
 from service.llm.base import ChatRequest, ChatResponse
-from service.llm.dryrun_intents import language, say
 from service.pipeline.answer import parse_answer
 from service.pipeline.categories import PROCESS_CATEGORY
 from service.pipeline.prompt import detect_language

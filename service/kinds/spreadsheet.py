@@ -17,10 +17,10 @@ from service.config import Settings
 from service.db.models import AnalysisRequest as Row
 from service.db.requests_repo import ClaimedRequest
 from service.errors import ValidationFailed
+from service.kinds import spreadsheet_answers
 from service.kinds.base import BuiltPrompt, Kind, KindInput, Problem, Prompts, too_long
-from service.llm import dryrun_answers
+from service.kinds.spreadsheet_statistics import spreadsheet_answer
 from service.llm.base import ChatRequest, ChatResponse
-from service.llm.dryrun import spreadsheet_answer
 from service.pipeline.answer import parse_answer
 from service.pipeline.categories import ACTIVE_CATEGORIES, SPREADSHEET_CATEGORIES
 from service.pipeline.categories import resolve_category as resolve_category_name
@@ -194,5 +194,5 @@ class Spreadsheet(Kind):
 
     def dryrun(self, request: ChatRequest) -> str:
         # Per category (charts, formatting rules, ...) where one has its own shape, else statistics.
-        answer = dryrun_answers.ANSWERS.get(str(request.context.get("category")), spreadsheet_answer)
+        answer = spreadsheet_answers.ANSWERS.get(str(request.context.get("category")), spreadsheet_answer)
         return orjson.dumps(answer(request.context)).decode()

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from service.config import Settings
 from service.errors import AppError
-from service.kinds import REQUEST_INPUT
+from service.kinds import KINDS, REQUEST_INPUT
 from service.kinds.base import KindInput
 from service.kinds.chat import chat_input_from_openai
 from service.usecases.requests import check_limits, row_values
@@ -53,9 +53,7 @@ class ParsedBatch:
 
 def _first_problem(exc: ValidationError) -> tuple[str, str]:
     error = exc.errors(include_url=False)[0]
-    loc = ".".join(
-        str(part) for part in error.get("loc", ()) if part not in ("spreadsheet", "process_analysis", "chat")
-    )
+    loc = ".".join(str(part) for part in error.get("loc", ()) if part not in KINDS)  # not the union's tag
     return loc or "body", str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from service.llm.dryrun_intents import (
+from service.kinds.dryrun_intents import (
     chart_type,
     colour,
     comparison,
@@ -23,7 +23,6 @@ from service.llm.dryrun_intents import (
     wants,
 )
 from service.pipeline import categories as cat
-from service.pipeline.classify import ClassifierInput, classify_local
 from service.pipeline.table import column_letters, parse_range
 
 Rows = list[list[Any]]
@@ -304,11 +303,6 @@ def text(context: dict[str, Any]) -> dict[str, Any]:
     return {"text": say(lang, "text_answer", query=query)}
 
 
-def classification(context: dict[str, Any]) -> dict[str, Any]:
-    decided = classify_local(ClassifierInput(query_text=query_of(context)))
-    return {"category": decided.category, "confidence": decided.confidence, "reason": "dryrun local model"}
-
-
 ANSWERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     cat.SPREADSHEET_TRANSFORMATION: transformation,
     cat.SPREADSHEET_GENERATION: generation,
@@ -319,11 +313,3 @@ ANSWERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     cat.SPREADSHEET_ASSISTANCE: text,
     cat.UNCERTAIN: text,
 }
-
-
-def generic_reply(messages: Any) -> str:
-    """A plain-text reply to a request no kind answers for (e.g. an operator's template preview),
-    derived from its last user turn only: stable for equal input and never anything but its shape."""
-    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-    words = last_user.split()
-    return f"Dry-run reply; last user message ({len(words)} words): {' '.join(words[:12])}"
