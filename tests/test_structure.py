@@ -26,11 +26,9 @@ ALLOWED_COMMITS = {
     "workers.handlers": "the worker's per-message handler",
     "workers.runner": "Kafka offsets (consumer.commit), not a database transaction",
     "service.webhooks.dispatcher": "per-delivery units of work, and its Kafka offsets",
-    "service.callers.auth": "the last-used bookkeeping job (a periodic unit of work of its own)",
     "service.callers.cli": "CLI commands",
     "service.cli": "CLI commands",
     "service.__main__": "CLI commands",
-    "service.seeding": "the `seed` CLI command",
 }
 
 # (importer prefix, imported prefix, why not)
