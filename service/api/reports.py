@@ -12,11 +12,8 @@ from fastapi.responses import PlainTextResponse, Response
 
 from service.api.deps import OwnerDep, StoreDep
 from service.api.errors import CONFLICT_RESPONSE
-from service.db.models import RequestKind
 from service.errors import NotFound
-from service.pipeline.prompt import detect_language
-from service.pipeline.report import render_report
-from service.pipeline.report_pdf import render_report_pdf
+from service.kinds import kind_of
 from service.schemas.fields import LanguageCode
 from service.usecases import requests as request_service
 
@@ -46,16 +43,18 @@ async def get_report(
     format: Literal["markdown", "pdf"] = Query("markdown", description="markdown, or pdf to download"),
 ) -> Response:
     row = request_service.require_completed(await request_service.get_request(store, request_id, owner_id))
-    if row.kind != RequestKind.PROCESS_ANALYSIS or not isinstance(row.result, dict):
-        raise NotFound("reports exist only for process-analysis requests")
-    lang = language or detect_language(row.title, row.description)
+    kind = kind_of(row.kind)
     if format == "pdf":
         # Laying out and subsetting the font is CPU work of a few hundred ms: off the event loop.
-        pdf = await asyncio.to_thread(render_report_pdf, row.result, title=row.title, language=lang)
+        pdf = await asyncio.to_thread(kind.report_pdf, row, language)
+        if pdf is None:
+            raise NotFound("reports exist only for process-analysis requests")
         return Response(
             pdf,
             media_type="application/pdf",
             headers={"Content-Disposition": f'attachment; filename="report-{request_id}.pdf"'},
         )
-    markdown = render_report(row.result, title=row.title, language=lang)
+    markdown = kind.report(row, language)
+    if markdown is None:
+        raise NotFound("reports exist only for process-analysis requests")
     return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")

@@ -86,7 +86,7 @@ def test_training_is_deterministic() -> None:
 
 def test_model_is_not_loaded_at_import() -> None:
     code = (
-        "import service.pipeline.classify, service.llm.dryrun_answers, service.usecases.prompt_library\n"
+        "import service.pipeline.classify, service.kinds, service.usecases.prompt_library\n"
         "from service.pipeline.classify_model import shipped_model\n"
         "print(shipped_model.cache_info().currsize)"
     )
