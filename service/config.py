@@ -167,8 +167,11 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(1.0, gt=0)
     # GET /v1/models: the backends' model lists are fetched at most this often per API process.
     models_cache_seconds: float = Field(300.0, ge=0)
-    # POST /v1/chat/completions holds the call this long for the answer, then answers 202.
-    chat_wait_seconds: float = Field(60.0, gt=0, le=600)
+    # GET /v1/models without a key (only the model names; chat still needs one).
+    models_public: bool = False
+    # POST /v1/chat/completions holds the call this long for the answer (a stream sends keep-alives
+    # meanwhile), then answers OpenAI's 504 `timeout`; the request goes on.
+    chat_wait_seconds: float = Field(180.0, gt=0, le=3600)
 
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.55, ge=0, le=1)

@@ -13,6 +13,20 @@ from typing import Any
 
 from service.schemas.requests import ChatInput
 
+# OpenAI's error `type` for our HTTP statuses (its SDKs read it); codes keep our own names.
+_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
+                429: "rate_limit_error", 504: "timeout"}  # fmt: skip
+
+
+def openai_error_type(status: int) -> str:
+    return _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+
+
+def openai_error(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error body {"error": {"message", "type", "param", "code"}}."""
+    return {"error": {"message": message, "type": openai_error_type(status), "param": param, "code": code}}
+
+
 # Parameters we accept and ignore (they change nothing a script relies on for a batch answer).
 _IGNORED = {"top_p", "n", "stop", "presence_penalty", "frequency_penalty", "user", "seed", "logit_bias"}
 
