@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     sse_max_seconds: float = Field(300.0, gt=0)
     # A worker serves its Prometheus metrics on this port (0: not served; `up` shows them at /metrics).
     worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # ... on this address. The port has no authentication: loopback unless a scraper elsewhere needs
+    # it (docker-compose sets 0.0.0.0 on its private network).
+    worker_metrics_host: str = "127.0.0.1"
     # How often a worker refreshes the queue-depth and consumer-lag gauges.
     metrics_refresh_seconds: float = Field(15.0, gt=0)
     # Webhooks. Per-request webhooks are signed with these `whsec_…` secrets (comma-separated; all
