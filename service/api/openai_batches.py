@@ -8,11 +8,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
 from service.api.deps import ClientsDep, OwnerDep, SessionDep
 from service.db import batches_repo as repo
+from service.db.batch_models import BatchStatus
 from service.errors import NotFound
 from service.schemas.batches import (
     BatchIdText,
@@ -27,6 +28,7 @@ from service.schemas.batches import (
     PurposeText,
     parse_batch_id,
 )
+from service.schemas.events import StatusEvent
 from service.usecases import batches as service
 from service.usecases import files as file_service
 from service.usecases.batch_lines import check_jsonl
@@ -117,7 +119,11 @@ async def delete_file(file_id: FileIdText, session: SessionDep, owner_id: OwnerD
 
 @router.post("/batches", response_model=OpenAIBatch, summary="Create a batch from an uploaded input file")
 async def create_batch(
-    body: CreateBatchBody, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
+    body: CreateBatchBody,
+    clients: ClientsDep,
+    session: SessionDep,
+    owner_id: OwnerDep,
+    background: BackgroundTasks,
 ) -> OpenAIBatch:
     stored = await file_service.get_file(session, body.input_file_id, owner_id)
     checker = service.checker(clients.settings, body.endpoint)
@@ -133,7 +139,12 @@ async def create_batch(
         input_file_id=stored.id,
         metadata=body.metadata,
     )
-    return OpenAIBatch.of(await service.view(session, await service.get_batch(session, batch_id, owner_id)))
+    batch = await service.get_batch(session, batch_id, owner_id)
+    if batch.status == BatchStatus.FAILED:
+        # Failed at creation (invalid lines): the feeder never sees it, so its completion event
+        # (webhook `batch.failed`, batch SSE) is sent here, once the session's commit is done.
+        background.add_task(clients.publisher.publish_event, StatusEvent.of_batch(batch))
+    return OpenAIBatch.of(await service.view(session, batch))
 
 
 @router.get("/batches", response_model=OpenAIBatchList, summary="Your batches, newest first")
