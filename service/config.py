@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     # A verified key is trusted for this long without a database read; a revocation made in another
     # process takes effect within this time (at once in the process that revoked it).
     api_key_cache_seconds: float = Field(30.0, ge=0)
+    # 401s for wrong keys (malformed, unknown, revoked) one client address may collect per minute (per
+    # API process); then 429 with Retry-After until the minute is over, without key lookups. 0: off.
+    auth_failures_per_minute: int = Field(30, ge=0)
     # last_used_at of keys is written in one batched UPDATE this often, not on every request.
     api_key_last_used_flush_seconds: float = Field(30.0, gt=0)
     # Requests per minute on submit and classify for keys without a figure of their own; 0 = none.
