@@ -34,6 +34,7 @@ from service.api.openapi_auth import declare_security
 from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
+from service.callers.connections import ConnectionCaps
 from service.callers.ratelimit import RequestRateLimiter
 from service.config import Settings, get_settings
 from service.db.request_store import open_request_store
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_web(app, settings)
+    app.state.connection_caps = ConnectionCaps(settings)
     for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
         # Every operation documents the error envelope for the statuses any route can answer.
         app.include_router(module.router, responses=ERROR_RESPONSES)

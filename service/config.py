@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     # reconnects with Last-Event-ID), which is also when it re-reads the row in case an event was lost.
     sse_keepalive_seconds: float = Field(15.0, gt=0)
     sse_max_seconds: float = Field(300.0, gt=0)
+    # Connections one owner may hold open at once in an API process: SSE streams (status, batch and
+    # streamed chat) and long-polls (`?wait=`, `Prefer: wait`, a chat completion's wait); past the
+    # cap, 429 with Retry-After. 0: no cap.
+    sse_max_streams_per_owner: int = Field(20, ge=0)
+    long_poll_max_per_owner: int = Field(100, ge=0)
     # A worker serves its Prometheus metrics on this port (0: not served; `up` shows them at /metrics).
     worker_metrics_port: int = Field(0, ge=0, le=65535)
     # ... on this address. The port has no authentication: loopback unless a scraper elsewhere needs

@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
+from starlette.background import BackgroundTask
 
-from service.api.deps import ClientsDep, OwnerDep
+from service.api.deps import ClientsDep, OwnerDep, connection_caps
+from service.callers.connections import released_after
 from service.errors import NotFound
 from service.schemas.batches import BatchIdText, NativeBatch, parse_batch_id
 from service.schemas.fields import Text
@@ -28,6 +30,7 @@ router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
 )
 async def batch_events(
     batch_id: BatchIdText,
+    request: Request,
     clients: ClientsDep,
     owner_id: OwnerDep,
     last_event_id: Annotated[
@@ -39,12 +42,14 @@ async def batch_events(
     parsed = parse_batch_id(batch_id)
     if parsed is None:
         raise NotFound(f"No batch with id {batch_id}.")
+    slot = connection_caps(request).acquire("sse", owner_id)
     watch = clients.hub.open_watch(parsed)  # before the read: nothing can slip in between
     try:
         async with clients.sessions() as session:
             await batches.get_batch(session, parsed, owner_id)  # 404 before the stream starts
     except BaseException:
         watch.close()
+        slot.release()
         raise
     try:
         seen = int((last_event_id or "-1").strip())
@@ -60,9 +65,10 @@ async def batch_events(
         max_seconds=clients.settings.sse_max_seconds,
     )
     return StreamingResponse(
-        _frames(changes),
+        released_after(slot, _frames(changes)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(slot.release),
     )
 
 

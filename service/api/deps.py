@@ -15,6 +15,7 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.callers.auth import Authenticator
+from service.callers.connections import ConnectionCaps
 from service.callers.model import Caller
 from service.config import Settings
 from service.db.request_store import RequestStore
@@ -78,6 +79,12 @@ async def get_caller(request: Request) -> Caller:
         caller = await authenticator.authenticate(authorization, api_key, client[0] if client else None)
         scope[_CALLER_KEY] = caller
     return caller
+
+
+def connection_caps(request: Request) -> ConnectionCaps:
+    """Per-owner caps on held connections (SSE, long-polls) of this process."""
+    caps: ConnectionCaps = request.app.state.connection_caps
+    return caps
 
 
 async def get_owner_id(request: Request) -> str | None:

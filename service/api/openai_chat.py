@@ -11,8 +11,10 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
-from service.api.deps import AdmissionDep, get_caller
+from service.api.deps import AdmissionDep, connection_caps, get_caller
+from service.callers.connections import released_after
 from service.schemas.batches import OpenAIErrorEnvelope
 from service.schemas.fields import SafeJsonObject
 from service.usecases import chat as service
@@ -74,6 +76,7 @@ _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     },
 )
 async def chat_completions(
+    request: Request,
     admitted: AdmissionDep,
     body: Annotated[
         SafeJsonObject,
@@ -86,20 +89,33 @@ async def chat_completions(
     # A stream first waits like a plain call for one keep-alive interval: an answer or a failure by
     # then gets its proper status; after it, the status is 200 and the stream carries what follows.
     first_wait = min(wait, settings.sse_keepalive_seconds) if stream else wait
-    outcome = await service.complete(admitted.clients, payload, admitted.owner_id, wait=first_wait)
+    # The call holds a connection open all along: a slot of the owner's cap, taken before submitting.
+    slot = connection_caps(request).acquire("sse" if stream else "long_poll", admitted.owner_id)
+    try:
+        outcome = await service.complete(admitted.clients, payload, admitted.owner_id, wait=first_wait)
+    except BaseException:
+        slot.release()
+        raise
     response: Response
-    if outcome.completion is None and not stream:
-        raise service.ChatTimedOut(outcome.request_id, wait)
-    if outcome.completion is None:
+    if outcome.completion is None and stream:
         chunks = service.pending_chunks(
             admitted.clients, outcome.request_id, admitted.owner_id, max_seconds=wait - first_wait
         )
-        response = StreamingResponse(chunks, media_type="text/event-stream", headers=_STREAM_HEADERS)
-    elif stream:
-        chunks = service.completion_chunks(outcome.completion)
-        response = StreamingResponse(chunks, media_type="text/event-stream", headers=_STREAM_HEADERS)
+        response = StreamingResponse(
+            released_after(slot, chunks),
+            media_type="text/event-stream",
+            headers=_STREAM_HEADERS,
+            background=BackgroundTask(slot.release),
+        )
     else:
-        response = Response(orjson.dumps(outcome.completion), media_type="application/json")
+        slot.release()
+        if outcome.completion is None:
+            raise service.ChatTimedOut(outcome.request_id, wait)
+        if stream:
+            chunks = service.completion_chunks(outcome.completion)
+            response = StreamingResponse(chunks, media_type="text/event-stream", headers=_STREAM_HEADERS)
+        else:
+            response = Response(orjson.dumps(outcome.completion), media_type="application/json")
     response.headers["Location"] = f"/api/v1/requests/{outcome.request_id}"
     response.headers.update(admitted.rate_limit_headers)
     return response

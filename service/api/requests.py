@@ -12,12 +12,22 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
-from service.api.deps import AdmissionDep, Clients, ClientsDep, OwnerDep, StoreDep, get_caller
+from service.api.deps import (
+    AdmissionDep,
+    Clients,
+    ClientsDep,
+    OwnerDep,
+    StoreDep,
+    connection_caps,
+    get_caller,
+)
 from service.api.errors import CONFLICT_RESPONSE
+from service.callers.connections import released_after
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
-from service.errors import ValidationFailed
+from service.errors import TooManyRequests, ValidationFailed
 from service.schemas.fields import Text
 from service.schemas.requests import (
     SEED_EXAMPLE,
@@ -160,6 +170,7 @@ def processing_seconds(row: RequestRecord) -> float | None:
     },
 )
 async def submit_request(
+    request: Request,
     admitted: AdmissionDep,
     payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
     prefer: Annotated[
@@ -181,7 +192,15 @@ async def submit_request(
     wait = prefer_wait(prefer, clients.settings.long_poll_max_seconds)
     row = None
     if wait > 0:
-        row = await service.wait_for_final(clients.store, clients.hub, submitted.id, owner_id, wait)
+        try:
+            slot = connection_caps(request).acquire("long_poll", owner_id)
+        except TooManyRequests:
+            slot = None  # a preference may be ignored: at the owner's cap, answer at once instead
+        if slot is not None:
+            try:
+                row = await service.wait_for_final(clients.store, clients.hub, submitted.id, owner_id, wait)
+            finally:
+                slot.release()
     if row is not None and row.status in RequestStatus.FINAL:
         response = model_response(status_out(row), 200)
         response.headers["Preference-Applied"] = f"wait={wait:g}"
@@ -239,7 +258,8 @@ async def get_status(request_id: uuid.UUID, request: Request) -> Response:
     wait = long_poll_seconds(request)
     if wait > 0:
         wait = min(wait, clients.settings.long_poll_max_seconds)
-        row = await service.wait_for_final(clients.store, clients.hub, request_id, owner_id, wait)
+        with connection_caps(request).hold("long_poll", owner_id):
+            row = await service.wait_for_final(clients.store, clients.hub, request_id, owner_id, wait)
     else:
         row = await service.get_status(clients.store, request_id, owner_id)
     return model_response(await live_status_out(clients, row))
@@ -253,6 +273,7 @@ async def get_status(request_id: uuid.UUID, request: Request) -> Response:
 )
 async def status_events(
     request_id: uuid.UUID,
+    request: Request,
     clients: ClientsDep,
     owner_id: OwnerDep,
     last_event_id: Annotated[
@@ -262,11 +283,13 @@ async def status_events(
     """queued → processing → completed/failed/cancelled/expired, one `status` event each (data: the
     status object, id: 1, 2, 3), then the stream ends. A reconnect with `Last-Event-ID` skips what
     was seen."""
+    slot = connection_caps(request).acquire("sse", owner_id)
     watch = clients.hub.open_watch(request_id)  # before the read: nothing can slip in between
     try:
         first = await service.get_status(clients.store, request_id, owner_id)
     except BaseException:
         watch.close()
+        slot.release()
         raise
     changes = live.status_changes(
         clients.store,
@@ -278,9 +301,10 @@ async def status_events(
         max_seconds=clients.settings.sse_max_seconds,
     )
     return StreamingResponse(
-        _sse_frames(clients, changes),
+        released_after(slot, _sse_frames(clients, changes)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(slot.release),
     )
 
 
