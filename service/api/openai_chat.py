@@ -5,7 +5,7 @@ editors' origins comes from CORS_ALLOW_ORIGINS."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, cast
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -13,12 +13,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from service.api.deps import AdmissionDep, connection_caps, get_caller
+from service.api.deps import AdmissionDep, get_caller
 from service.callers.connections import released_after
+from service.runtime import Runtime
 from service.schemas.batches import OpenAIErrorEnvelope
 from service.schemas.fields import SafeJsonObject
 from service.usecases import chat as service
-from service.usecases.chat import ModelList
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible chat"])
 
@@ -38,7 +38,7 @@ class OpenAIModelList(BaseModel):
 async def models_reader(request: Request) -> None:
     """GET /v1/models: any caller with a key, or anyone when MODELS_PUBLIC is on (ONLYOFFICE's
     plugin lists models without its key when a provider is typed in by hand)."""
-    if not request.app.state.clients.settings.models_public:
+    if not cast(Runtime, request.app.state.runtime).settings.models_public:
         await get_caller(request)
 
 
@@ -49,7 +49,7 @@ async def models_reader(request: Request) -> None:
     dependencies=[Depends(models_reader)],
 )
 async def list_models(request: Request) -> OpenAIModelList:
-    models: ModelList = request.app.state.model_list
+    models = cast(Runtime, request.app.state.runtime).models
     created = int(time.time())
     return OpenAIModelList(
         data=[OpenAIModel(id=name, created=created, owned_by="gigaoffice") for name in await models.names()]
@@ -76,7 +76,6 @@ _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     },
 )
 async def chat_completions(
-    request: Request,
     admitted: AdmissionDep,
     body: Annotated[
         SafeJsonObject,
@@ -84,22 +83,22 @@ async def chat_completions(
     ],
 ) -> Response:
     payload, stream = service.parse_chat_body(body)
-    settings = admitted.clients.settings
-    wait = settings.chat_wait_seconds
+    rt = admitted.rt
+    wait = rt.settings.chat_wait_seconds
     # A stream first waits like a plain call for one keep-alive interval: an answer or a failure by
     # then gets its proper status; after it, the status is 200 and the stream carries what follows.
-    first_wait = min(wait, settings.sse_keepalive_seconds) if stream else wait
+    first_wait = min(wait, rt.settings.sse_keepalive_seconds) if stream else wait
     # The call holds a connection open all along: a slot of the owner's cap, taken before submitting.
-    slot = connection_caps(request).acquire("sse" if stream else "long_poll", admitted.owner_id)
+    slot = rt.connections.acquire("sse" if stream else "long_poll", admitted.owner_id)
     try:
-        outcome = await service.complete(admitted.clients, payload, admitted.owner_id, wait=first_wait)
+        outcome = await service.complete(rt, payload, admitted.owner_id, wait=first_wait)
     except BaseException:
         slot.release()
         raise
     response: Response
     if outcome.completion is None and stream:
         chunks = service.pending_chunks(
-            admitted.clients, outcome.request_id, admitted.owner_id, max_seconds=wait - first_wait
+            rt, outcome.request_id, admitted.owner_id, max_seconds=wait - first_wait
         )
         response = StreamingResponse(
             released_after(slot, chunks),

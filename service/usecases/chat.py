@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,12 +26,12 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from service.api.deps import Clients
 from service.db.models import RequestStatus
 from service.errors import AppError, ValidationFailed
-from service.llm.base import LLMBackend, LLMError
-from service.schemas.openai_chat import chat_completion_object, chat_input_from_openai, openai_error
-from service.schemas.requests import ChatInput
+from service.kinds import kind_of
+from service.kinds.chat import ChatInput, chat_input_from_openai
+from service.runtime import Runtime
+from service.schemas.openai_errors import openai_error
 from service.usecases import requests as requests_service
 
 KEEPALIVE = b": keep-alive\n\n"
@@ -105,20 +104,18 @@ class ChatOutcome:
     completion: dict[str, Any] | None  # None: still running when the first wait ended
 
 
-async def complete(clients: Clients, payload: ChatInput, owner_id: str | None, *, wait: float) -> ChatOutcome:
+async def complete(rt: Runtime, payload: ChatInput, owner_id: str | None, *, wait: float) -> ChatOutcome:
     """Submit, and wait up to `wait` seconds for the answer; ChatFailed when the request failed."""
-    submitted = await requests_service.submit(
-        clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id
-    )
-    status = await requests_service.wait_for_final(clients.store, clients.hub, submitted.id, owner_id, wait)
+    submitted = await requests_service.submit(rt, payload, owner_id)
+    status = await requests_service.wait_for_final(rt.store, rt.hub, submitted.id, owner_id, wait)
     if status.status not in RequestStatus.FINAL:
         return ChatOutcome(submitted.id, None)
-    return ChatOutcome(submitted.id, await _completion(clients, submitted.id, owner_id))
+    return ChatOutcome(submitted.id, await _completion(rt, submitted.id, owner_id))
 
 
-async def _completion(clients: Clients, request_id: uuid.UUID, owner_id: str | None) -> dict[str, Any]:
+async def _completion(rt: Runtime, request_id: uuid.UUID, owner_id: str | None) -> dict[str, Any]:
     """A final request's answer as a `chat.completion`; ChatFailed when it ended without one."""
-    row = await requests_service.get_request(clients.store, request_id, owner_id)
+    row = await requests_service.get_request(rt.store, request_id, owner_id)
     if row.status != RequestStatus.COMPLETED or not isinstance(row.result, dict):
         code = row.error_code or row.status
         raise ChatFailed(
@@ -126,33 +123,32 @@ async def _completion(clients: Clients, request_id: uuid.UUID, owner_id: str | N
             code=code,
             status_code=_FAILURE_STATUS.get(code, 502),
         )
-    return chat_completion_object(row.id, row.result, row.created_at)
+    return kind_of(row.kind).chat_completion(row.id, row.result, row.created_at)
 
 
 async def pending_chunks(
-    clients: Clients, request_id: uuid.UUID, owner_id: str | None, max_seconds: float
+    rt: Runtime, request_id: uuid.UUID, owner_id: str | None, max_seconds: float
 ) -> AsyncIterator[bytes]:
     """The stream of a request still running: keep-alive comments until it is final (woken by its
     completion event; the row is read at the start, on the event and at the deadline), then its
     chunks and [DONE], or an error event when it failed or `max_seconds` passed."""
-    keepalive = clients.settings.sse_keepalive_seconds
+    keepalive = rt.settings.sse_keepalive_seconds
     deadline = time.monotonic() + max_seconds
     yield KEEPALIVE  # at once: the client and any proxy see the stream is alive
-    with clients.hub.watch(request_id) as watch:
-        row = await requests_service.get_status(clients.store, request_id, owner_id)
+    with rt.hub.watch(request_id) as watch:
+        row = await requests_service.get_status(rt.store, request_id, owner_id)
         while row.status not in RequestStatus.FINAL:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                timed_out = ChatTimedOut(request_id, clients.settings.chat_wait_seconds)
-                yield _error_event(timed_out)
+                yield _error_event(ChatTimedOut(request_id, rt.settings.chat_wait_seconds))
                 return
             event = await watch.final(min(keepalive, remaining))
             if event is not None or time.monotonic() >= deadline:
-                row = await requests_service.get_status(clients.store, request_id, owner_id)
+                row = await requests_service.get_status(rt.store, request_id, owner_id)
             else:
                 yield KEEPALIVE
     try:
-        completion = await _completion(clients, request_id, owner_id)
+        completion = await _completion(rt, request_id, owner_id)
     except ChatFailed as failed:
         yield _error_event(failed)
         return
@@ -187,26 +183,3 @@ async def completion_chunks(completion: dict[str, Any]) -> AsyncIterator[bytes]:
             chunk["usage"] = completion.get("usage")
         yield b"data: " + orjson.dumps(chunk) + b"\n\n"
     yield b"data: [DONE]\n\n"
-
-
-class ModelList:
-    """The backends' model ids, fetched at most once per `max_age_seconds`; concurrent callers share
-    one fetch; while the backends are unreachable, the last list known is served."""
-
-    def __init__(self, backend: LLMBackend, max_age_seconds: float) -> None:
-        self._backend = backend
-        self._max_age = max_age_seconds
-        self._names: list[str] = []
-        self._fetched_at = float("-inf")
-        self._lock = asyncio.Lock()
-
-    async def names(self) -> list[str]:
-        async with self._lock:
-            if time.monotonic() - self._fetched_at >= self._max_age:
-                try:
-                    self._names = await self._backend.models()
-                    self._fetched_at = time.monotonic()
-                except LLMError:
-                    if not self._names:
-                        raise
-        return self._names
