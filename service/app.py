@@ -35,6 +35,7 @@ from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
 from service.callers.ratelimit import RequestRateLimiter
 from service.config import Settings, get_settings
+from service.console import install_console
 from service.db.request_store import open_request_store
 from service.db.session import create_engine, create_session_factory
 from service.llm.registry import backend_health, build_backend
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):
         app.include_router(module.router, dependencies=[Depends(get_caller)], responses=ERROR_RESPONSES)
+    install_console(app, settings)  # the operator console at /console (its own sign-in and sessions)
     return app
 
 

@@ -83,20 +83,25 @@ class Processor:
             return await self._converse(row)
         prepared = await self.prepare(row)
         responses: list[ChatResponse] = list(prepared.responses)
+        calls: list[dict[str, Any]] = []
         try:
+            calls.append(sent(prepared.chat))
             response = await self._backend.chat(prepared.chat)
             responses.append(response)
+            calls[-1]["answer"] = response.text
             try:
                 result = parse_answer(prepared.category, response.text)
             except AnswerInvalid as first_error:
                 # One repair round: models usually fix a format slip when told exactly what is wrong.
                 repair = build_repair_request(prepared.chat, response.text, first_error)
+                calls.append(sent(repair))
                 response = await self._backend.chat(repair)
                 responses.append(response)
+                calls[-1]["answer"] = response.text
                 result = parse_answer(prepared.category, response.text)
         except AnswerInvalid as exc:
             return Outcome(
-                accounting=_account(responses),
+                accounting=_account(responses, calls),
                 category=prepared.category,
                 error_code=exc.code,
                 error_message=without_nul(f"The model's answer was invalid: {exc.message}"),
@@ -104,13 +109,13 @@ class Processor:
         except LLMError as exc:
             responses.extend(exc.billed)  # a moderated answer still cost its tokens
             return Outcome(
-                accounting=_account(responses),
+                accounting=_account(responses, calls),
                 category=prepared.category,
                 error_code=exc.code,
                 error_message=without_nul(exc.message),
             )
         return Outcome(
-            accounting=_account(responses),
+            accounting=_account(responses, calls),
             category=prepared.category,
             result=without_nul(result),
             template_version=prepared.template_version,
@@ -119,12 +124,16 @@ class Processor:
     async def _converse(self, row: ClaimedRequest) -> Outcome:
         """Kind `chat`: the caller's messages go to the backend as they are; the answer is free text,
         so there is nothing to parse or repair."""
+        request = chat_request(row, self._settings)
+        call = sent(request)
         try:
-            response = await self._backend.chat(chat_request(row, self._settings))
+            response = await self._backend.chat(request)
         except LLMError as exc:
             message = without_nul(exc.message)
-            return Outcome(accounting=LLMAccounting(), error_code=exc.code, error_message=message)
-        return Outcome(accounting=_account([response]), result=without_nul(chat_result(response)))
+            accounting = LLMAccounting(transcript=without_nul({"calls": [call]}))
+            return Outcome(accounting=accounting, error_code=exc.code, error_message=message)
+        call["answer"] = response.text
+        return Outcome(accounting=_account([response], [call]), result=without_nul(chat_result(response)))
 
 
 def chat_request(row: ClaimedRequest, settings: Settings) -> ChatRequest:
@@ -154,6 +163,12 @@ def chat_result(response: ChatResponse) -> dict[str, Any]:
     }
 
 
+def sent(request: ChatRequest) -> dict[str, Any]:
+    """One LLM call as the transcript keeps it: the messages exactly as sent; its answer once known."""
+    messages = [{"role": m.role, "content": m.content} for m in request.conversation()]
+    return {"messages": messages, "answer": None}
+
+
 def without_nul(value: Any) -> Any:
     """A model may emit U+0000, which PostgreSQL text and JSONB cannot store: drop it everywhere."""
     if isinstance(value, str):
@@ -165,9 +180,10 @@ def without_nul(value: Any) -> Any:
     return value
 
 
-def _account(responses: list[ChatResponse]) -> LLMAccounting:
+def _account(responses: list[ChatResponse], calls: list[dict[str, Any]]) -> LLMAccounting:
+    transcript = without_nul({"calls": calls}) if calls else None
     if not responses:
-        return LLMAccounting()
+        return LLMAccounting(transcript=transcript)
     last = responses[-1]
     return LLMAccounting(
         prompt_tokens=sum(r.usage.prompt_tokens for r in responses),
@@ -178,4 +194,5 @@ def _account(responses: list[ChatResponse]) -> LLMAccounting:
         latency_ms=sum(r.latency_ms for r in responses),
         backend=last.backend,
         model=last.model,
+        transcript=transcript,
     )
