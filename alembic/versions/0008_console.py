@@ -1,7 +1,7 @@
 """The operator console: its sessions, what the LLM was sent and answered, and listing indexes.
 
-Revision ID: 0008_console
-Revises: 0004
+Revision ID: r0008_console
+Revises: r0007_batches
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from service.db.models import JSONType, UTCDateTime
 
-revision = "0008_console"
-down_revision = "0004"
+revision = "r0008_console"
+down_revision = "r0007_batches"
 branch_labels = None
 depends_on = None
 
