@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from playwright.async_api import Browser, Page, expect
+from sqlalchemy import update
 
-from service.db.models import AnalysisRequest
+from service.db.console_models import ConsoleSession
+from service.db.models import AnalysisRequest, utcnow
 from tests.console.conftest import SCREENSHOTS, Console
 
 
@@ -258,6 +261,43 @@ async def test_signed_out_sessions_are_refused(browser: Browser, console: Consol
         assert post.status_code == 401
 
 
+async def test_sign_in_and_navigation_work_from_the_keyboard(browser: Browser, console: Console) -> None:
+    context = await browser.new_context(base_url=console.url)
+    page = await context.new_page()
+    await page.goto("/console/signin")
+    # The key field has the focus; typing and Enter sign in without a pointer.
+    await page.keyboard.type(console.key_a)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    # The first Tab reaches the skip link, which moves the focus to the content.
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Overview")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Requests")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Requests")).to_be_visible()
+    # Every form control of the filters has a label.
+    for label in ("Status", "Kind", "Category", "Submitted from (UTC)", "to"):
+        await expect(page.get_by_label(label, exact=True)).to_have_count(1)
+    await context.close()
+
+
+async def test_an_expired_session_is_refused(browser: Browser, console: Console) -> None:
+    page = await signed_in(browser, console, console.key_b)
+    async with console.svc.sessions() as session:
+        await session.execute(
+            update(ConsoleSession)
+            .where(ConsoleSession.key_id == console.owner_b)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+    await page.goto("/console/requests")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+# Last: from here on this address may not fail a sign-in for a minute.
 async def test_failed_sign_ins_are_throttled_per_address(browser: Browser, console: Console) -> None:
     context = await browser.new_context(base_url=console.url)
     page = await context.new_page()
