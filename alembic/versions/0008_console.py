@@ -1,4 +1,5 @@
-"""The operator console: its sessions, what the LLM was sent and answered, and listing indexes.
+"""The operator console: its sessions, what the LLM was sent and answered, listing indexes and daily
+usage sums.
 
 Revision ID: r0008_console
 Revises: r0007_batches
@@ -42,6 +43,22 @@ def upgrade() -> None:
     )
     op.create_index("ix_console_sessions_key", "console_sessions", ["key_id"])
     op.create_index("ix_console_sessions_expires", "console_sessions", ["expires_at"])
+    # Usage of days whose requests are all final, summed once (the console's usage over long periods).
+    op.create_table(
+        "usage_days",
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("owner_id", sa.String(64), primary_key=True),
+        sa.Column("model", sa.String(128), primary_key=True),
+        sa.Column("requests", sa.BigInteger(), nullable=False),
+        sa.Column("prompt_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("completion_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("total_tokens", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "usage_days_rolled",
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("rolled_at", UTCDateTime(), nullable=False),
+    )
     op.add_column("requests", sa.Column("transcript", JSONType))
     for name, columns, include in _LISTING_INDEXES:
         op.create_index(name, "requests", columns, postgresql_include=list(include))
@@ -60,6 +77,8 @@ def downgrade() -> None:
     for name, _, _ in reversed(_LISTING_INDEXES):
         op.drop_index(name, table_name="requests")
     op.drop_column("requests", "transcript")
+    op.drop_table("usage_days_rolled")
+    op.drop_table("usage_days")
     op.drop_index("ix_console_sessions_expires", table_name="console_sessions")
     op.drop_index("ix_console_sessions_key", table_name="console_sessions")
     op.drop_table("console_sessions")

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from service.callers.budgets import period_bounds
 from service.console.auth import ConsoleUser, admin_user, checked_form, current_user
-from service.console.web import ConsoleRoute, render, see_other
+from service.console.web import ConsoleRoute, plain_id, render, see_other
 from service.db import console_repo
 from service.db import prompts_repo as prompts_repo
 from service.db.key_models import Role
@@ -60,13 +60,21 @@ def _limits(form: FormData) -> dict[str, int | None]:
 async def _keys_page(
     request: Request, new_secret: str | None = None, new_name: str | None = None
 ) -> Response:
-    bounds = period_bounds(utcnow())
+    now = utcnow()
+    month_start, today = period_bounds(now)["month"][0], now.date().isoformat()
     async with request.app.state.clients.sessions() as session:
         rows = await keys_usecase.list_keys(session, include_revoked=True)
-        today = await console_repo.tokens_by_owner(session, bounds["day"][0])
-        month = await console_repo.tokens_by_owner(session, bounds["month"][0])
+        lines = await console_repo.usage_by_day(session, None, month_start, now)
+        await session.commit()  # days summed for the first time
+    month: dict[str | None, tuple[int, int]] = {}
+    today_used: dict[str | None, tuple[int, int]] = {}
+    for line in lines:
+        for table in (month, today_used) if line.day == today else (month,):
+            n, t = table.get(line.owner_id, (0, 0))
+            table[line.owner_id] = (n + line.requests, t + line.total_tokens)
     keys = [
-        {"row": row, "today": today.get(row.id, (0, 0)), "month": month.get(row.id, (0, 0))} for row in rows
+        {"row": row, "today": today_used.get(row.id, (0, 0)), "month": month.get(row.id, (0, 0))}
+        for row in rows
     ]
     return render(
         request,
@@ -102,7 +110,7 @@ async def create_key(request: Request, user: AdminDep) -> Response:
 async def revoke_key(request: Request, key_id: str, user: AdminDep) -> Response:
     await checked_form(request)
     async with request.app.state.clients.sessions() as session:
-        await keys_usecase.revoke_key(session, key_id[:32])
+        await keys_usecase.revoke_key(session, plain_id(key_id, "API key"))
         await session.commit()
     request.app.state.authenticator.forget(key_id)
     return see_other("/console/keys?done=revoked")
@@ -112,7 +120,7 @@ async def revoke_key(request: Request, key_id: str, user: AdminDep) -> Response:
 async def edit_limits(request: Request, key_id: str, user: AdminDep) -> Response:
     form = await checked_form(request)
     async with request.app.state.clients.sessions() as session:
-        await keys_usecase.update_key(session, key_id[:32], _limits(form))
+        await keys_usecase.update_key(session, plain_id(key_id, "API key"), _limits(form))
         await session.commit()
     request.app.state.authenticator.forget(key_id)
     return see_other("/console/keys?done=limits")
@@ -130,6 +138,10 @@ async def prompts_page(request: Request, user: UserDep) -> Response:
     for row in current:
         by_category.setdefault(row.category, []).append(row)
     return render(request, "prompts.html", page="prompts", categories=categories, current=by_category)
+
+
+def _category(category: str) -> str:
+    return plain_id(category, "category")
 
 
 def _language(language: str) -> str:
@@ -158,7 +170,7 @@ def _diff(older: Any, newer: Any) -> list[tuple[str, str]]:
 async def prompt_page(
     request: Request, category: str, language: str, user: UserDep, a: int | None = None, b: int | None = None
 ) -> Response:
-    language = _language(language)
+    category, language = _category(category), _language(language)
     async with request.app.state.clients.sessions() as session:
         versions = list(
             await prompts_repo.list_templates(session, category=category, language=language, history=True)
@@ -212,7 +224,7 @@ def _write(form: FormData, note: str | None = None) -> prompt_library.TemplateWr
 @router.post("/prompts/{category}/{language}")
 async def edit_prompt(request: Request, category: str, language: str, user: AdminDep) -> Response:
     form = await checked_form(request)
-    language = _language(language)
+    category, language = _category(category), _language(language)
     write = _write(form)
     async with request.app.state.clients.sessions() as session:
         row = await prompt_library.create_template(session, category, language, write, user.caller.key_id)
@@ -224,7 +236,7 @@ async def edit_prompt(request: Request, category: str, language: str, user: Admi
 async def roll_back(request: Request, category: str, language: str, user: AdminDep) -> Response:
     """Rolling back appends the old version's content as the newest version: history only grows."""
     form = await checked_form(request)
-    language = _language(language)
+    category, language = _category(category), _language(language)
     version = _text(form, "version", 10)
     async with request.app.state.clients.sessions() as session:
         rows = await prompts_repo.list_templates(session, category=category, language=language, history=True)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from service.console.auth import ConsoleUser, checked_form, current_user
-from service.console.web import ConsoleRoute, render, see_other
+from service.console.web import ConsoleRoute, plain_id, render, see_other
 from service.db import console_repo, feedback_repo
 from service.db import requests_repo as repo
 from service.db.models import RequestKind, RequestStatus
@@ -63,7 +63,7 @@ async def list_requests(
     until: str | None = None,
     before: str | None = None,
 ) -> Response:
-    owner = (owner or "").strip()[:64] or None
+    owner = plain_id(owner.strip(), "owner") if owner and owner.strip() else None
     where = console_repo.RequestFilter(
         # A user key sees its own rows whatever it asks for; an admin may narrow to one owner.
         owner_id=owner if user.is_admin else user.caller.owner_id,

@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 
 from service.console.auth import ConsoleUser, checked_form, current_user
 from service.console.charts import bar_chart
-from service.console.web import CONSOLE_HEADERS, ConsoleRoute, render, see_other
+from service.console.web import CONSOLE_HEADERS, ConsoleRoute, plain_id, render, see_other
 from service.db import batches_repo, console_repo
 from service.db.batch_models import Batch, BatchStatus
 from service.db.models import utcnow
@@ -47,9 +47,11 @@ def _cost(tokens: int, model: str | None, prices: dict[str, float]) -> float | N
 @router.get("/usage")
 async def usage_page(request: Request, user: UserDep, days: int = 7) -> Response:
     settings = request.app.state.clients.settings
-    since = utcnow() - timedelta(days=_days(days))
+    now = utcnow()
+    since = console_repo.day_start(now) - timedelta(days=_days(days) - 1)
     async with request.app.state.clients.sessions() as session:
-        lines = await console_repo.usage_by_day(session, user.owner_scope, since)
+        lines = await console_repo.usage_by_day(session, user.owner_scope, since, now)
+        await session.commit()  # days summed for the first time
         own = (
             await usage_report(session, request.app.state.budgets, settings, user.caller.owner_id)
             if not user.is_admin
@@ -84,9 +86,11 @@ async def usage_page(request: Request, user: UserDep, days: int = 7) -> Response
 @router.get("/usage.csv")
 async def usage_csv(request: Request, user: UserDep, days: int = 7) -> Response:
     prices = request.app.state.clients.settings.llm_price_per_1k_tokens
-    since = utcnow() - timedelta(days=_days(days))
+    now = utcnow()
+    since = console_repo.day_start(now) - timedelta(days=_days(days) - 1)
     async with request.app.state.clients.sessions() as session:
-        lines = await console_repo.usage_by_day(session, user.owner_scope, since)
+        lines = await console_repo.usage_by_day(session, user.owner_scope, since, now)
+        await session.commit()  # days summed for the first time
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -217,7 +221,9 @@ async def webhook_page(request: Request, endpoint_id: str, user: UserDep) -> Res
 async def replay_delivery(request: Request, delivery_id: str, user: UserDep) -> Response:
     await checked_form(request)
     async with request.app.state.clients.sessions() as session:
-        delivery = await webhooks_usecase.replay(session, delivery_id[:40], user.owner_scope)
+        delivery = await webhooks_usecase.replay(
+            session, plain_id(delivery_id, "webhook delivery"), user.owner_scope
+        )
         endpoint_id = delivery.endpoint_id
         await session.commit()
     return see_other(f"/console/webhooks/{endpoint_id}?done=replayed")

@@ -7,6 +7,7 @@ an HTML page with the same status, and a missing session sends a page view to th
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
 from service.console.auth import CSRF_FIELD, USER_SCOPE_KEY, SignInRequired
-from service.errors import AppError
+from service.errors import AppError, NotFound
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -135,3 +136,14 @@ def pretty(value: Any) -> str:
 templates.env.filters.update(
     when=when, age=age, seconds=seconds_text, number=number, percent=percent, pretty=pretty
 )
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def plain_id(value: str, what: str) -> str:
+    """An id from a path or query (key, owner, delivery, category): letters, digits and -_.: only,
+    so nothing unstorable (a NUL, say) reaches the database. Anything else names nothing: 404."""
+    if not _TOKEN.fullmatch(value):
+        raise NotFound(f"No {what} '{value[:40]}'.")
+    return value

@@ -3,9 +3,9 @@ process behind a load balancer knows every session; only a digest of the cookie'
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import BigInteger, Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.models import Base, UTCDateTime
@@ -26,3 +26,28 @@ class ConsoleSession(Base):
         Index("ix_console_sessions_key", "key_id"),
         Index("ix_console_sessions_expires", "expires_at"),
     )
+
+
+class UsageDay(Base):
+    """Requests and tokens of one UTC day, owner and model: the console's usage figures for days
+    whose requests are all final, so a 90-day chart does not re-read 90 days of requests. Filled by
+    the console on first view of a closed day (service/db/console_repo.py); "" stands for none."""
+
+    __tablename__ = "usage_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    total_tokens: Mapped[int] = mapped_column(BigInteger)
+
+
+class UsageDayRolled(Base):
+    """The days already summed into usage_days (a day with no requests has no rows there)."""
+
+    __tablename__ = "usage_days_rolled"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,17 +9,32 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, delete, func, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Float,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.batch_models import Batch
-from service.db.console_models import ConsoleSession
+from service.db.console_models import ConsoleSession, UsageDay, UsageDayRolled
 from service.db.feedback_models import Feedback, Rating
 from service.db.key_models import ApiKey
-from service.db.models import AnalysisRequest, RequestStatus
+from service.db.models import AnalysisRequest, RequestStatus, utcnow
 
 _T = AnalysisRequest
 
@@ -230,6 +245,12 @@ def _quantile(ordered: list[float], q: float) -> float | None:
 
 
 # --- usage ---------------------------------------------------------------------------------------
+#
+# Usage per UTC day, owner and model. A day whose requests are all final never changes again: it is
+# summed once into usage_days (on the first view that needs it) and read from there; only the days
+# that may still change (today, and any day with a request still queued or processing) are summed
+# live from requests. A 90-day chart thus reads a few hundred rollup rows and a day or two of
+# requests, not 90 days of them.
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,36 +270,103 @@ def _day(session: AsyncSession) -> Any:
     return func.strftime("%Y-%m-%d", _T.created_at)
 
 
-def usage_statement(session: AsyncSession, owner_id: str | None, since: datetime) -> Any:
-    day = _day(session).label("day")
-    stmt = select(
-        day,
-        _T.owner_id,
-        _T.llm_model,
+def day_start(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def open_since(session: AsyncSession, now: datetime) -> datetime:
+    """The start of the first day that may still change: today, or the day of the oldest request
+    still queued or processing (the active rows' partial index)."""
+    oldest = await session.scalar(select(func.min(_T.created_at)).where(_T.status.in_(RequestStatus.ACTIVE)))
+    today = day_start(now)
+    return min(today, day_start(oldest)) if oldest is not None else today
+
+
+def _sums() -> tuple[Any, ...]:
+    return (
         func.count(),
         func.coalesce(func.sum(_T.prompt_tokens), 0),
         func.coalesce(func.sum(_T.completion_tokens), 0),
         func.coalesce(func.sum(_T.total_tokens), 0),
-    ).where(_T.created_at >= since)
+    )
+
+
+def live_usage_statement(session: AsyncSession, owner_id: str | None, since: datetime) -> Any:
+    day = _day(session).label("day")
+    stmt = select(day, _T.owner_id, _T.llm_model, *_sums()).where(_T.created_at >= since)
     if owner_id is not None:
         stmt = stmt.where(_T.owner_id == owner_id)
-    return stmt.group_by(day, _T.owner_id, _T.llm_model).order_by(day, _T.owner_id, _T.llm_model)
+    return stmt.group_by(day, _T.owner_id, _T.llm_model)
 
 
-async def usage_by_day(session: AsyncSession, owner_id: str | None, since: datetime) -> list[UsageLine]:
-    """Requests and tokens per UTC day, owner and model since `since` (one owner, or every one)."""
-    rows = (await session.execute(usage_statement(session, owner_id, since))).all()
-    return [UsageLine(str(d), o, m, int(n), int(p), int(c), int(t)) for d, o, m, n, p, c, t in rows]
-
-
-async def tokens_by_owner(session: AsyncSession, since: datetime) -> dict[str | None, tuple[int, int]]:
-    """(requests, tokens) per owner since `since`: the keys page's usage column."""
-    stmt = (
-        select(_T.owner_id, func.count(), func.coalesce(func.sum(_T.total_tokens), 0))
-        .where(_T.created_at >= since)
-        .group_by(_T.owner_id)
+def day_sums_statement(day: date) -> Any:
+    """One day's sums per owner and model, as usage_days stores them (the time index covers it)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    owner, model = func.coalesce(_T.owner_id, ""), func.coalesce(_T.llm_model, "")
+    return (
+        select(literal(day, Date), owner, model, *_sums())
+        .where(_T.created_at >= start, _T.created_at < start + timedelta(days=1))
+        .group_by(owner, model)
     )
-    return {owner: (int(n), int(t)) for owner, n, t in (await session.execute(stmt)).all()}
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    return (pg_insert if _dialect(session) == "postgresql" else sqlite_insert)(table)
+
+
+async def roll_up(session: AsyncSession, first: date, end: date) -> int:
+    """Sum every day in [first, end) not summed yet into usage_days; the caller commits. Two
+    processes doing it at once: the second finds the day's marker and leaves the day alone."""
+    rolled = set(
+        (
+            await session.execute(
+                select(UsageDayRolled.day).where(UsageDayRolled.day >= first, UsageDayRolled.day < end)
+            )
+        ).scalars()
+    )
+    added = 0
+    day = first
+    while day < end:
+        if day not in rolled:
+            marker = _insert(session, UsageDayRolled).values(day=day, rolled_at=utcnow())
+            claimed = await session.execute(marker.on_conflict_do_nothing().returning(UsageDayRolled.day))
+            if claimed.first() is not None:
+                sums = day_sums_statement(day)
+                columns = ["day", "owner_id", "model", "requests", "prompt_tokens", "completion_tokens"]
+                await session.execute(insert(UsageDay).from_select([*columns, "total_tokens"], sums))
+                added += 1
+        day += timedelta(days=1)
+    return added
+
+
+async def forget_day(session: AsyncSession, moment: datetime) -> None:
+    """A request of that day changes again (re-queued): its day is summed anew when next viewed."""
+    day = day_start(moment).date()
+    await session.execute(delete(UsageDay).where(UsageDay.day == day))
+    await session.execute(delete(UsageDayRolled).where(UsageDayRolled.day == day))
+
+
+async def usage_by_day(
+    session: AsyncSession, owner_id: str | None, since: datetime, now: datetime
+) -> list[UsageLine]:
+    """Requests and tokens per UTC day, owner and model from the day of `since` on (one owner, or
+    every one). May sum closed days into usage_days first: the caller commits."""
+    first = day_start(since)
+    boundary = max(first, await open_since(session, now))
+    await roll_up(session, first.date(), boundary.date())
+    closed = select(
+        UsageDay.day, UsageDay.owner_id, UsageDay.model, UsageDay.requests, UsageDay.prompt_tokens,
+        UsageDay.completion_tokens, UsageDay.total_tokens,
+    ).where(UsageDay.day >= first.date(), UsageDay.day < boundary.date())  # fmt: skip
+    if owner_id is not None:
+        closed = closed.where(UsageDay.owner_id == owner_id)
+    lines = [
+        UsageLine(d.isoformat() if isinstance(d, date) else str(d), o or None, m or None, n, p, c, t)
+        for d, o, m, n, p, c, t in (await session.execute(closed)).all()
+    ]
+    live = (await session.execute(live_usage_statement(session, owner_id, boundary))).all()
+    lines += [UsageLine(str(d), o, m, int(n), int(p), int(c), int(t)) for d, o, m, n, p, c, t in live]
+    return sorted(lines, key=lambda line: (line.day, line.owner_id or "", line.model or ""))
 
 
 # --- prompt versions -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
+from service.db import console_repo
 from service.db import requests_repo as repo
 from service.db.models import RequestStatus, utcnow
 from service.errors import Conflict, NotFound
@@ -35,6 +36,8 @@ async def requeue(
                 details={"status": row.status},
             )
         changed = await repo.requeue_failed(session, request_id)
+        # Its day's usage may change again: the console sums that day anew.
+        await console_repo.forget_day(session, row.created_at)
         attempts, in_batch = row.attempts, row.batch_id is not None
         await session.commit()
     if changed is None:
