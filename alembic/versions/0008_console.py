@@ -21,13 +21,13 @@ depends_on = None
 # Listings newest first (the keyset is (created_at, id)), whole or narrowed by one column.
 # Written out, not imported: a migration must not change when the models do.
 USAGE_COLUMNS = ("owner_id", "llm_model", "status", "prompt_tokens", "completion_tokens", "total_tokens")
-PROMPT_STATS_COLUMNS = ("template_version", "status", "error_code", "total_tokens")
+PROMPT_STATS_COLUMNS = ("template_version", "status", "error_code", "total_tokens", "owner_id")
 # On PostgreSQL two of them also carry what the usage and prompt-version aggregates read, so those
 # are index-only scans.
 _LISTING_INDEXES: tuple[tuple[str, list[str], tuple[str, ...]], ...] = (
     ("ix_requests_created", ["created_at", "id"], USAGE_COLUMNS),
-    ("ix_requests_status_created", ["status", "created_at", "id"], ()),
-    ("ix_requests_kind_created", ["kind", "created_at", "id"], ()),
+    ("ix_requests_status_created", ["status", "created_at", "id"], ("owner_id",)),
+    ("ix_requests_kind_created", ["kind", "created_at", "id"], ("owner_id",)),
     ("ix_requests_category_created", ["category", "created_at", "id"], PROMPT_STATS_COLUMNS),
 )
 
@@ -62,6 +62,16 @@ def upgrade() -> None:
     op.add_column("requests", sa.Column("transcript", JSONType))
     for name, columns, include in _LISTING_INDEXES:
         op.create_index(name, "requests", columns, postgresql_include=list(include))
+    # A batch's progress counts its lines by status: index-only once the status rides along.
+    op.drop_index("ix_requests_batch", table_name="requests")
+    op.create_index(
+        "ix_requests_batch",
+        "requests",
+        ["batch_id"],
+        postgresql_include=["status"],
+        postgresql_where=sa.text("batch_id IS NOT NULL"),
+        sqlite_where=sa.text("batch_id IS NOT NULL"),
+    )
     # The overview's last hour: completions per minute, latency percentiles and error classes.
     op.create_index(
         "ix_requests_finished",
@@ -74,6 +84,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_requests_finished", table_name="requests")
+    op.drop_index("ix_requests_batch", table_name="requests")
+    op.create_index(
+        "ix_requests_batch",
+        "requests",
+        ["batch_id"],
+        postgresql_where=sa.text("batch_id IS NOT NULL"),
+        sqlite_where=sa.text("batch_id IS NOT NULL"),
+    )
     for name, _, _ in reversed(_LISTING_INDEXES):
         op.drop_index(name, table_name="requests")
     op.drop_column("requests", "transcript")

@@ -61,19 +61,16 @@ async def _keys_page(
     request: Request, new_secret: str | None = None, new_name: str | None = None
 ) -> Response:
     now = utcnow()
-    month_start, today = period_bounds(now)["month"][0], now.date().isoformat()
     async with request.app.state.clients.sessions() as session:
         rows = await keys_usecase.list_keys(session, include_revoked=True)
-        lines = await console_repo.usage_by_day(session, None, month_start, now)
+        usage = await console_repo.usage_summary(session, None, period_bounds(now)["month"][0], now)
         await session.commit()  # days summed for the first time
-    month: dict[str | None, tuple[int, int]] = {}
-    today_used: dict[str | None, tuple[int, int]] = {}
-    for line in lines:
-        for table in (month, today_used) if line.day == today else (month,):
-            n, t = table.get(line.owner_id, (0, 0))
-            table[line.owner_id] = (n + line.requests, t + line.total_tokens)
     keys = [
-        {"row": row, "today": today_used.get(row.id, (0, 0)), "month": month.get(row.id, (0, 0))}
+        {
+            "row": row,
+            "today": usage.today_by_owner.get(row.id, (0, 0)),
+            "month": usage.by_owner.get(row.id, (0, 0)),
+        }
         for row in rows
     ]
     return render(

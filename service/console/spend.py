@@ -50,7 +50,7 @@ async def usage_page(request: Request, user: UserDep, days: int = 7) -> Response
     now = utcnow()
     since = console_repo.day_start(now) - timedelta(days=_days(days) - 1)
     async with request.app.state.clients.sessions() as session:
-        lines = await console_repo.usage_by_day(session, user.owner_scope, since, now)
+        usage = await console_repo.usage_summary(session, user.owner_scope, since, now)
         await session.commit()  # days summed for the first time
         own = (
             await usage_report(session, request.app.state.budgets, settings, user.caller.owner_id)
@@ -58,15 +58,8 @@ async def usage_page(request: Request, user: UserDep, days: int = 7) -> Response
             else None
         )
     prices = settings.llm_price_per_1k_tokens
-    per_day: dict[str, int] = {}
-    per_key: dict[str, list[int]] = {}
-    per_model: dict[str, list[int]] = {}
-    for line in lines:
-        per_day[line.day] = per_day.get(line.day, 0) + line.total_tokens
-        for table, name in ((per_key, line.owner_id or "—"), (per_model, line.model or "—")):
-            figures = table.setdefault(name, [0, 0])
-            figures[0] += line.requests
-            figures[1] += line.total_tokens
+    per_key = {owner or "—": list(figures) for owner, figures in usage.by_owner.items()}
+    per_model = {model or "—": list(figures) for model, figures in usage.by_model.items()}
     cost_by_model = {model: _cost(t, model, prices) for model, (_, t) in per_model.items()}
     return render(
         request,
@@ -74,7 +67,7 @@ async def usage_page(request: Request, user: UserDep, days: int = 7) -> Response
         page="usage",
         days=days,
         periods=PERIODS,
-        chart=bar_chart(f"Tokens per day, last {days} days", list(per_day.items()), " tokens"),
+        chart=bar_chart(f"Tokens per day, last {days} days", list(usage.by_day.items()), " tokens"),
         per_key=sorted(per_key.items(), key=lambda item: -item[1][1]),
         per_model=sorted(per_model.items(), key=lambda item: -item[1][1]),
         cost_by_model=cost_by_model,

@@ -67,7 +67,7 @@ QUEUED_BATCH = "status = 'queued' AND batch_id IS NOT NULL"
 
 # Columns the console's aggregates read, carried in its indexes on PostgreSQL (migration 0008).
 USAGE_COLUMNS = ("owner_id", "llm_model", "status", "prompt_tokens", "completion_tokens", "total_tokens")
-PROMPT_STATS_COLUMNS = ("template_version", "status", "error_code", "total_tokens")
+PROMPT_STATS_COLUMNS = ("template_version", "status", "error_code", "total_tokens", "owner_id")
 
 
 def partial(condition: str) -> dict[str, Any]:
@@ -133,7 +133,10 @@ class AnalysisRequest(Base):
         # The sweeper's look-ups: unfinished rows by age.
         Index("ix_requests_active", "status", "updated_at", **partial(ACTIVE_ROWS)),
         Index("ix_requests_owner_created", "owner_id", "created_at", **partial("owner_id IS NOT NULL")),
-        Index("ix_requests_batch", "batch_id", **partial("batch_id IS NOT NULL")),
+        # Carries the status on PostgreSQL (migration 0008): a batch's progress is an index-only count.
+        Index(
+            "ix_requests_batch", "batch_id", postgresql_include=["status"], **partial("batch_id IS NOT NULL")
+        ),
         # Queue position (migration 0005): queued rows of each lane by age.
         Index("ix_requests_queued_interactive", "created_at", **partial(QUEUED_INTERACTIVE)),
         Index("ix_requests_queued_batch", "created_at", **partial(QUEUED_BATCH)),
@@ -143,8 +146,10 @@ class AnalysisRequest(Base):
         # On PostgreSQL the time index also carries what usage sums, and the category index what the
         # prompt-version figures need, so those aggregates are index-only scans.
         Index("ix_requests_created", "created_at", "id", postgresql_include=list(USAGE_COLUMNS)),
-        Index("ix_requests_status_created", "status", "created_at", "id"),
-        Index("ix_requests_kind_created", "kind", "created_at", "id"),
+        # The owner rides along so that a user's filtered listing rejects other owners' rows in the
+        # index, without reading them.
+        Index("ix_requests_status_created", "status", "created_at", "id", postgresql_include=["owner_id"]),
+        Index("ix_requests_kind_created", "kind", "created_at", "id", postgresql_include=["owner_id"]),
         Index(
             "ix_requests_category_created",
             "category",

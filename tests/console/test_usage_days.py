@@ -56,6 +56,12 @@ async def test_closed_days_are_summed_once_and_open_days_live(own_postgres_url: 
         first = await figures()
         assert list(first.values()) == [300] * 5
         async with sessions() as session:
+            summary = await console_repo.usage_summary(session, None, today - timedelta(days=4), now)
+        assert summary.by_day == first
+        assert summary.by_owner == {"owner0": (10, 1000), "owner1": (5, 500)}
+        assert summary.by_model == {"model0": (10, 1000), "model1": (5, 500)}
+        assert summary.today_by_owner == {"owner0": (2, 200), "owner1": (1, 100)}
+        async with sessions() as session:
             rolled = set((await session.execute(select(UsageDayRolled.day))).scalars())
             assert rolled == {(today - timedelta(days=age)).date() for age in range(1, 5)}  # not today
             assert await session.scalar(select(func.sum(UsageDay.total_tokens))) == 1200
