@@ -238,7 +238,9 @@ async def time_page(client: httpx.AsyncClient, path: str, runs: int) -> dict[str
 
 
 def _sql(session: AsyncSession, statement: Select[Any]) -> tuple[str, tuple[Any, ...]]:
-    compiled = statement.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+    compiled = statement.compile(
+        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+    )
     return str(compiled), tuple(compiled.params[name] for name in compiled.positiontup or ())
 
 

@@ -8,16 +8,20 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from service.api.deps import SessionDep
 from service.callers.budgets import period_bounds
 from service.console.auth import ConsoleUser, admin_user, checked_form, current_user
+from service.console.parts import runtime
 from service.console.web import ConsoleRoute, plain_id, render, see_other
 from service.db import console_repo
 from service.db import prompts_repo as prompts_repo
 from service.db.key_models import Role
 from service.db.models import utcnow
+from service.db.unit_of_work import after_commit
 from service.errors import NotFound, ValidationFailed
 from service.pipeline.resources import LANGUAGES
 from service.usecases import keys as keys_usecase
@@ -58,13 +62,12 @@ def _limits(form: FormData) -> dict[str, int | None]:
 
 
 async def _keys_page(
-    request: Request, new_secret: str | None = None, new_name: str | None = None
+    request: Request, session: AsyncSession, new_secret: str | None = None, new_name: str | None = None
 ) -> Response:
     now = utcnow()
-    async with request.app.state.clients.sessions() as session:
-        rows = await keys_usecase.list_keys(session, include_revoked=True)
-        usage = await console_repo.usage_summary(session, None, period_bounds(now)["month"][0], now)
-        await session.commit()  # days summed for the first time
+    rows = await keys_usecase.list_keys(session, include_revoked=True)
+    # May sum closed days into usage_days: the route's unit of work commits them.
+    usage = await console_repo.usage_summary(session, None, period_bounds(now)["month"][0], now)
     keys = [
         {
             "row": row,
@@ -87,50 +90,54 @@ async def _keys_page(
 
 
 @router.get("/keys")
-async def keys_page(request: Request, user: AdminDep) -> Response:
-    return await _keys_page(request)
+async def keys_page(request: Request, user: AdminDep, session: SessionDep) -> Response:
+    return await _keys_page(request, session)
 
 
 @router.post("/keys")
-async def create_key(request: Request, user: AdminDep) -> Response:
+async def create_key(request: Request, user: AdminDep, session: SessionDep) -> Response:
     form = await checked_form(request)
     name = _text(form, "name", 200, required=True)
     role = _text(form, "role", 16) or Role.USER
-    async with request.app.state.clients.sessions() as session:
-        created = await keys_usecase.create_key(session, name, role, **_limits(form))
-        await session.commit()
+    created = await keys_usecase.create_key(session, name, role, **_limits(form))
     # The secret is on this one answer only (never stored, never in a URL): no redirect.
-    return await _keys_page(request, new_secret=created.secret, new_name=name)
+    return await _keys_page(request, session, new_secret=created.secret, new_name=name)
 
 
 @router.post("/keys/{key_id}/revoke")
-async def revoke_key(request: Request, key_id: str, user: AdminDep) -> Response:
+async def revoke_key(request: Request, key_id: str, user: AdminDep, session: SessionDep) -> Response:
     await checked_form(request)
-    async with request.app.state.clients.sessions() as session:
-        await keys_usecase.revoke_key(session, plain_id(key_id, "API key"))
-        await session.commit()
-    request.app.state.authenticator.forget(key_id)
+    await keys_usecase.revoke_key(session, plain_id(key_id, "API key"))
+    _forget_after_commit(request, session, key_id)
     return see_other("/console/keys?done=revoked")
 
 
 @router.post("/keys/{key_id}/limits")
-async def edit_limits(request: Request, key_id: str, user: AdminDep) -> Response:
+async def edit_limits(request: Request, key_id: str, user: AdminDep, session: SessionDep) -> Response:
     form = await checked_form(request)
-    async with request.app.state.clients.sessions() as session:
-        await keys_usecase.update_key(session, plain_id(key_id, "API key"), _limits(form))
-        await session.commit()
-    request.app.state.authenticator.forget(key_id)
+    await keys_usecase.update_key(session, plain_id(key_id, "API key"), _limits(form))
+    _forget_after_commit(request, session, key_id)
     return see_other("/console/keys?done=limits")
+
+
+def _forget_after_commit(request: Request, session: AsyncSession, key_id: str) -> None:
+    """This process trusts the key's new state at once, once it is committed (others within
+    API_KEY_CACHE_SECONDS)."""
+    authenticator = runtime(request).authenticator
+
+    async def forget() -> None:
+        authenticator.forget(key_id)
+
+    after_commit(session, forget)
 
 
 # --- prompts -------------------------------------------------------------------------------------
 
 
 @router.get("/prompts")
-async def prompts_page(request: Request, user: UserDep) -> Response:
-    async with request.app.state.clients.sessions() as session:
-        categories = await prompt_library.list_categories(session)
-        current = await prompts_repo.list_templates(session)
+async def prompts_page(request: Request, user: UserDep, session: SessionDep) -> Response:
+    categories = await prompt_library.list_categories(session)
+    current = await prompts_repo.list_templates(session)
     by_category: dict[str, list[Any]] = {}
     for row in current:
         by_category.setdefault(row.category, []).append(row)
@@ -165,16 +172,21 @@ def _diff(older: Any, newer: Any) -> list[tuple[str, str]]:
 
 @router.get("/prompts/{category}/{language}")
 async def prompt_page(
-    request: Request, category: str, language: str, user: UserDep, a: int | None = None, b: int | None = None
+    request: Request,
+    category: str,
+    language: str,
+    user: UserDep,
+    session: SessionDep,
+    a: int | None = None,
+    b: int | None = None,
 ) -> Response:
     category, language = _category(category), _language(language)
-    async with request.app.state.clients.sessions() as session:
-        versions = list(
-            await prompts_repo.list_templates(session, category=category, language=language, history=True)
-        )
-        if not versions:
-            raise NotFound(f"No templates for '{category[:64]}' in '{language}'.")
-        figures = await console_repo.version_figures(session, category, utcnow() - timedelta(days=STATS_DAYS))
+    versions = list(
+        await prompts_repo.list_templates(session, category=category, language=language, history=True)
+    )
+    if not versions:
+        raise NotFound(f"No templates for '{category[:64]}' in '{language}'.")
+    figures = await console_repo.version_figures(session, category, utcnow() - timedelta(days=STATS_DAYS))
     by_version = {row.version: row for row in versions}
     current = next((row for row in versions if row.is_current), versions[0])
     newer = by_version.get(b) if b is not None else current
@@ -219,30 +231,30 @@ def _write(form: FormData, note: str | None = None) -> prompt_library.TemplateWr
 
 
 @router.post("/prompts/{category}/{language}")
-async def edit_prompt(request: Request, category: str, language: str, user: AdminDep) -> Response:
+async def edit_prompt(
+    request: Request, category: str, language: str, user: AdminDep, session: SessionDep
+) -> Response:
     form = await checked_form(request)
     category, language = _category(category), _language(language)
     write = _write(form)
-    async with request.app.state.clients.sessions() as session:
-        row = await prompt_library.create_template(session, category, language, write, user.caller.key_id)
-        await session.commit()
+    row = await prompt_library.create_template(session, category, language, write, user.caller.key_id)
     return see_other(f"/console/prompts/{row.category}/{language}?done=saved")
 
 
 @router.post("/prompts/{category}/{language}/rollback")
-async def roll_back(request: Request, category: str, language: str, user: AdminDep) -> Response:
+async def roll_back(
+    request: Request, category: str, language: str, user: AdminDep, session: SessionDep
+) -> Response:
     """Rolling back appends the old version's content as the newest version: history only grows."""
     form = await checked_form(request)
     category, language = _category(category), _language(language)
     version = _text(form, "version", 10)
-    async with request.app.state.clients.sessions() as session:
-        rows = await prompts_repo.list_templates(session, category=category, language=language, history=True)
-        old = next((row for row in rows if str(row.version) == version), None)
-        if old is None:
-            raise NotFound(f"No version {version[:10]} of this template.")
-        write = prompt_library.TemplateWrite(
-            old.system_prompt, old.user_template, list(old.examples or []), f"roll back to v{old.version}"
-        )
-        await prompt_library.create_template(session, category, language, write, user.caller.key_id)
-        await session.commit()
+    rows = await prompts_repo.list_templates(session, category=category, language=language, history=True)
+    old = next((row for row in rows if str(row.version) == version), None)
+    if old is None:
+        raise NotFound(f"No version {version[:10]} of this template.")
+    write = prompt_library.TemplateWrite(
+        old.system_prompt, old.user_template, list(old.examples or []), f"roll back to v{old.version}"
+    )
+    await prompt_library.create_template(session, category, language, write, user.caller.key_id)
     return see_other(f"/console/prompts/{category}/{language}?done=rolledback")

@@ -21,10 +21,10 @@ from datetime import timedelta
 
 from fastapi import Request
 from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
-from limits.storage import storage_from_string
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
@@ -35,6 +35,7 @@ from service.db.console_models import ConsoleSession
 from service.db.key_models import ApiKey
 from service.db.models import utcnow
 from service.errors import AppError, Forbidden, TooManyRequests
+from service.runtime import Runtime
 
 SESSION_COOKIE = "gigaoffice_console"
 SIGNIN_COOKIE = "gigaoffice_console_signin"
@@ -94,32 +95,30 @@ def client_address(request: Request) -> str:
 # --- sessions ------------------------------------------------------------------------------------
 
 
-async def start_session(request: Request, response: Response, caller: Caller) -> None:
-    settings: Settings = request.app.state.clients.settings
+async def start_session(
+    request: Request, response: Response, session: AsyncSession, settings: Settings, caller: Caller
+) -> None:
+    """A new session row in the route's unit of work, and its cookie on the response."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    async with request.app.state.clients.sessions() as session:
-        await console_repo.purge_expired_sessions(session, now)
-        await console_repo.add_session(
-            session,
-            ConsoleSession(
-                token_hash=_digest(token),
-                key_id=caller.key_id,
-                csrf_token=secrets.token_urlsafe(32),
-                created_at=now,
-                expires_at=now + timedelta(minutes=settings.console_session_minutes),
-            ),
-        )
-        await session.commit()
+    await console_repo.purge_expired_sessions(session, now)
+    await console_repo.add_session(
+        session,
+        ConsoleSession(
+            token_hash=_digest(token),
+            key_id=caller.key_id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            expires_at=now + timedelta(minutes=settings.console_session_minutes),
+        ),
+    )
     set_cookie(request, response, SESSION_COOKIE, token, settings.console_session_minutes * 60)
     response.delete_cookie(SIGNIN_COOKIE, path="/console")
     logger.info("console session started for key {} from {}", caller.key_id, client_address(request))
 
 
-async def end_session(request: Request, response: Response, user: ConsoleUser) -> None:
-    async with request.app.state.clients.sessions() as session:
-        await console_repo.delete_session(session, user.token_hash)
-        await session.commit()
+async def end_session(response: Response, session: AsyncSession, user: ConsoleUser) -> None:
+    await console_repo.delete_session(session, user.token_hash)
     response.delete_cookie(SESSION_COOKIE, path="/console")
     logger.info("console session of key {} signed out", user.caller.key_id)
 
@@ -133,7 +132,7 @@ async def current_user(request: Request) -> ConsoleUser:
     if not token:
         raise SignInRequired("Sign in to use the console.")
     token_hash = _digest(token)
-    async with request.app.state.clients.sessions() as session:
+    async with request.app.state.runtime.sessions() as session:  # a read: nothing to commit
         found = await console_repo.live_session(session, token_hash, utcnow())
     if found is None:
         raise SignInRequired("The console session has ended; sign in again.")
@@ -178,13 +177,18 @@ def check_signin_token(request: Request, form: FormData) -> None:
 
 
 class SignInThrottle:
-    """Failed sign-ins per client address and minute."""
+    """Failed sign-ins per client address and minute: in Redis through the runtime's client when
+    REDIS_URL is set (every API process counts together), in process memory otherwise."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, rt: Runtime) -> None:
+        settings = rt.settings
         storage: Storage = MemoryStorage()
-        if settings.redis_url:
-            storage = storage_from_string(  # type: ignore[assignment]
-                f"async+{settings.redis_url}", key_prefix=f"{settings.rate_limit_key_prefix}-console"
+        if rt.redis is not None and settings.redis_url:
+            storage = RedisStorage(
+                f"async+{settings.redis_url}",
+                implementation="redispy",
+                key_prefix=f"{settings.rate_limit_key_prefix}-console",
+                connection_pool=rt.redis.connection_pool,  # type: ignore[arg-type]
             )
         self._limiter = FixedWindowRateLimiter(storage)
         self._item = RateLimitItemPerMinute(settings.console_signin_failures_per_minute)

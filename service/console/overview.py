@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -11,11 +9,10 @@ from fastapi import APIRouter, Depends, Request
 from loguru import logger
 from starlette.responses import Response
 
-from service.config import Settings
+from service.api.deps import SessionDep
 from service.console.auth import (
     SIGNIN_COOKIE,
     ConsoleUser,
-    SignInThrottle,
     check_signin_token,
     checked_form,
     client_address,
@@ -26,11 +23,11 @@ from service.console.auth import (
     start_session,
 )
 from service.console.charts import sparkline
+from service.console.parts import parts, runtime
 from service.console.web import ConsoleRoute, render, see_other
 from service.db import console_repo
 from service.db.models import utcnow
 from service.errors import TooManyRequests, Unauthorized
-from service.messaging.lag import group_figures
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 UserDep = Annotated[ConsoleUser, Depends(current_user)]
@@ -52,8 +49,9 @@ async def signin_form(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/signin")
-async def signin(request: Request) -> Response:
-    throttle: SignInThrottle = request.app.state.console_throttle
+async def signin(request: Request, session: SessionDep) -> Response:
+    rt = runtime(request)
+    throttle = parts(request).throttle
     address = client_address(request)
     form = await request.form()
     target = _safe_next(str(form.get("next") or ""))
@@ -63,7 +61,7 @@ async def signin(request: Request) -> Response:
         await throttle.check(address)
         if not isinstance(key, str) or not key.strip() or len(key) > 200:
             raise Unauthorized("Enter an API key.", code="missing_api_key")
-        caller = await request.app.state.authenticator.authenticate(None, key.strip(), address)
+        caller = await rt.authenticator.authenticate(None, key.strip(), address)
     except (Unauthorized, TooManyRequests) as exc:
         if isinstance(exc, Unauthorized):
             await throttle.failed(address)
@@ -84,66 +82,37 @@ async def signin(request: Request) -> Response:
     if caller.key_id is None:  # anonymous access is for the API, not for the console
         raise Unauthorized("Sign in with an API key.")
     response = see_other(target)
-    await start_session(request, response, caller)
+    await start_session(request, response, session, rt.settings, caller)
     return response
 
 
 @router.post("/signout")
-async def signout(request: Request, user: UserDep) -> Response:
+async def signout(request: Request, user: UserDep, session: SessionDep) -> Response:
     await checked_form(request)
     response = see_other("/console/signin")
-    await end_session(request, response, user)
+    await end_session(response, session, user)
     return response
 
 
 # --- the overview --------------------------------------------------------------------------------
 
 
-class BrokerFigures:
-    """The worker group's lag per lane and the DLQ depth. Looked up in the background at most once per
-    CONSOLE_BROKER_CACHE_SECONDS per process, however many operators watch: a page gets the latest
-    figures at once (only the very first look-up is waited for), never a broker round trip."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._at = float("-inf")
-        self._figures: dict[str, int] | None = None
-        self._refresh: asyncio.Task[None] | None = None
-
-    async def get(self) -> dict[str, int] | None:
-        stale = time.monotonic() - self._at >= self._settings.console_broker_cache_seconds
-        if stale and (self._refresh is None or self._refresh.done()):
-            self._refresh = asyncio.create_task(self._look_up())
-        if self._at == float("-inf") and self._refresh is not None:
-            await asyncio.shield(self._refresh)
-        return self._figures
-
-    async def _look_up(self) -> None:
-        s = self._settings
-        lanes = [s.kafka_topic_requests, s.kafka_topic_requests_batch]
-        try:
-            self._figures = await asyncio.wait_for(group_figures(s, lanes, s.kafka_topic_dead_letter), 3)
-        except Exception as exc:  # figures of an overview: never worth a failed page
-            logger.warning("console: broker figures unavailable ({})", type(exc).__name__)
-            self._figures = None
-        self._at = time.monotonic()
-
-
 async def overview_figures(request: Request, user: ConsoleUser) -> dict[str, Any]:
-    settings: Settings = request.app.state.clients.settings
+    rt = runtime(request)
+    settings = rt.settings
     now = utcnow()
-    async with request.app.state.clients.sessions() as session:
+    async with rt.sessions() as session:  # reads only
         lanes = await console_repo.lane_figures(session)
         hour = await console_repo.finished_since(session, now - timedelta(hours=1), user.owner_scope)
-    broker = await request.app.state.console_broker.get() if user.is_admin else None
+    broker = await parts(request).broker.get() if user.is_admin else None
     lag = None
     if broker is not None:
         lag = {
             "interactive": broker.get(settings.kafka_topic_requests),
             "batch": broker.get(settings.kafka_topic_requests_batch),
         }
-    backend = request.app.state.llm_backend
-    health = await request.app.state.llm_health()
+    backend = rt.llm
+    health = await rt.llm_health()
     per_minute = [n for _, n in hour.per_minute]
     return {
         "now": now,
@@ -156,7 +125,7 @@ async def overview_figures(request: Request, user: ConsoleUser) -> dict[str, Any
         "spark": sparkline("Completions per minute over the last hour", per_minute),
         "health": health,
         "backend": backend.state() if hasattr(backend, "state") else {},
-        "broker_up": request.app.state.broker_monitor.is_up,
+        "broker_up": rt.monitor.is_up,
     }
 
 

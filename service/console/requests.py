@@ -9,12 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from service.api.deps import SessionDep
 from service.console.auth import ConsoleUser, checked_form, current_user
+from service.console.parts import runtime
 from service.console.web import ConsoleRoute, plain_id, render, see_other
 from service.db import console_repo, feedback_repo
 from service.db import requests_repo as repo
-from service.db.models import RequestKind, RequestStatus
+from service.db.models import RequestStatus
 from service.errors import NotFound, ValidationFailed
+from service.kinds import KINDS
 from service.pipeline.categories import ACTIVE_CATEGORIES
 from service.usecases import requests as requests_usecase
 from service.usecases.requeue import requeue
@@ -55,6 +58,7 @@ def _uuid(value: str, what: str = "request") -> uuid.UUID:
 async def list_requests(
     request: Request,
     user: UserDep,
+    session: SessionDep,
     status: str | None = None,
     kind: str | None = None,
     category: str | None = None,
@@ -68,16 +72,15 @@ async def list_requests(
         # A user key sees its own rows whatever it asks for; an admin may narrow to one owner.
         owner_id=owner if user.is_admin else user.caller.owner_id,
         status=_choice(status, STATUSES, "status"),
-        kind=_choice(kind, RequestKind.ALL, "kind"),
+        kind=_choice(kind, tuple(KINDS), "kind"),
         category=_choice(category, tuple(ACTIVE_CATEGORIES), "category"),
         since=_moment(since, "since"),
         until=_moment(until, "until"),
     )
-    async with request.app.state.clients.sessions() as session:
-        cursor = await console_repo.request_keyset(session, _uuid(before)) if before else None
-        if before and cursor is None:
-            raise NotFound("The page to continue from is gone; start again.")
-        rows = await console_repo.list_requests(session, where, cursor, PAGE_SIZE + 1)
+    cursor = await console_repo.request_keyset(session, _uuid(before)) if before else None
+    if before and cursor is None:
+        raise NotFound("The page to continue from is gone; start again.")
+    rows = await console_repo.list_requests(session, where, cursor, PAGE_SIZE + 1)
     query = {
         "status": status or "",
         "kind": kind or "",
@@ -94,7 +97,7 @@ async def list_requests(
         more=str(rows[PAGE_SIZE - 1].id) if len(rows) > PAGE_SIZE else None,
         query=query,
         statuses=STATUSES,
-        kinds=RequestKind.ALL,
+        kinds=tuple(KINDS),
         categories=ACTIVE_CATEGORIES,
     )
 
@@ -112,13 +115,12 @@ def _timeline(row: Any) -> list[dict[str, Any]]:
 
 
 @router.get("/requests/{request_id}")
-async def request_page(request: Request, request_id: str, user: UserDep) -> Response:
-    settings = request.app.state.clients.settings
-    async with request.app.state.clients.sessions() as session:
-        row = await repo.get_request(session, _uuid(request_id))
-        if row is None or (user.owner_scope is not None and row.owner_id != user.owner_scope):
-            raise NotFound(f"No request with id {request_id}.")
-        feedback = await feedback_repo.list_for_request(session, row.id, user.owner_scope)
+async def request_page(request: Request, request_id: str, user: UserDep, session: SessionDep) -> Response:
+    settings = runtime(request).settings
+    row = await repo.get_request(session, _uuid(request_id))
+    if row is None or (user.owner_scope is not None and row.owner_id != user.owner_scope):
+        raise NotFound(f"No request with id {request_id}.")
+    feedback = await feedback_repo.list_for_request(session, row.id, user.owner_scope)
     price = settings.llm_price_per_1k_tokens.get(row.llm_model or "")
     calls = (row.transcript or {}).get("calls", []) if isinstance(row.transcript, dict) else []
     return render(
@@ -137,16 +139,15 @@ async def request_page(request: Request, request_id: str, user: UserDep) -> Resp
 
 
 @router.post("/requests/{request_id}/cancel")
-async def cancel_request(request: Request, request_id: str, user: UserDep) -> Response:
+async def cancel_request(request: Request, request_id: str, user: UserDep, session: SessionDep) -> Response:
     await checked_form(request)
-    clients = request.app.state.clients
-    await requests_usecase.cancel(clients.sessions, clients.publisher, _uuid(request_id), user.owner_scope)
+    await requests_usecase.cancel(session, runtime(request).publisher, _uuid(request_id), user.owner_scope)
     return see_other(f"/console/requests/{request_id}?done=cancelled")
 
 
 @router.post("/requests/{request_id}/requeue")
-async def requeue_request(request: Request, request_id: str, user: UserDep) -> Response:
+async def requeue_request(request: Request, request_id: str, user: UserDep, session: SessionDep) -> Response:
     await checked_form(request)
-    clients = request.app.state.clients
-    await requeue(clients.sessions, clients.publisher, clients.settings, _uuid(request_id), user.owner_scope)
+    rt = runtime(request)
+    await requeue(session, rt.publisher, rt.settings, _uuid(request_id), user.owner_scope)
     return see_other(f"/console/requests/{request_id}?done=requeued")

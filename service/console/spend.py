@@ -13,8 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
+from service.api.deps import SessionDep
 from service.console.auth import ConsoleUser, checked_form, current_user
 from service.console.charts import bar_chart
+from service.console.parts import runtime
 from service.console.web import CONSOLE_HEADERS, ConsoleRoute, plain_id, render, see_other
 from service.db import batches_repo, console_repo
 from service.db.batch_models import Batch, BatchStatus
@@ -45,18 +47,15 @@ def _cost(tokens: int, model: str | None, prices: dict[str, float]) -> float | N
 
 
 @router.get("/usage")
-async def usage_page(request: Request, user: UserDep, days: int = 7) -> Response:
-    settings = request.app.state.clients.settings
+async def usage_page(request: Request, user: UserDep, session: SessionDep, days: int = 7) -> Response:
+    rt = runtime(request)
+    settings = rt.settings
     now = utcnow()
     since = console_repo.day_start(now) - timedelta(days=_days(days) - 1)
-    async with request.app.state.clients.sessions() as session:
-        usage = await console_repo.usage_summary(session, user.owner_scope, since, now)
-        await session.commit()  # days summed for the first time
-        own = (
-            await usage_report(session, request.app.state.budgets, settings, user.caller.owner_id)
-            if not user.is_admin
-            else None
-        )
+    usage = await console_repo.usage_summary(session, user.owner_scope, since, now)
+    own = (
+        await usage_report(session, rt.budgets, settings, user.caller.owner_id) if not user.is_admin else None
+    )
     prices = settings.llm_price_per_1k_tokens
     per_key = {owner or "—": list(figures) for owner, figures in usage.by_owner.items()}
     per_model = {model or "—": list(figures) for model, figures in usage.by_model.items()}
@@ -77,13 +76,11 @@ async def usage_page(request: Request, user: UserDep, days: int = 7) -> Response
 
 
 @router.get("/usage.csv")
-async def usage_csv(request: Request, user: UserDep, days: int = 7) -> Response:
-    prices = request.app.state.clients.settings.llm_price_per_1k_tokens
+async def usage_csv(request: Request, user: UserDep, session: SessionDep, days: int = 7) -> Response:
+    prices = runtime(request).settings.llm_price_per_1k_tokens
     now = utcnow()
     since = console_repo.day_start(now) - timedelta(days=_days(days) - 1)
-    async with request.app.state.clients.sessions() as session:
-        lines = await console_repo.usage_by_day(session, user.owner_scope, since, now)
-        await session.commit()  # days summed for the first time
+    lines = await console_repo.usage_by_day(session, user.owner_scope, since, now)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -117,17 +114,15 @@ async def _visible_batch(session: Any, user: ConsoleUser, batch_id: str) -> Batc
 
 
 @router.get("/batches")
-async def batches_page(request: Request, user: UserDep) -> Response:
-    async with request.app.state.clients.sessions() as session:
-        rows = await console_repo.recent_batches(session, user.owner_scope, 100)
-        views = [await batches_usecase.view(session, batch) for batch in rows]
+async def batches_page(request: Request, user: UserDep, session: SessionDep) -> Response:
+    rows = await console_repo.recent_batches(session, user.owner_scope, 100)
+    views = [await batches_usecase.view(session, batch) for batch in rows]
     return render(request, "batches.html", page="batches", views=views)
 
 
 @router.get("/batches/{batch_id}")
-async def batch_page(request: Request, batch_id: str, user: UserDep) -> Response:
-    async with request.app.state.clients.sessions() as session:
-        view = await batches_usecase.view(session, await _visible_batch(session, user, batch_id))
+async def batch_page(request: Request, batch_id: str, user: UserDep, session: SessionDep) -> Response:
+    view = await batches_usecase.view(session, await _visible_batch(session, user, batch_id))
     return render(
         request,
         "batch.html",
@@ -139,12 +134,10 @@ async def batch_page(request: Request, batch_id: str, user: UserDep) -> Response
 
 
 @router.post("/batches/{batch_id}/cancel")
-async def cancel_batch(request: Request, batch_id: str, user: UserDep) -> Response:
+async def cancel_batch(request: Request, batch_id: str, user: UserDep, session: SessionDep) -> Response:
     await checked_form(request)
-    clients = request.app.state.clients
-    async with clients.sessions() as session:
-        batch = await _visible_batch(session, user, batch_id)
-    await batches_usecase.cancel(clients.sessions, clients.publisher, batch.id, batch.owner_id)
+    batch = await _visible_batch(session, user, batch_id)
+    await batches_usecase.cancel(session, runtime(request).publisher, batch.id, batch.owner_id)
     return see_other(f"/console/batches/{batch.id}?done=cancelled")
 
 
@@ -153,8 +146,8 @@ async def batch_lines(request: Request, batch_id: str, which: str, user: UserDep
     """Every line's outcome ("results") or only the lines that did not complete ("errors")."""
     if which not in ("results", "errors"):
         raise NotFound("Download results.jsonl or errors.jsonl.")
-    sessions = request.app.state.clients.sessions
-    async with sessions() as session:
+    sessions = runtime(request).sessions
+    async with sessions() as session:  # reads only, here and while streaming
         batch = await _visible_batch(session, user, batch_id)
 
     async def lines() -> AsyncIterator[bytes]:
@@ -186,18 +179,16 @@ def _endpoint_id(value: str) -> uuid.UUID:
 
 
 @router.get("/webhooks")
-async def webhooks_page(request: Request, user: UserDep) -> Response:
-    async with request.app.state.clients.sessions() as session:
-        endpoints = await webhooks_usecase.list_endpoints(session, user.owner_scope)
+async def webhooks_page(request: Request, user: UserDep, session: SessionDep) -> Response:
+    endpoints = await webhooks_usecase.list_endpoints(session, user.owner_scope)
     return render(request, "webhooks.html", page="webhooks", endpoints=endpoints)
 
 
 @router.get("/webhooks/{endpoint_id}")
-async def webhook_page(request: Request, endpoint_id: str, user: UserDep) -> Response:
-    async with request.app.state.clients.sessions() as session:
-        endpoint_uuid = _endpoint_id(endpoint_id)
-        deliveries = await webhooks_usecase.delivery_log(session, endpoint_uuid, user.owner_scope, 100)
-        endpoints = await webhooks_usecase.list_endpoints(session, user.owner_scope)
+async def webhook_page(request: Request, endpoint_id: str, user: UserDep, session: SessionDep) -> Response:
+    endpoint_uuid = _endpoint_id(endpoint_id)
+    deliveries = await webhooks_usecase.delivery_log(session, endpoint_uuid, user.owner_scope, 100)
+    endpoints = await webhooks_usecase.list_endpoints(session, user.owner_scope)
     endpoint = next((e for e in endpoints if e.id == endpoint_uuid), None)
     return render(
         request,
@@ -211,12 +202,10 @@ async def webhook_page(request: Request, endpoint_id: str, user: UserDep) -> Res
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/replay")
-async def replay_delivery(request: Request, delivery_id: str, user: UserDep) -> Response:
+async def replay_delivery(request: Request, delivery_id: str, user: UserDep, session: SessionDep) -> Response:
     await checked_form(request)
-    async with request.app.state.clients.sessions() as session:
-        delivery = await webhooks_usecase.replay(
-            session, plain_id(delivery_id, "webhook delivery"), user.owner_scope
-        )
-        endpoint_id = delivery.endpoint_id
-        await session.commit()
+    delivery = await webhooks_usecase.replay(
+        session, plain_id(delivery_id, "webhook delivery"), user.owner_scope
+    )
+    endpoint_id = delivery.endpoint_id
     return see_other(f"/console/webhooks/{endpoint_id}?done=replayed")
