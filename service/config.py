@@ -223,6 +223,15 @@ class Settings(BaseSettings):
     # JSON object: model name -> price per 1000 tokens, for the cost figure of /api/v1/usage.
     llm_price_per_1k_tokens: dict[str, float] = Field(default_factory=dict)
 
+    # --- operator console (/console, issue 16) ----------------------------------------------------
+    # A signed-in console session ends this long after sign-in (signing out ends it at once).
+    console_session_minutes: int = Field(480, ge=1, le=43_200)
+    # Failed console sign-ins allowed per client address per minute; more answer 429.
+    console_signin_failures_per_minute: int = Field(5, ge=1)
+    # How long the overview reuses the broker's figures (consumer lag, DLQ depth): one look-up per
+    # process per period, however many operators watch.
+    console_broker_cache_seconds: float = Field(5.0, ge=0)
+
     # --- seed compatibility and deployment (issue 8) ---------------------------------------------
     # The seed's database settings: they build DATABASE_URL (PostgreSQL) when it is not set.
     db_host: str | None = None
