@@ -30,6 +30,7 @@ from service.api import (
 )
 from service.api.deps import Clients, get_caller
 from service.api.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, install_error_handlers
+from service.api.plugin import install_plugin
 from service.api.web import ServiceApp, install_web
 from service.callers.auth import Authenticator, check_anonymous_exposure
 from service.callers.budgets import Budgets
@@ -122,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):
         app.include_router(module.router, dependencies=[Depends(get_caller)], responses=ERROR_RESPONSES)
+    # The spreadsheet plugin's files and package (open: an editor loads them before a key is typed).
+    install_plugin(app, settings)
     return app
 
 

@@ -48,8 +48,13 @@ OPEN_ROUTES = {
     ("GET", "/robots.txt"),
     ("GET", "/openapi.json"),
     ("HEAD", "/openapi.json"),
+    # The spreadsheet plugin: an editor downloads it, and loads its pages, before a key is typed
+    # into it; it holds no secret (the service URL it pre-fills is public).
+    ("GET", "/plugin/gigaoffice.plugin"),
+    ("GET", "/plugin/defaults.json"),
 }
-OPEN_MOUNTS = {"/static/docs"}  # Swagger UI / ReDoc assets served offline
+# Swagger UI / ReDoc assets served offline; the spreadsheet plugin's files (see above).
+OPEN_MOUNTS = {"/static/docs", "/plugin"}
 
 # Admin keys only (a user key gets 403). `GET /metrics` is service-wide: admin unless METRICS_PUBLIC.
 ADMIN_ROUTES = {
