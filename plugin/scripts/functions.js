@@ -23,7 +23,7 @@
     // recalculation asks nothing), calls under way (so 500 cells with one call make one request),
     // the concurrency slots and the pause a 429's Retry-After imposes on every call.
     var state = G.GigaOfficeCells || (G.GigaOfficeCells = {
-      answers: new Map(), pending: new Map(), active: 0, waiting: [], pausedUntil: 0, sent: 0,
+      answers: new Map(), pending: new Map(), active: 0, waiting: [], pausedUntil: 0, sent: 0, statuses: {},
     });
 
     function settings() {
@@ -83,6 +83,7 @@
         try {
           if (method === "POST" && path === "/api/v1/requests") state.sent++;
           answer = await http(method, path, body, headers, timeoutMs);
+          state.statuses[answer.status] = (state.statuses[answer.status] || 0) + 1; // what benches read
         } finally {
           release();
         }

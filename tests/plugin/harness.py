@@ -70,7 +70,9 @@ class Service:
         return str(response.json()["id"])
 
 
-def start_service(tmp: Path, **extra: str) -> tuple[subprocess.Popen[bytes], dict[str, str], str]:
+def start_service(
+    tmp: Path, concurrency: int = WORKER_CONCURRENCY, **extra: str
+) -> tuple[subprocess.Popen[bytes], dict[str, str], str]:
     port = free_port()
     env = {
         **os.environ,
@@ -89,7 +91,7 @@ def start_service(tmp: Path, **extra: str) -> tuple[subprocess.Popen[bytes], dic
     }
     log = open(tmp / "service.log", "wb")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "service", "up", "--concurrency", str(WORKER_CONCURRENCY)],
+        [sys.executable, "-m", "service", "up", "--concurrency", str(concurrency)],
         cwd=REPO,
         env=env,
         stdout=log,
