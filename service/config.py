@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     gigachat_model: str = "GigaChat"
     gigachat_base_url: str = "https://gigachat.devices.sberbank.ru/api/v1"
     gigachat_auth_url: str = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
+    # Chat contract: v2 (/api/v2/chat/completions), v1 (/api/v1/chat/completions, older on-premises
+    # servers), or auto: v2, and v1 for the rest of the process once v2's path answers 404.
+    gigachat_api_version: Literal["auto", "v1", "v2"] = "auto"
     gigachat_ca_bundle_file: Path | None = None
     gigachat_verify_ssl_certs: bool = True
     gigachat_mtls_ca_bundle_file: Path | None = None
