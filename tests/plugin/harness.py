@@ -136,7 +136,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API runs an event loop of its own while it is open, and the rest
+# of the suite's async tests (on the session loop) cannot run beside it; nor should the service
+# outlive these tests.
+@pytest.fixture(scope="package")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("plugin-service")
     process, env, url = start_service(tmp)
@@ -146,13 +149,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     try:
