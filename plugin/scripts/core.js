@@ -149,17 +149,19 @@
     return "text";
   }
 
-  function answerText(result) {
+  /** An answer as text: its `text`, or a process analysis laid out line by line (`t` translates). */
+  function answerText(result, t) {
+    t = t || fill;
     if (!result || typeof result !== "object") return result === undefined || result === null ? "" : String(result);
     if (answerKind(result) === "process") {
       const steps = (result.implementation || []).map((step, i) => `${i + 1}. ${typeof step === "string" ? step : step.step || step.description || JSON.stringify(step)}`);
       const solution = result.solution || {};
       return [
-        `Score: ${result.score}/10`,
-        `Problem: ${result.problem}`,
-        `Solution: ${solution.description || ""}${solution.tools ? " (" + solution.tools.join(", ") + ")" : ""}`,
-        result.savings ? `Savings: ${result.savings.hours_per_month} h/month` : "",
-        steps.length ? "Steps:\n" + steps.join("\n") : "",
+        t("Score: {score}/10", { score: result.score }),
+        t("Problem: {problem}", { problem: result.problem }),
+        t("Solution: {solution}", { solution: (solution.description || "") + (solution.tools ? " (" + solution.tools.join(", ") + ")" : "") }),
+        result.savings ? t("Savings: {hours} h/month", { hours: result.savings.hours_per_month }) : "",
+        steps.length ? t("Steps:") + "\n" + steps.join("\n") : "",
       ].filter(Boolean).join("\n");
     }
     if (result.message && typeof result.message.content === "string") return result.message.content;

@@ -224,7 +224,7 @@
   /** Puts an answer where it belongs: a table into the sheet, a chart onto it, text into the panel. */
   async function apply(result, selection) {
     const kind = Core.answerKind(result);
-    const note = Core.answerText(result);
+    const note = Core.answerText(result, tr);
     if (kind === "table") {
       const target = Core.placement(result.values, result.output_range, selection.address);
       const existing = await root.GigaEditor.read(target);

@@ -164,3 +164,23 @@ def test_the_panel_speaks_russian(browser: Browser, service: Service) -> None:
         editor.shot("russian")
     finally:
         context.close()
+
+
+def test_a_process_analysis_is_shown_and_can_be_written_into_a_cell(
+    browser: Browser, service: Service
+) -> None:
+    context, editor = open_editor(browser, service)
+    try:
+        editor.fill_sheet("A1", [["Счета приходят по почте, бухгалтер вручную вносит их в Excel"]])
+        editor.select("A1")
+        editor.panel.select_option("#category", "process-analysis")
+        ask(editor, "Согласование счетов: два менеджера подтверждают каждый счёт по почте")
+        editor.wait_status("completed")
+        text = editor.panel.inner_text("#answer-text")
+        assert text.startswith("Score: ") and "Problem: " in text, text
+        editor.shot("process-analysis")
+        editor.panel.click("#write-answer")
+        editor.panel.wait_for_function("() => document.getElementById('status').innerText.includes('C1')")
+        assert editor.cells("C1")[0][0].startswith("Score: ")
+    finally:
+        context.close()
