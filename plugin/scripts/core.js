@@ -294,8 +294,10 @@
     return h1.toString(16).padStart(8, "0") + h2.toString(16).padStart(8, "0");
   }
 
-  function callKey(fn, question, rows) {
-    return "giga-" + fn.toLowerCase().replace(/[^a-z]/g, "") + "-" + hashKey([fn, question, rows || null]);
+  /** The key of a cell call: its function and arguments (the range's address among them: the same
+   * key with another body is refused by the service) and the cell data. */
+  function callKey(fn, question, rows, address) {
+    return "giga-" + fn.toLowerCase().replace(/[^a-z]/g, "") + "-" + hashKey([fn, question, address || null, rows || null]);
   }
 
   // --- server-sent events over fetch ---------------------------------------------------------------

@@ -127,7 +127,7 @@
     /** The same call (function, arguments, cell data) is asked once: shared while under way, kept
      * once final. Its hash is the Idempotency-Key, so even another session re-bills nothing. */
     async function once(fn, question, rows, address, perform) {
-      var key = Core.callKey(fn, question, rows);
+      var key = Core.callKey(fn, question, rows, address);
       if (state.answers.has(key)) return state.answers.get(key);
       if (state.pending.has(key)) return state.pending.get(key);
       var promise = (async function () {

@@ -136,6 +136,8 @@ test("a call's key depends on function, question and data, and on nothing else",
   assert.notEqual(Core.callKey("GIGA", "sum", rows), key);
   assert.notEqual(Core.callKey("GIGA.TABLE", "sum ", rows), key);
   assert.notEqual(Core.callKey("GIGA.TABLE", "sum", [["a", 2]]), key);
+  assert.equal(Core.callKey("GIGA.TABLE", "sum", rows, "A1:B1"), Core.callKey("GIGA.TABLE", "sum", rows, "A1:B1"));
+  assert.notEqual(Core.callKey("GIGA.TABLE", "sum", rows, "C1:D1"), Core.callKey("GIGA.TABLE", "sum", rows, "A1:B1"));
   assert.ok(key.length <= 200);
 });
 
