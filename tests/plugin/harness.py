@@ -112,9 +112,9 @@ def start_service(
     raise RuntimeError(f"service not ready: {(tmp / 'service.log').read_text()[-3000:]}")
 
 
-def create_key(env: dict[str, str], name: str) -> str:
+def create_key(env: dict[str, str], name: str, *options: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "service", "keys", "create", "--name", name],
+        [sys.executable, "-m", "service", "keys", "create", "--name", name, *options],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -3,9 +3,11 @@ a chart inserted, a cancel, and the errors a person meets (a wrong key, a stoppe
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Browser
 
-from tests.plugin.harness import SALES, Editor, Service, free_port, open_editor
+from tests.plugin.harness import SALES, Editor, Service, create_key, free_port, open_editor
 
 
 def ask(editor: Editor, question: str) -> None:
@@ -182,5 +184,22 @@ def test_a_process_analysis_is_shown_and_can_be_written_into_a_cell(
         editor.panel.click("#write-answer")
         editor.panel.wait_for_function("() => document.getElementById('status').innerText.includes('C1')")
         assert editor.cells("C1")[0][0].startswith("Score: ")
+    finally:
+        context.close()
+
+
+def test_the_rate_limit_says_when_to_retry(browser: Browser, service: Service) -> None:
+    limited = create_key(service.env, "plugin-tests-limited", "--rpm", "1")
+    context, editor = open_editor(browser, service, key=limited)
+    try:
+        editor.fill_sheet("A1", SALES)
+        editor.select("A1:C4")
+        ask(editor, "Отсортируй по убыванию")
+        editor.wait_status("completed")
+        ask(editor, "Отсортируй по возрастанию")
+        editor.wait_status("error")
+        text = editor.panel.inner_text("#status")
+        assert re.fullmatch(r"Request limit reached\. Retry in \d+ s\.", text), text
+        editor.shot("rate-limited")
     finally:
         context.close()
