@@ -31,8 +31,6 @@ PACKAGE_NAME = "gigaoffice.plugin"
 # Not shipped to editors: the plugin's own unit tests.
 _LEFT_OUT = ("tests/",)
 
-router = APIRouter(prefix=PLUGIN_PATH, include_in_schema=False)
-
 
 def public_url(settings: Settings, request: Request) -> str:
     """PUBLIC_URL, else the base URL this request came to (behind a proxy, set PUBLIC_URL)."""
@@ -62,26 +60,31 @@ def _newest_mtime() -> float:
     return max((p.stat().st_mtime for p in PLUGIN_DIR.rglob("*") if p.is_file()), default=0.0)
 
 
-@router.get(f"/{PACKAGE_NAME}")
-async def plugin_package(request: Request) -> Response:
-    settings: Settings = request.app.state.plugin_settings
-    body = build_package(public_url(settings, request), _newest_mtime())
-    return Response(
-        body,
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{PACKAGE_NAME}"'},
-    )
+def plugin_router(settings: Settings) -> APIRouter:
+    """The package and defaults routes. They need only the settings (no runtime: the service's
+    address is known before anything is opened), so they close over them."""
+    router = APIRouter(prefix=PLUGIN_PATH, include_in_schema=False)
 
+    @router.get(f"/{PACKAGE_NAME}")
+    async def plugin_package(request: Request) -> Response:
+        body = build_package(public_url(settings, request), _newest_mtime())
+        return Response(
+            body,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{PACKAGE_NAME}"'},
+        )
 
-@router.get("/defaults.json")
-async def defaults(request: Request) -> JSONResponse:
-    settings: Settings = request.app.state.plugin_settings
-    return JSONResponse(plugin_defaults(public_url(settings, request)), headers={"Cache-Control": "no-cache"})
+    @router.get("/defaults.json")
+    async def defaults(request: Request) -> JSONResponse:
+        return JSONResponse(
+            plugin_defaults(public_url(settings, request)), headers={"Cache-Control": "no-cache"}
+        )
+
+    return router
 
 
 def install_plugin(app: FastAPI, settings: Settings) -> None:
     """The package and defaults routes, then the folder itself (html=True: /plugin/ is index.html)."""
-    app.state.plugin_settings = settings
-    app.include_router(router)
+    app.include_router(plugin_router(settings))
     if PLUGIN_DIR.is_dir():
         app.mount(PLUGIN_PATH, StaticFiles(directory=PLUGIN_DIR, html=True), name="plugin")
