@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,13 @@ from playwright.sync_api import Browser, BrowserContext, Frame, Page, Playwright
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-SCREENSHOTS = REPO / "docs" / "screenshots"
+# Every run saves the panel's screenshots; into the committed docs/screenshots only when asked
+# (PLUGIN_SCREENSHOTS=docs/screenshots), so that a test run leaves the checkout as it was.
+SCREENSHOTS = (
+    REPO / os.environ["PLUGIN_SCREENSHOTS"]
+    if os.environ.get("PLUGIN_SCREENSHOTS")
+    else (Path(tempfile.gettempdir()) / "gigaoffice-plugin-screenshots")
+)
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
