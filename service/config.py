@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     api_workers: int = Field(1, ge=1, le=64)
 
+    # --- tracing (OpenTelemetry) -------------------------------------------------------------------
+    # Unset: tracing is off (no SDK provider, nothing carried in messages). Set, e.g.
+    # http://127.0.0.1:4318: spans go to that OTLP/HTTP collector (service/tracing.py).
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "gigaoffice"
+
     # --- database --------------------------------------------------------------------------------
     database_url: str = "sqlite+aiosqlite:///./data/gigaoffice.db"
     db_pool_size: int = Field(20, ge=1, le=500)

@@ -37,6 +37,7 @@ from service.messaging.hub import StatusHub
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.messaging.monitor import BrokerMonitor
 from service.redis_client import open_redis
+from service.tracing import setup as setup_tracing
 
 Role = Literal["api", "worker", "cli"]
 ReadinessCheck = Callable[[], dict[str, Any]]
@@ -154,6 +155,10 @@ async def open_runtime(
     fails half-way (only what was opened is closed). `llm` replaces the configured backend (tests,
     the benches); it is started and closed here like the configured one."""
     async with AsyncExitStack() as opened:
+        # First in, last out: spans of the closing clients are still exported.
+        provider = setup_tracing(settings)
+        if provider is not None:
+            opened.callback(provider.shutdown)
         engine = create_engine(settings)
         opened.push_async_callback(engine.dispose)
         sessions = create_session_factory(engine)

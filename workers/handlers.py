@@ -8,7 +8,7 @@ from aiokafka import ConsumerRecord
 from loguru import logger
 from pydantic import ValidationError
 
-from service import monitoring
+from service import monitoring, tracing
 from service.config import Settings
 from service.db.requests_repo import ClaimRef, LLMAccounting, StateChange
 from service.db.worker_store import WorkerStore
@@ -34,15 +34,32 @@ class RequestHandler:
         self._store = store
         self._processor = processor
         self._events = events
+        self._topic_responses = settings.kafka_topic_responses
 
     async def __call__(self, record: ConsumerRecord) -> None:
         try:
             envelope = RequestEnvelope.from_bytes(record.value)
         except ValidationError as exc:
             raise PoisonMessage(f"not a valid request envelope: {exc.errors(include_url=False)[:3]}") from exc
+        # The trace continues from the context the message carried (the API's publish span).
+        with tracing.span(
+            f"process {record.topic}",
+            context=tracing.extract(envelope.traceparent),
+            kind=tracing.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "gigaoffice.request.id": str(envelope.request_id),
+                "gigaoffice.request.kind": envelope.kind,
+            },
+        ):
+            await self._handle(envelope)
 
+    async def _handle(self, envelope: RequestEnvelope) -> None:
         # The claim is the exactly-once gate: only one delivery ever moves a row out of `queued`.
-        row = await self._store.claim(envelope.request_id, self._lease_seconds)
+        with tracing.span("worker.claim") as current:
+            row = await self._store.claim(envelope.request_id, self._lease_seconds)
+            current.set_attribute("gigaoffice.claimed", row is not None)
         if row is None:
             logger.debug(
                 "request {} is not queued (duplicate delivery or cancelled); skipped", envelope.request_id
@@ -92,7 +109,19 @@ class RequestHandler:
                 await asyncio.sleep(0.2 * 2**attempt)
         if changed is None:
             return  # cancelled or taken back meanwhile: whoever did that announces it
-        await self._events.publish_event(StatusEvent.of(changed))
+        # The completion event carries the trace on to the webhook delivery.
+        with tracing.span(
+            f"publish {self._topic_responses}",
+            kind=tracing.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": self._topic_responses,
+                "gigaoffice.request.status": changed.status,
+            },
+        ) as current:
+            if not outcome.ok:
+                current.set_status(tracing.Status(tracing.StatusCode.ERROR, outcome.error_code))
+            await self._events.publish_event(StatusEvent.of(changed, traceparent=tracing.inject()))
         monitoring.request_finished(changed)
         # Success is the common case and is counted by the metrics endpoint: an INFO line (a
         # formatted, flushed write) per request is log volume, not information. Failures stay at INFO.

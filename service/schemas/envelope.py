@@ -20,6 +20,8 @@ class RequestEnvelope(BaseModel):
     kind: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
     attempt: int = 1  # publication number: 1 at submit, +1 for each re-publication by the sweeper
     trace_id: str
+    # W3C trace context of the publishing span (service/tracing.py); None while tracing is off.
+    traceparent: str | None = None
     created_at: datetime
     published_at: datetime
 

@@ -38,6 +38,8 @@ class StatusEvent(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     published_at: datetime
+    # W3C trace context of the publishing span (service/tracing.py); None while tracing is off.
+    traceparent: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -74,7 +76,7 @@ class StatusEvent(BaseModel):
         )
 
     @classmethod
-    def of(cls, state: Any) -> StatusEvent:
+    def of(cls, state: Any, traceparent: str | None = None) -> StatusEvent:
         """From anything with the row's fields (requests_repo.FinalState, a record)."""
         return cls(
             request_id=state.id,
@@ -87,4 +89,5 @@ class StatusEvent(BaseModel):
             started_at=state.started_at,
             finished_at=state.finished_at,
             published_at=utcnow(),
+            traceparent=traceparent,
         )

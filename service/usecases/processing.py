@@ -10,11 +10,14 @@ own, so no connection is held while the model thinks.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import tracing
 from service.callers.budgets import BUDGET_EXCEEDED, Budgets
 from service.config import Settings
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
@@ -61,26 +64,29 @@ class Processor:
             if refusal is not None:
                 return Outcome(accounting=LLMAccounting(), error_code=BUDGET_EXCEEDED, error_message=refusal)
         kind = kind_of(row.kind)
-        prepared = await kind.prompt(row, self._prompts)
+        with tracing.span("worker.prompt"):
+            prepared = await kind.prompt(row, self._prompts)
         responses: list[ChatResponse] = list(prepared.responses)
         calls: list[dict[str, Any]] = []  # the transcript: each call's messages and raw answer
         try:
             calls.append(sent(prepared.chat))
-            response = await self._backend.chat(prepared.chat)
+            response = await self._chat(prepared.chat)
             responses.append(response)
             calls[-1]["answer"] = response.text
             try:
-                result = kind.result(prepared, response)
+                with _validation_span():
+                    result = kind.result(prepared, response)
             except AnswerInvalid as first_error:
                 if not kind.repairs:
                     raise
                 # One repair round: models usually fix a format slip when told exactly what is wrong.
                 repair = build_repair_request(prepared.chat, response.text, first_error)
                 calls.append(sent(repair))
-                response = await self._backend.chat(repair)
+                response = await self._chat(repair)
                 responses.append(response)
                 calls[-1]["answer"] = response.text
-                result = kind.result(prepared, response)
+                with _validation_span():
+                    result = kind.result(prepared, response)
         except AnswerInvalid as exc:
             return Outcome(
                 accounting=_account(responses, calls),
@@ -102,6 +108,42 @@ class Processor:
             result=without_nul(result),
             template_version=prepared.template_version,
         )
+
+    async def _chat(self, request: ChatRequest) -> ChatResponse:
+        """One LLM call in a GenAI semantic-convention span: system, models, token counts; never
+        the messages (user data) nor credentials."""
+        with tracing.span("chat", kind=tracing.SpanKind.CLIENT) as current:
+            if not current.is_recording():
+                return await self._backend.chat(request)
+            current.set_attribute("gen_ai.operation.name", "chat")
+            current.set_attribute("gen_ai.system", self._backend.name)
+            if request.model:
+                current.set_attribute("gen_ai.request.model", request.model)
+            try:
+                response = await self._backend.chat(request)
+            except LLMError as exc:
+                current.set_attribute("error.type", exc.code)
+                raise
+            current.update_name(f"chat {response.model}")
+            current.set_attribute("gen_ai.system", response.backend)
+            if not request.model:
+                current.set_attribute("gen_ai.request.model", response.model)
+            current.set_attribute("gen_ai.response.model", response.model)
+            current.set_attribute("gen_ai.usage.input_tokens", response.usage.prompt_tokens)
+            current.set_attribute("gen_ai.usage.output_tokens", response.usage.completion_tokens)
+            return response
+
+
+@contextmanager
+def _validation_span() -> Iterator[None]:
+    with tracing.span("worker.validate") as current:
+        try:
+            yield
+        except AnswerInvalid as exc:
+            current.set_status(
+                tracing.Status(tracing.StatusCode.ERROR, exc.code)
+            )  # the code only: the message quotes the answer
+            raise
 
 
 def sent(request: ChatRequest) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import orjson
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import monitoring
+from service import monitoring, tracing
 from service.config import Settings
 from service.db import request_stats_repo as stats_repo
 from service.db import requests_repo as repo
@@ -61,6 +61,21 @@ async def submit(
     owner_id: str | None = None,
     header_idempotency_key: str | None = None,
 ) -> Submitted:
+    """The API span of a request's trace: the root the worker's spans hang under (via the message)."""
+    with tracing.span("api.submit", kind=tracing.SpanKind.SERVER) as current:
+        submitted = await _submit(rt, payload, owner_id, header_idempotency_key)
+        if current.is_recording():
+            current.set_attribute("gigaoffice.request.id", str(submitted.id))
+            current.set_attribute("gigaoffice.request.kind", submitted.kind)
+        return submitted
+
+
+async def _submit(
+    rt: Runtime,
+    payload: KindInput,
+    owner_id: str | None,
+    header_idempotency_key: str | None,
+) -> Submitted:
     """Store, then publish and wait for the broker's ack.
 
     The submit path is its own unit of work and holds no session: the row (with its webhook
@@ -105,15 +120,24 @@ async def submit(
                 details={"request_id": str(existing.id)},
             ) from None
         return Submitted(existing.id, existing.kind, existing.status, existing.created_at, created=False)
-    envelope = RequestEnvelope(
-        request_id=request_id,
-        kind=values["kind"],
-        trace_id=request_id.hex,
-        created_at=now,
-        published_at=utcnow(),
-    )
     try:
-        await publisher.publish(envelope)
+        with tracing.span(
+            f"publish {settings.kafka_topic_requests}",
+            kind=tracing.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": settings.kafka_topic_requests,
+            },
+        ):
+            envelope = RequestEnvelope(
+                request_id=request_id,
+                kind=values["kind"],
+                trace_id=request_id.hex,
+                traceparent=tracing.inject(),  # the Kafka hop: the worker's spans continue this trace
+                created_at=now,
+                published_at=utcnow(),
+            )
+            await publisher.publish(envelope)
     except ServiceUnavailable as exc:
         logger.error("publish of request {} failed; marking it failed", request_id)
         await store.fail_unpublished(request_id, exc.message)

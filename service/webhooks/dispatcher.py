@@ -29,7 +29,7 @@ from loguru import logger
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service import monitoring
+from service import monitoring, tracing
 from service.config import Settings
 from service.db import webhooks_repo as repo
 from service.db.models import utcnow
@@ -167,7 +167,15 @@ class WebhookDispatcher:
             for event in events:
                 kind = event_type(event)
                 assert kind is not None
-                for endpoint in await repo.endpoints_for_event(session, event.request_id, event.owner_id):
+                # The completion event's trace ends here: the delivery is queued for its endpoints.
+                with tracing.span(
+                    "webhook.enqueue",
+                    kind=tracing.SpanKind.CONSUMER,
+                    context=tracing.extract(event.traceparent),
+                    attributes={"gigaoffice.request.id": str(event.request_id), "gigaoffice.event": kind},
+                ):
+                    endpoints = await repo.endpoints_for_event(session, event.request_id, event.owner_id)
+                for endpoint in endpoints:
                     if not _wants(endpoint, kind):
                         continue
                     rows.append(
