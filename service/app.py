@@ -13,6 +13,7 @@ from service.api import (
     batch_events,
     batches,
     compat,
+    conversations,
     feedback,
     health,
     keys,
@@ -75,7 +76,9 @@ def create_app(
     )
     install_error_handlers(app)
     install_web(app, settings)
-    for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
+    for module in (
+        requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks, conversations
+    ):  # fmt: skip
         # Every operation documents the error envelope for the statuses any route can answer.
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(batch_events.router, responses=ERROR_RESPONSES)

@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     # --- prompts and classification --------------------------------------------------------------
     classifier_llm_threshold: float = Field(0.65, ge=0, le=1)
     prompt_table_token_budget: int = Field(3_000, ge=100)
+    # A request in a conversation: tokens its prompt may take with the earlier turns (oldest are
+    # dropped first; the request's own messages and range data are never cut).
+    conversation_token_budget: int = Field(6_000, ge=100)
 
     # --- broker loss and recovery ----------------------------------------------------------------
     # Every process asks the broker for its metadata this often; one failed probe reports it down

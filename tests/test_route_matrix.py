@@ -188,6 +188,12 @@ async def _batch(c: Callers, ids: dict[str, str]) -> str:
     return str(created.json()["id"])
 
 
+async def _conversation(c: Callers) -> str:
+    created = await c.svc.client.post("/api/v1/conversations", json={"title": "matrix"}, headers=c.a)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
 # Each kind of object: the ids its factory needs first, and the factory (in a workable order).
 OBJECT_FACTORIES: dict[str, tuple[tuple[str, ...], Callable[[Callers, dict[str, str]], Awaitable[str]]]] = {
     "request_id": ((), lambda c, ids: _request(c)),
@@ -195,6 +201,7 @@ OBJECT_FACTORIES: dict[str, tuple[tuple[str, ...], Callable[[Callers, dict[str, 
     "delivery_id": (("endpoint_id", "request_id"), _delivery),
     "file_id": ((), lambda c, ids: _file(c)),
     "batch_id": (("file_id",), _batch),
+    "conversation_id": ((), lambda c, ids: _conversation(c)),
 }
 
 

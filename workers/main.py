@@ -144,7 +144,7 @@ class Worker:
                 )
 
             processor = Processor(settings, backend, sessions, rt.budgets)
-            handler = RequestHandler(settings, store, processor, publisher)
+            handler = RequestHandler(settings, store, processor, publisher, sessions)
             sweeper = Sweeper(settings, sessions, publisher, monitor)
             runner = self._runner = ConsumerRunner(
                 new_consumer,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from service.config import Settings
 from service.db.requests_repo import ClaimedRequest
 from service.kinds.base import BuiltPrompt, Kind, KindInput, Problem, Prompts, completion_object
+from service.kinds.history import ConversationId, conversation_field
 from service.llm.base import ChatMessage, ChatRequest, ChatResponse
 from service.schemas.fields import SafeText, Text
 from service.schemas.requests import IdempotencyKey
@@ -43,6 +44,7 @@ class ChatInput(KindInput):
     )
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
+    conversation_id: ConversationId | None = conversation_field()
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
 
@@ -174,6 +176,10 @@ class Chat(Kind):
             context={"kind": self.name},
         )
         return BuiltPrompt(chat, category=None)
+
+    def turn_text(self, row: ClaimedRequest) -> str:
+        users = [m["content"] for m in row.input_data or [] if m.get("role") == "user"]
+        return users[-1] if users else ""
 
     def result(self, built: BuiltPrompt, response: ChatResponse) -> Any:
         """The assistant message and what it cost."""

@@ -10,18 +10,31 @@ own, so no connection is held while the model thinks.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.callers.budgets import BUDGET_EXCEEDED, Budgets
 from service.config import Settings
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
 from service.kinds import kind_of
+from service.kinds.history import with_history
 from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline.answer import AnswerInvalid, build_repair_request
+from service.usecases import conversations
 from service.usecases.prompt_builder import PromptSources, TemplatePrompts
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A completed request's question and answer, for its conversation."""
+
+    conversation_id: uuid.UUID
+    question: str
+    answer: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +47,7 @@ class Outcome:
     template_version: int | None = None
     error_code: str | None = None
     error_message: str | None = None
+    turn: Turn | None = None  # a completed request of a conversation
 
     @property
     def ok(self) -> bool:
@@ -52,6 +66,7 @@ class Processor:
         self._backend = backend
         self._prompts = TemplatePrompts(settings, backend, PromptSources(sessions))
         self._budgets = budgets
+        self._sessions = sessions
 
     async def process(self, row: ClaimedRequest) -> Outcome:
         # Before anything that may call the model (classification included): an owner who ran out
@@ -62,11 +77,16 @@ class Processor:
                 return Outcome(accounting=LLMAccounting(), error_code=BUDGET_EXCEEDED, error_message=refusal)
         kind = kind_of(row.kind)
         prepared = await kind.prompt(row, self._prompts)
+        first = prepared.chat
+        conversation_id = conversations.conversation_of(row)
+        if conversation_id is not None:
+            turns = await conversations.earlier_turns(self._sessions, conversation_id)
+            first = with_history(first, turns, self._settings.conversation_token_budget)
         responses: list[ChatResponse] = list(prepared.responses)
         calls: list[dict[str, Any]] = []  # the transcript: each call's messages and raw answer
         try:
-            calls.append(sent(prepared.chat))
-            response = await self._backend.chat(prepared.chat)
+            calls.append(sent(first))
+            response = await self._backend.chat(first)
             responses.append(response)
             calls[-1]["answer"] = response.text
             try:
@@ -96,11 +116,17 @@ class Processor:
                 error_code=exc.code,
                 error_message=without_nul(exc.message),
             )
+        result = without_nul(result)
+        turn = None
+        if conversation_id is not None:
+            answer = kind.answer_text(result) or orjson.dumps(result).decode()
+            turn = Turn(conversation_id, without_nul(kind.turn_text(row)), answer)
         return Outcome(
             accounting=_account(responses, calls),
             category=prepared.category,
-            result=without_nul(result),
+            result=result,
             template_version=prepared.template_version,
+            turn=turn,
         )
 
 

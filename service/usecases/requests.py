@@ -27,6 +27,7 @@ from service.messaging.kafka import RequestPublisher
 from service.runtime import Runtime
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
+from service.usecases import conversations
 from service.usecases.webhooks import request_webhook_row
 
 
@@ -72,6 +73,10 @@ async def submit(
     check_limits(payload, settings)
     publisher.require_available()  # a known-down broker: 503 now, and no row to fail afterwards
     columns = row_values(payload)  # an unknown category is refused here, before anything is stored
+    conversation_id = getattr(payload, "conversation_id", None)
+    if conversation_id is not None:
+        await conversations.require_owned(rt.sessions, conversation_id, owner_id)
+        columns["options"] = conversations.with_conversation(columns.get("options"), conversation_id)
     request_id = uuid.uuid4()
     now = utcnow()
     key = idempotency_key(payload.idempotency_key, header_idempotency_key)
