@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context
 from service.config import get_settings
+from service.db.migrate import translate_old_revision_ids
 from service.db.models import Base
 from service.db.session import create_engine
 
@@ -15,6 +16,13 @@ target_metadata = Base.metadata
 
 
 def _do_run(connection: Connection) -> None:
+    # In a transaction of its own: Alembic treats a connection already in a transaction as the
+    # caller's, and would then leave the migrations uncommitted.
+    if connection.in_transaction():
+        translate_old_revision_ids(connection)
+    else:
+        with connection.begin():
+            translate_old_revision_ids(connection)
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -129,6 +129,12 @@ class GigaChatSettings(BaseModel):
     gigachat_auth_url: str = Field(
         "https://ngw.devices.sberbank.ru:9443/api/v2/oauth", description="OAuth token endpoint (cloud)."
     )
+    # v1 serves older on-premises installations.
+    gigachat_api_version: Literal["auto", "v1", "v2"] = Field(
+        "auto",
+        description="Chat contract: v2 (`/api/v2/chat/completions`), v1 (`/api/v1/chat/completions`, older "
+        "on-premises servers), or auto: v2, and v1 for the rest of the process once v2's path answers 404.",
+    )
     gigachat_ca_bundle_file: Path | None = Field(
         None,
         description="CA bundle that signs the GigaChat servers' certificates (e.g. the Russian Trusted "

@@ -1,6 +1,6 @@
 """Analysis requests.
 
-Revision ID: 0001
+Revision ID: r0001_requests
 Revises:
 Create Date: 2026-11-21
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 from service.db.models import ACTIVE_ROWS, JSONType, UTCDateTime, partial
 
-revision = "0001"
+revision = "r0001_requests"
 down_revision = None
 branch_labels = None
 depends_on = None

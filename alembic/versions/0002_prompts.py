@@ -1,7 +1,7 @@
 """Categories, versioned prompt templates and presets.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: r0002_prompts
+Revises: r0001_requests
 Create Date: 2026-11-21
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from service.db.models import JSONType, UTCDateTime
 
-revision = "0002"
-down_revision = "0001"
+revision = "r0002_prompts"
+down_revision = "r0001_requests"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """API keys: the callers of the service (identity, role, limits).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: r0003_api_keys
+Revises: r0002_prompts
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from service.db.models import UTCDateTime
 
-revision = "0003"
-down_revision = "0002"
+revision = "r0003_api_keys"
+down_revision = "r0002_prompts"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Front door: the queue-position index, webhook endpoints and their durable delivery log.
 
-Revision ID: 0005
-Revises: 0006
+Revision ID: r0005_front_door
+Revises: r0004_feedback
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from service.db.models import JSONType, UTCDateTime
 
-revision = "0005"
-down_revision = "0006"
+revision = "r0005_front_door"
+down_revision = "r0004_feedback"
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,4 @@
-"""ORM models of batches and files (migration 0004). A batch line is an ordinary request row
+"""ORM models of batches and files (migration 0007). A batch line is an ordinary request row
 (requests.batch_id) plus its place in the batch (batch_lines); files hold uploaded input in parts."""
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ class AnalysisRequest(Base):
     owner_id: Mapped[str | None] = mapped_column(String(64))
     batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
-    # "owner:key": the longest owner id, ":" and a 128-character key (migration 0007).
+    # "owner:key": the longest owner id, ":" and a 128-character key (migration 0006).
     idempotency_key: Mapped[str | None] = mapped_column(String(64 + 1 + 128))
     trace_id: Mapped[str | None] = mapped_column(String(32))
     # Lifecycle timestamps.

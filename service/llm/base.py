@@ -50,6 +50,8 @@ class Usage:
     completion_tokens: int
     total_tokens: int
     estimated: bool = False  # True when the server reported no usage and we counted ourselves
+    # Prompt tokens the provider served from its cache (part of prompt_tokens; cheaper or free).
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

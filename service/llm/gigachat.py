@@ -18,7 +18,6 @@ from typing import Any, Literal
 import httpx
 from gigachat import GigaChatAsyncClient
 from gigachat import exceptions as sdk
-from gigachat.models import ChatCompletionRequest, ChatCompletionResponse, ChatMessage, ChatModelOptions
 from loguru import logger
 
 from service.config import Settings
@@ -34,6 +33,7 @@ from service.llm.base import (
     LLMTimeout,
     Overloaded,
 )
+from service.llm.gigachat_contracts import CONTRACTS, ApiVersion, Reply, chat_v1, chat_v2
 from service.llm.support import (
     Redactor,
     certificate_refused_page,
@@ -102,6 +102,10 @@ class GigaChatBackend:
         self._client: GigaChatAsyncClient | None = None
         self._certificate: CertificateCheck | None = None
         self._startup_probe: asyncio.Task[None] | None = None
+        # None until `auto` has seen which chat contract the server serves; then kept for the process.
+        self._version: ApiVersion | None = (
+            None if settings.gigachat_api_version == "auto" else settings.gigachat_api_version
+        )
 
     async def start(self) -> None:
         if self._mode == "cloud" and not self._credentials:
@@ -167,46 +171,59 @@ class GigaChatBackend:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         client = self._require_client()
-        # The SDK's primary chat contract (`achat.create`, POST .../v2/chat/completions); the root
-        # `achat(payload)` call is only a compatibility shim in this SDK version.
-        payload = ChatCompletionRequest(
-            model=request.model or self._model,
-            messages=[
-                ChatMessage(role=message.role, content=message.content) for message in request.conversation()
-            ],
-            model_options=ChatModelOptions(
-                # GigaChat rejects temperature 0; leaving it out gives its most deterministic default.
-                temperature=request.temperature or None,
-                max_tokens=request.max_tokens,
-            ),
-        )
         started = time.perf_counter()
         try:
             async with asyncio.timeout(request.timeout):
-                completion = await client.achat.create(payload)
+                reply = await self._complete(client, request)
         except Exception as exc:
             raise await self._classify(exc) from None
-        reply = next((m for m in reversed(completion.messages) if m.role == "assistant"), None)
-        if reply is None:
+        if reply.text is None:
             raise Overloaded(f"{self.name} returned no answer")
-        text = "".join(part.text or "" for part in reply.content or [])
-        usage = completion.usage
         response = ChatResponse(
-            text=text,
+            text=reply.text,
             usage=usage_or_estimate(
-                usage.input_tokens if usage else None,
-                usage.output_tokens if usage else None,
+                reply.prompt_tokens,
+                reply.completion_tokens,
                 request.prompt_text,
-                text,
+                reply.text,
+                cached_tokens=reply.cached_tokens,
             ),
-            model=completion.model or payload.model or self._model,
+            model=reply.model or request.model or self._model,
             latency_ms=elapsed_ms(started),
             backend=self.name,
         )
-        if _finish_reason(completion) == BLOCKED_FINISH_REASON:
+        if reply.finish_reason == BLOCKED_FINISH_REASON:
             # Refused, but generated and billed: the error carries the usage, never the text.
             raise ContentRejected(f"{self.name} refused to answer (content policy)", response=response)
         return response
+
+    async def _complete(self, client: GigaChatAsyncClient, request: ChatRequest) -> Reply:
+        """One call on the configured contract; in `auto`, v2 first and v1 after a 404 on v2's path."""
+        if self._version is not None:
+            return await CONTRACTS[self._version](client, request, self._model)
+        try:
+            reply = await chat_v2(client, request, self._model)
+        except sdk.NotFoundError as v2_missing:
+            try:
+                reply = await chat_v1(client, request, self._model)
+            except sdk.NotFoundError:
+                # v1 is missing too, so the 404 was about something else (a model, say): report v2's.
+                raise v2_missing from None
+            # Settled only by an answer: another error (a proxy's 502, say) proves nothing yet.
+            self._settle("v1")
+            return reply
+        self._version = "v2"
+        return reply
+
+    def _settle(self, version: ApiVersion) -> None:
+        if self._version != version:
+            self._version = version
+            logger.warning(
+                "{}: {} answers 404 on the v2 chat path; using GigaChat API v1 (/chat/completions of "
+                "GIGACHAT_BASE_URL) for the rest of this process. GIGACHAT_API_VERSION=v1 skips the probe",
+                self.name,
+                self._settings.gigachat_base_url,
+            )
 
     async def health(self) -> dict[str, Any]:
         """Lists models: needs a token (cloud) or the certificate (mTLS) but spends no tokens."""
@@ -242,12 +259,6 @@ class GigaChatBackend:
 
     def _refused_message(self, refusal: str) -> str:
         return f"{self.name} TLS handshake failed: {refusal}"
-
-
-def _finish_reason(completion: ChatCompletionResponse) -> str | None:
-    if completion.finish_reason:
-        return completion.finish_reason
-    return next((m.finish_reason for m in reversed(completion.messages) if m.finish_reason), None)
 
 
 def _translate(exc: Exception, name: str) -> LLMError:

@@ -101,11 +101,21 @@ def certificate_refused_page(status: int, body: bytes | str | None) -> bool:
 
 
 def usage_or_estimate(
-    prompt_tokens: int | None, completion_tokens: int | None, prompt: str, completion: str
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    prompt: str,
+    completion: str,
+    *,
+    cached_tokens: int | None = None,
 ) -> Usage:
     """The server's usage when it reported one; otherwise our estimate, flagged as such."""
     if prompt_tokens is not None and completion_tokens is not None:
-        return Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+        return Usage(
+            prompt_tokens,
+            completion_tokens,
+            prompt_tokens + completion_tokens,
+            cached_tokens=cached_tokens or 0,
+        )
     prompt_est, completion_est = estimate_tokens(prompt), estimate_tokens(completion)
     return Usage(prompt_est, completion_est, prompt_est + completion_est, estimated=True)
 

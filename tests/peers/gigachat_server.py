@@ -3,6 +3,9 @@
 Cloud mode: clients exchange Basic credentials for a short-lived bearer token at /api/v2/oauth and
 send it to /api/v1/*. mTLS mode: the TLS layer demands a client certificate from our test CA and
 the API needs no token, as with GigaChat's certificate access.
+
+`serves` picks the chat contracts: both (today's cloud), "v1" only (older on-premises installations:
+404 on /api/v2/chat/completions), "v2" only (404 on /api/v1/chat/completions) or "neither".
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -35,6 +38,8 @@ class GigaChatPeer(PeerState):
     token_lifetime_seconds: float = 1800.0
     reply_text: str | None = None  # None: echo the user message
     finish_reason: str = "stop"
+    serves: Literal["both", "v1", "v2", "neither"] = "both"
+    cached_prompt_tokens: int = 0  # reported as served from the prompt cache (v1 and v2 name it apart)
     tokens: dict[str, float] = field(default_factory=dict)  # issued token -> expiry (unix seconds)
     base_url: str = ""  # https://127.0.0.1:PORT/api/v1
     auth_url: str = ""  # https://127.0.0.1:PORT/api/v2/oauth
@@ -46,6 +51,8 @@ class GigaChatPeer(PeerState):
             self.token_lifetime_seconds = 1800.0
             self.reply_text = None
             self.finish_reason = "stop"
+            self.serves = "both"
+            self.cached_prompt_tokens = 0
             self.scope = "GIGACHAT_API_PERS"
 
     def revoke_tokens(self) -> None:
@@ -76,10 +83,13 @@ class GigaChatPeer(PeerState):
             self.tokens[token] = expires_at
         return JSONResponse({"access_token": token, "expires_at": int(expires_at * 1000)})
 
-    async def _answer(self, request: Request) -> tuple[dict[str, Any], str] | Response:
+    async def _answer(self, request: Request, version: str) -> tuple[dict[str, Any], str] | Response:
         """Common part of both chat contracts: the request body and the reply text, or an error."""
         body = await read_json(request)
         self.record(request, body)
+        if self.serves not in ("both", version):
+            # As a server without the route answers: before authentication, with no JSON error body.
+            return Response("404 page not found", status_code=404, media_type="text/plain")
         if not self._token_valid(request):
             return error_response(401, "unauthorized", "Token has expired")
         if fault := self.take_fault():
@@ -94,7 +104,7 @@ class GigaChatPeer(PeerState):
 
     async def chat(self, request: Request) -> Response:
         """The root contract (v1: choices[], prompt/completion tokens), the SDK's compatibility shim."""
-        answered = await self._answer(request)
+        answered = await self._answer(request, "v1")
         if isinstance(answered, Response):
             return answered
         body, text = answered
@@ -114,7 +124,7 @@ class GigaChatPeer(PeerState):
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
-                    "precached_prompt_tokens": 0,
+                    "precached_prompt_tokens": self.cached_prompt_tokens,
                 },
                 "object": "chat.completion",
             }
@@ -122,7 +132,7 @@ class GigaChatPeer(PeerState):
 
     async def chat_v2(self, request: Request) -> Response:
         """The primary contract (v2: messages[] of content parts, model_options, input/output tokens)."""
-        answered = await self._answer(request)
+        answered = await self._answer(request, "v2")
         if isinstance(answered, Response):
             return answered
         body, text = answered
@@ -142,6 +152,7 @@ class GigaChatPeer(PeerState):
                 "finish_reason": self.finish_reason,
                 "usage": {
                     "input_tokens": input_tokens,
+                    "input_tokens_details": {"cached_tokens": self.cached_prompt_tokens},
                     "output_tokens": output_tokens,
                     "total_tokens": input_tokens + output_tokens,
                 },

@@ -1,7 +1,7 @@
 """Feedback on answers, and the body hash that makes idempotency keys safe.
 
-Revision ID: 0006
-Revises: 0003
+Revision ID: r0004_feedback
+Revises: r0003_api_keys
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from service.db.models import UTCDateTime
 
-revision = "0006"
-down_revision = "0003"
+revision = "r0004_feedback"
+down_revision = "r0003_api_keys"
 branch_labels = None
 depends_on = None
 

@@ -3,8 +3,8 @@
 A 128-character key (the documented maximum) with its scope prefix did not fit varchar(128), and the
 insert failed with a 500. SQLite does not enforce varchar lengths, so only PostgreSQL changes.
 
-Revision ID: 0007
-Revises: 0005
+Revision ID: r0006_idempotency_key_length
+Revises: r0005_front_door
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0005"
+revision = "r0006_idempotency_key_length"
+down_revision = "r0005_front_door"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Batches, batch lines and files (the batch lane and the OpenAI-compatible Files + Batches API).
 
-Revision ID: 0004
-Revises: 0007
+Revision ID: r0007_batches
+Revises: r0006_idempotency_key_length
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from service.db.models import JSONType, UTCDateTime, partial
 
-revision = "0004"
-down_revision = "0007"
+revision = "r0007_batches"
+down_revision = "r0006_idempotency_key_length"
 branch_labels = None
 depends_on = None
 
