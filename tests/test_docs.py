@@ -72,3 +72,11 @@ def test_site_loads_nothing_from_another_host(site: Path) -> None:
     for path in site.rglob("*.css"):
         found = EXTERNAL_CSS.search(path.read_text(encoding="utf-8"))
         assert not found, f"{path.relative_to(site)} loads {found.group(0)!r}"
+
+
+def test_readme_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    assert any(t.startswith("docs/") for t in targets)
+    missing = [t for t in targets if "://" not in t and not (ROOT / t).exists()]
+    assert not missing, f"README links to missing files: {missing}"

@@ -47,7 +47,7 @@ def limits_of(row: ApiKey) -> Limits:
 
 
 def caller_of(row: ApiKey) -> Caller:
-    # A key is its own owner (README, "API keys"): owner_id of its requests is the key id.
+    # A key is its own owner (docs/callers.md, "Owner = key"): owner_id of its requests is the key id.
     return Caller(
         owner_id=row.id, key_id=row.id, role=row.role, limits=limits_of(row), rate_key=f"key:{row.id}"
     )
