@@ -86,19 +86,26 @@ def default_text(info: FieldInfo) -> str:
     return f"`{value}`"
 
 
+def _anchor(group: type[BaseModel]) -> str:
+    return "group-" + group.__name__.removesuffix("Settings").lower()
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def settings_table() -> str:
     """One Markdown table: a row per setting, grouped by concern under a row naming the group."""
+    groups = [(group, *group_title(group)) for group in SETTING_GROUPS]
     lines = [
+        "Groups: " + " · ".join(f"[{title}](#{_anchor(group)})" for group, title, _ in groups),
+        "",
         "| Environment variable | Type | Default | Description |",
         "|---|---|---|---|",
     ]
-    for group in SETTING_GROUPS:
-        title, about = group_title(group)
-        lines.append(f"| **{title}** | | | *{_cell(about)}* |" if about else f"| **{title}** | | | |")
+    for group, title, about in groups:
+        name = f'<span id="{_anchor(group)}"></span>**{title}**'
+        lines.append(f"| {name} | | | *{_cell(about)}* |" if about else f"| {name} | | | |")
         for name, info in group.model_fields.items():
             kind = type_name(info.annotation)
             limit = bounds(info)
