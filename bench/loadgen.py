@@ -13,7 +13,7 @@ import orjson
 
 from bench.httpclient import Connection, build_request, parse_loopback_url
 from bench.measure import SetupError, latency_summary
-from service.schemas.requests import SEED_EXAMPLE
+from service.kinds.spreadsheet import SEED_EXAMPLE
 
 FINAL = frozenset({"completed", "failed", "cancelled", "expired"})
 PAYLOAD = {"kind": "spreadsheet", **SEED_EXAMPLE}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import os
 import signal
 import sys
@@ -18,8 +17,11 @@ from loguru import logger
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from service.cli import register as register_client_commands
+from service.cli import run as run_client_command
 from service.config import Settings, get_settings, settings_problems
 from service.errors import ConfigurationError
+from service.keys_cli import register as register_keys
 from service.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -183,10 +185,12 @@ async def _supervise_broker(broker: EmbeddedBroker) -> None:
 
 async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -> None:
     from service.app import create_app
+    from service.messaging.kafka import ensure_topics
     from service.webhooks.dispatcher import WebhookDispatcher
     from workers.main import Worker
 
-    app = create_app(settings)
+    worker = Worker(settings)
+    app = create_app(settings, readiness_checks={"worker": worker.readiness})
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -197,8 +201,6 @@ async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -
         timeout_graceful_shutdown=max(1, int(settings.worker_shutdown_grace_seconds)),
     )
     server = _EmbeddedServer(config)
-    worker = Worker(settings)
-    app.state.readiness_checks = {"worker": worker.readiness}
     supervisor = asyncio.create_task(_supervise_broker(broker)) if broker is not None else None
     dispatcher = WebhookDispatcher(settings)
 
@@ -208,6 +210,9 @@ async def _serve_all(settings: Settings, broker: EmbeddedBroker | None = None) -
         dispatcher.stop()
 
     async def serve() -> None:
+        # Once, here: the API, the worker and the dispatcher starting side by side would each find
+        # the topics missing, create them and say so.
+        await ensure_topics(settings)
         worker_task = asyncio.create_task(worker.run())
         dispatcher_task = asyncio.create_task(dispatcher.run())
         try:
@@ -263,33 +268,20 @@ COMMANDS = {
     "seed": ("Load resources/ (categories, prompt templates, presets) into the database.", run_seed),
 }
 
-# name → (what it does, "module:function" taking (settings, argv) and returning an exit code).
-DELEGATED = {
-    "keys": (
-        "Manage API keys: create, list, revoke, update (see `keys --help`).",
-        "service.callers.cli:run_keys",
-    ),
-    # Script commands: a client of a running service (GIGAOFFICE_URL, GIGAOFFICE_API_KEY).
-    "batch": ("Submit and follow batches: submit, status, results, cancel, list.", "service.cli:run_batch"),
-    "request": ("Single requests from scripts: submit, status, result.", "service.cli:run_request"),
-}
-
-
-def _delegated_runner(name: str) -> Callable[[Settings, list[str]], int]:
-    module, function = DELEGATED[name][1].split(":")
-    return getattr(importlib.import_module(module), function)
-
-
 _SETTINGS_NOTE = (
     "Settings come from the environment and .env (see .env.example); the options below override them."
 )
+# Options of the serving commands, each standing for the setting (environment variable) of its name.
+_SETTING_OPTIONS = ("log_level", "host", "port", "api_workers", "worker_concurrency")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The one parser. Every command is registered here, by the module that implements it."""
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (summary, _run) in COMMANDS.items():
+    for name, (summary, run) in COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=f"{summary} {_SETTINGS_NOTE}")
+        sub.set_defaults(serve=run)
         sub.add_argument("--log-level", help="LOG_LEVEL for this run (any case: debug, INFO, ...)")
         if name in ("api", "up"):
             sub.add_argument("--host", help="HOST to listen on")
@@ -298,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--workers", dest="api_workers", type=int, help="API_WORKERS processes")
         if name in ("worker", "up"):
             sub.add_argument("--concurrency", dest="worker_concurrency", type=int, help="WORKER_CONCURRENCY")
-    for name, (summary, _target) in DELEGATED.items():
-        commands.add_parser(name, help=summary, add_help=False)
+    register_keys(commands)  # server side: needs the settings (the database)
+    register_client_commands(commands)  # client side: a URL and a key, never the server's settings
     return parser
 
 
@@ -315,29 +307,27 @@ def load_settings() -> Settings | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in DELEGATED:
-        # A command with sub-commands of its own parses the rest of the line (and its --help) itself.
-        settings = load_settings()
-        if settings is None:
-            return 2
-        configure_logging(settings)
-        return _delegated_runner(argv[0])(settings, argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if getattr(args, "client_command", None) is not None:
+        return run_client_command(args)
     # Options become the environment variables they stand for, so API worker processes (which read
     # their settings afresh) see them too, validated like any other value.
-    for key, value in vars(args).items():
-        if key != "command" and value is not None:
+    for key in _SETTING_OPTIONS:
+        value = getattr(args, key, None)
+        if value is not None:
             os.environ[key.upper()] = str(value)
     get_settings.cache_clear()
     settings = load_settings()
     if settings is None:
         return 2
     configure_logging(settings)
+    if getattr(args, "server_command", None) is not None:
+        code: int = args.server_command(settings, args)
+        return code
     try:
         if args.command in SERVING_COMMANDS:
             check_llm_configuration(settings)
-        COMMANDS[args.command][1](settings)
+        args.serve(settings)
     except ConfigurationError as exc:
         # A setting that cannot work is the operator's to fix: one clear line, not a traceback.
         logger.error("configuration error: {}", exc.message)

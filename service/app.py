@@ -1,14 +1,13 @@
-"""The FastAPI application factory. Clients are opened in the lifespan and closed after it."""
+"""The FastAPI application factory. The runtime (service/runtime.py) is opened in the lifespan and
+closed after it; it is the only thing on `app.state`."""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from functools import partial
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from redis.asyncio import Redis
 
 from service.api import (
     batch_events,
@@ -28,67 +27,31 @@ from service.api import (
     usage,
     webhooks,
 )
-from service.api.deps import Clients, get_caller
+from service.api.deps import get_caller
 from service.api.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, install_error_handlers
 from service.api.web import ServiceApp, install_web
-from service.callers.auth import Authenticator, check_anonymous_exposure
-from service.callers.budgets import Budgets
-from service.callers.ratelimit import RequestRateLimiter
+from service.callers.auth import check_anonymous_exposure
 from service.config import Settings, get_settings
-from service.db.request_store import open_request_store
-from service.db.session import create_engine, create_session_factory
-from service.llm.registry import backend_health, build_backend
 from service.logging import configure_logging
-from service.messaging.hub import StatusHub
-from service.messaging.kafka import RequestPublisher, ensure_topics
-from service.messaging.monitor import BrokerMonitor
-from service.redis_client import open_redis
+from service.runtime import ReadinessCheck, open_runtime
 from service.schemas.batches import OPENAI_ERROR_RESPONSES, TOO_LARGE
-from service.usecases.chat import ModelList
 
 VERSION = "0.1.0"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, readiness_checks: Mapping[str, ReadinessCheck] | None = None
+) -> FastAPI:
+    """The API. `readiness_checks` report on parts running in the same process (the worker under
+    `python -m service up`); the readiness probe includes them."""
     settings = settings or get_settings()
     check_anonymous_exposure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Every client is closed on shutdown, and also when start-up fails half-way.
-        async with AsyncExitStack() as opened:
-            engine = create_engine(settings)
-            opened.push_async_callback(engine.dispose)
-            await ensure_topics(settings)
-            # The process's one Redis client (None without REDIS_URL): callers' rate limits, and the
-            # LLM capacity shared with the workers.
-            redis = open_redis(settings)
-            if redis is not None:
-                opened.push_async_callback(redis.aclose)
-            # The API's own backend serves health probes and LLM-assisted classification; it fails
-            # fast on unusable configuration (missing certificate, credentials) but does no I/O here.
-            backend = build_backend(settings, redis)
-            await backend.start()
-            opened.push_async_callback(backend.close)
-            store = await open_request_store(settings, engine)
-            opened.push_async_callback(store.close)
-            monitor = BrokerMonitor(settings, "api")
-            await monitor.start()
-            opened.push_async_callback(monitor.close)
-            app.state.broker_monitor = monitor
-            publisher = RequestPublisher(settings, monitor)
-            await publisher.start()
-            opened.push_async_callback(publisher.close)
-            hub = StatusHub(settings)
-            await hub.start()
-            opened.push_async_callback(hub.close)
-            app.state.clients = Clients(settings, create_session_factory(engine), store, publisher, hub)
-            open_callers(app, settings, opened, redis)
-            app.state.llm_backend = backend
-            app.state.model_list = ModelList(backend, settings.models_cache_seconds)
-            app.state.llm_health = partial(
-                backend_health, backend, max_age_seconds=settings.llm_health_cache_seconds
-            )
+        # The process's one runtime: every client, closed on shutdown and when start-up fails half-way.
+        async with open_runtime(settings, role="api", readiness_checks=readiness_checks) as runtime:
+            app.state.runtime = runtime
             # Everything built so far lives as long as the process: move it out of the cyclic
             # collector's sight, so the collections that request garbage triggers stay cheap.
             gc.collect()
@@ -123,17 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (prompts, prompts_compat):
         app.include_router(module.router, dependencies=[Depends(get_caller)], responses=ERROR_RESPONSES)
     return app
-
-
-def open_callers(app: FastAPI, settings: Settings, opened: AsyncExitStack, redis: Redis | None) -> None:
-    """Authentication, rate limits and budgets of an API process (service/callers)."""
-    sessions = app.state.clients.sessions
-    authenticator = Authenticator(settings, sessions)
-    authenticator.start()
-    opened.push_async_callback(authenticator.close)
-    app.state.authenticator = authenticator
-    app.state.rate_limiter = RequestRateLimiter(settings, redis)
-    app.state.budgets = Budgets(settings, sessions)
 
 
 def create_app_from_env() -> FastAPI:

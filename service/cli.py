@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
 import orjson
 from rich.console import Console
 from rich.progress import (
@@ -167,7 +168,9 @@ def request_result(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def register(commands: Any) -> None:
+    """Add `batch` and `request` to the CLI's sub-commands. They are clients of a running service:
+    they need its URL and a key, never the server's settings."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url", default=os.environ.get("GIGAOFFICE_URL", DEFAULT_URL), help="the service (GIGAOFFICE_URL)"
@@ -175,63 +178,53 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--key", default=os.environ.get("GIGAOFFICE_API_KEY"), help="API key (GIGAOFFICE_API_KEY)"
     )
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
-    groups = parser.add_subparsers(dest="group", required=True)
-
-    batch = groups.add_parser("batch", help="batches of requests").add_subparsers(
-        dest="action", required=True
-    )
+    batch = commands.add_parser(
+        "batch",
+        help="Submit and follow batches: submit, status, results, cancel, list.",
+        description=__doc__,
+    ).add_subparsers(dest="action", required=True)
     submit = batch.add_parser("submit", parents=[common], help="submit a JSONL file (native or OpenAI lines)")
     submit.add_argument("file")
     submit.add_argument("--wait", action="store_true", help="show progress until the batch is final")
     submit.add_argument("--out", help="with --wait: write completed lines here")
     submit.add_argument("--errors", help="with --wait: write unsuccessful lines here")
     submit.add_argument("--window", default="24h", help="completion window, e.g. 24h")
-    submit.set_defaults(run=batch_submit)
+    submit.set_defaults(client_command=batch_submit)
     for name, run, help_text in (
         ("status", batch_status, "status and counts"),
         ("cancel", batch_cancel, "cancel lines not started"),
     ):
         command = batch.add_parser(name, parents=[common], help=help_text)
         command.add_argument("id")
-        command.set_defaults(run=run)
+        command.set_defaults(client_command=run)
     results = batch.add_parser("results", parents=[common], help="results as JSONL, in line order")
     results.add_argument("id")
     results.add_argument("--out", help="file for completed lines (default: stdout)")
     results.add_argument("--errors", help="file for unsuccessful lines (default: with the others)")
-    results.set_defaults(run=batch_results)
+    results.set_defaults(client_command=batch_results)
     listing = batch.add_parser("list", parents=[common], help="your latest batches")
     listing.add_argument("--limit", type=int, default=20)
-    listing.set_defaults(run=batch_list)
+    listing.set_defaults(client_command=batch_list)
 
-    request = groups.add_parser("request", help="single requests").add_subparsers(
-        dest="action", required=True
-    )
+    request = commands.add_parser(
+        "request", help="Single requests from scripts: submit, status, result.", description=__doc__
+    ).add_subparsers(dest="action", required=True)
     one = request.add_parser(
         "submit", parents=[common], help="submit a JSON body from a file (or - for stdin)"
     )
     one.add_argument("file")
     one.add_argument("--wait", action="store_true", help="wait and print the result")
-    one.set_defaults(run=request_submit)
+    one.set_defaults(client_command=request_submit)
     for name, run in (("status", request_status), ("result", request_result)):
         command = request.add_parser(name, parents=[common])
         command.add_argument("id")
-        command.set_defaults(run=run)
-    return parser
+        command.set_defaults(client_command=run)
 
 
-def run_batch(_settings: object, argv: list[str]) -> int:
-    return main(["batch", *argv])
-
-
-def run_request(_settings: object, argv: list[str]) -> int:
-    return main(["request", *argv])
-
-
-def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the client command chosen on the command line; errors become one clear line."""
     try:
-        code: int = args.run(args)
+        code: int = args.client_command(args)
         return code
     except GigaOfficeError as exc:
         err.print(f"[red]error[/] {exc.status} {exc.code}: {exc.message}")
@@ -239,6 +232,6 @@ def main(argv: list[str]) -> int:
             for detail in exc.details[:20]:
                 err.print(f"  {detail}")
         return 2
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, httpx.HTTPError) as exc:
         err.print(f"[red]error[/] {exc}")
         return 2

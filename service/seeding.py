@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.config import Settings
 from service.db import prompts_repo as repo
 from service.db.prompt_models import Origin
-from service.db.session import create_engine, create_session_factory
+from service.db.unit_of_work import transaction
 from service.pipeline.resources import LANGUAGES, Resources, shipped_resources
+from service.runtime import open_runtime
 
 
 @dataclass
@@ -133,13 +134,8 @@ async def _seed_preset(
 
 async def seed_database(settings: Settings) -> SeedReport:
     """The CLI entry point (`seed`, and `up` after migrating)."""
-    engine = create_engine(settings)
-    try:
-        async with create_session_factory(engine)() as session:
-            report = await seed(session, shipped_resources())
-            await session.commit()
-    finally:
-        await engine.dispose()
+    async with open_runtime(settings, role="cli") as rt, transaction(rt.sessions) as session:
+        report = await seed(session, shipped_resources())
     logger.info(
         "seeded prompts: {} added, {} updated, {} operator edits kept",
         len(report.added),

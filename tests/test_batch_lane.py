@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from service.db.batch_models import Lane
 from service.db.models import AnalysisRequest, RequestStatus, utcnow
+from service.db.unit_of_work import transaction
 from service.messaging.kafka import RequestPublisher, ensure_topics
 from service.usecases import batches as batch_service
 from service.usecases.batch_lines import NATIVE_REQUESTS, check_items
@@ -167,7 +168,8 @@ async def test_feeder_never_releases_lines_of_a_cancelled_batch(
         try:
             feeder = BatchFeeder(settings, svc.sessions, publisher)
             assert await feeder.release_once() >= 10
-            await batch_service.cancel(svc.sessions, publisher, batch_id, owner)
+            async with transaction(svc.sessions) as session:  # the route's unit of work
+                await batch_service.cancel(session, publisher, batch_id, owner)
             # The cancelled lines are no longer waiting for the feeder: nothing of this batch is released.
             await feeder.release_once()
             assert await _lanes(svc, batch_id) == {Lane.BATCH: 30}

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from service.config import Settings
 from service.messaging.embedded import EmbeddedBroker
 from service.messaging.kafka import ensure_topics
-from tests.support import SEED_EXAMPLE, RunningService, make_settings, running_service
+from service.pipeline.classify_model import warm_up as train_classifier
+from tests.support import SEED_EXAMPLE, RunningService, captured_logs, make_settings, running_service
 
 SPREADSHEET = {"kind": "spreadsheet", **SEED_EXAMPLE}
 
@@ -106,5 +108,69 @@ async def test_a_restart_between_two_probes_is_noticed(own_postgres_url: str) ->
             # New submits land at offsets 0, 1, … below what the consumer already handled.
             later = await _submit_all(svc, 3)
             await _all_completed_once(svc, ids + later, calls_before=len(warmup))
+    finally:
+        broker.stop()
+
+
+def _start_scenario_settings(url: str, bootstrap: str) -> Settings:
+    return make_settings(
+        url,
+        bootstrap,
+        worker_concurrency=4,
+        dryrun_latency_ms=50,
+        broker_probe_interval_seconds=0.3,
+        # The recovery of a worker that never saw the broker go: rows queued this long on a
+        # partition without lag (an empty re-created topic has none) are published again.
+        requeue_after_seconds=3,
+        sweep_interval_seconds=1,
+    )
+
+
+async def test_a_broker_lost_while_the_worker_starts_loses_nothing(own_postgres_url: str) -> None:
+    """The broker is gone while a worker starts and comes back empty: the worker waits for it
+    (logged once) instead of dying, and the requests accepted before all end final."""
+    await asyncio.to_thread(train_classifier)  # the worker's own start then takes moments, not seconds
+    broker = EmbeddedBroker()
+    broker.start()
+    try:
+        settings = _start_scenario_settings(own_postgres_url, broker.bootstrap_servers)
+        async with running_service(settings, with_worker=False) as svc:
+            ids = await _submit_all(svc, 20)
+            with captured_logs() as logs:
+                broker.kill()
+                svc.start_worker()
+                await asyncio.sleep(4)
+                assert svc.worker_task is not None and not svc.worker_task.done(), "the worker gave up"
+                broker.start()  # same port, empty
+                await _all_completed_once(svc, ids, calls_before=0)
+            assert sum("broker unreachable at start" in line for line in logs) == 1
+    finally:
+        broker.stop()
+
+
+async def test_a_worker_started_after_the_broker_came_back_empty_finds_the_stranded_rows(
+    own_postgres_url: str,
+) -> None:
+    """The worker dies while the broker is away; the broker comes back empty; a new worker, which
+    never saw the loss, still publishes the stranded requests again (nobody has to step in)."""
+    broker = EmbeddedBroker()
+    broker.start()
+    try:
+        settings = _start_scenario_settings(own_postgres_url, broker.bootstrap_servers)
+        settings = settings.model_copy(update={"dryrun_latency_ms": 400})
+        async with running_service(settings) as svc:
+            assert svc.worker is not None
+            assert await svc.worker.wait_ready(60)
+            ids = await _submit_all(svc, 20)
+            broker.kill()
+            await asyncio.sleep(1)
+            await svc.stop_worker()  # stopped while the broker is away: nothing it held is committed
+            broker.start()  # empty
+            await _until(lambda: _readiness_is(svc, 200), 60, "ready again")
+            calls_before = len(svc.backend.calls)
+            svc.start_worker()
+            finals = [await svc.wait_final(request_id, timeout=120) for request_id in ids]
+            assert [f["status"] for f in finals] == ["completed"] * len(ids)
+            assert len(svc.backend.calls) - calls_before <= len(ids)
     finally:
         broker.stop()

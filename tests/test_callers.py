@@ -16,9 +16,9 @@ from fastapi.routing import APIRoute
 
 from service.api.deps import require_admin
 from service.callers.auth import check_anonymous_exposure
-from service.callers.cli import run_keys
 from service.callers.secrets import digest
 from service.errors import ConfigurationError
+from service.keys_cli import run_keys
 from service.usecases.keys import revoke_key
 from tests.support import (
     PROCESS_EXAMPLE,
@@ -211,7 +211,7 @@ async def test_keys_api_create_use_update_revoke(postgres_url: str, kafka_bootst
 
         # last_used_at is written in batches, not per request.
         await svc.client.get("/api/v1/categories", headers=admin)
-        await svc.app.state.authenticator.flush_last_used()
+        await svc.app.state.runtime.authenticator.flush_last_used()
         root = [
             k for k in (await svc.client.get("/api/v1/keys", headers=admin)).json() if k["name"] == "root"
         ]

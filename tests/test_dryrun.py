@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.config import Settings
+from service.kinds import KINDS
 from service.llm.base import ChatRequest, Overloaded
 from service.llm.dryrun import DryrunBackend
 from service.pipeline.answer import parse_answer
@@ -32,7 +33,8 @@ def context(category: str) -> dict[str, object]:
 
 
 def request(category: str) -> ChatRequest:
-    return ChatRequest(
+    kind = KINDS[str(context(category)["kind"])]  # each kind gives its own dryrun answer
+    return kind.chat_request(
         system="SYSTEM PROMPT INTERNALS", user="USER TEMPLATE INTERNALS", context=context(category)
     )
 

@@ -38,7 +38,7 @@ async def test_n_plus_one_submits_get_429_in_memory(postgres_url: str, kafka_boo
     key = bearer(await issue_key(settings, "three a minute", requests_per_minute=3))
     other = bearer(await issue_key(settings, "someone else", requests_per_minute=3))
     async with running_service(settings, with_worker=False) as svc:
-        assert svc.app.state.rate_limiter.shared is False
+        assert svc.app.state.runtime.rate_limiter.shared is False
         remaining = []
         for path, body in (("/api/v1/requests", SUBMIT), ("/api/ai/process", SEED_EXAMPLE)):
             response = await svc.client.post(path, json=body, headers=key)
@@ -87,8 +87,8 @@ async def test_the_limit_holds_across_two_api_instances_sharing_redis(
         running_service(settings, with_worker=False) as one,
         running_service(settings, with_worker=False) as two,
     ):
-        assert one.app.state.rate_limiter.shared and two.app.state.rate_limiter.shared
-        assert one.app.state.rate_limiter is not two.app.state.rate_limiter
+        assert one.app.state.runtime.rate_limiter.shared and two.app.state.runtime.rate_limiter.shared
+        assert one.app.state.runtime.rate_limiter is not two.app.state.runtime.rate_limiter
         statuses = []
         for index in range(5):
             svc = one if index % 2 == 0 else two

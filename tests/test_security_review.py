@@ -3,6 +3,7 @@ checks that secrets stay out of logs."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -100,8 +101,8 @@ async def test_classify_asks_no_model_once_the_callers_budget_is_spent(
     )
     key = await issue_key(settings, "classify budget", daily_tokens=10)
     async with running_service(settings, api_key=key) as svc:
-        counting = CountingBackend(svc.app.state.llm_backend)
-        svc.app.state.llm_backend = counting
+        counting = CountingBackend(svc.app.state.runtime.llm)
+        svc.app.state.runtime = dataclasses.replace(svc.app.state.runtime, _llm=counting)
         fresh = await svc.client.post("/api/v1/classify", json={"query_text": "сделай что-нибудь с этим"})
         assert fresh.status_code == 200 and len(counting.calls) == 1  # budget left: the model is asked
 

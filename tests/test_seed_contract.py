@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from service.api.compat import seed_values
 from service.db.requests_repo import get_request
+from service.kinds.base import seed_values
 from tests.support import SEED_EXAMPLE, make_settings, running_service
 
 # What the seed's plugins also sent: one object per row, keys as the header.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -49,10 +50,8 @@ async def second_api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClien
     """Another API process's app on the same database and broker (its own status hub)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        store = CountingStore(app.state.clients.store)
-        app.state.clients = type(app.state.clients)(
-            **{**{f: getattr(app.state.clients, f) for f in app.state.clients.__slots__}, "store": store}
-        )
+        store = CountingStore(app.state.runtime.store)
+        app.state.runtime = dataclasses.replace(app.state.runtime, _store=store)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://second") as client:
             yield client, store

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from service.client import WebhookVerificationError, verify_webhook
 from service.config import Settings
-from service.db.webhook_models import WebhookDelivery
+from service.db.webhook_models import WebhookDelivery, WebhookEndpoint
 from service.retry_after import parse_retry_after
 from service.schemas.events import StatusEvent
 from service.webhooks.dispatcher import WebhookDispatcher
@@ -289,3 +289,23 @@ async def test_a_finished_batch_sends_batch_completed(postgres_url: str, kafka_b
     assert payloads[0]["type"] == "batch.completed"
     assert payloads[0]["data"]["id"] == batch["id"] and payloads[0]["data"]["status"] == "completed"
     assert payloads[0]["data"]["links"]["status"] == f"/api/v1/batches/{batch['id']}"
+
+
+async def test_a_replayed_submit_leaves_no_orphan_endpoint(postgres_url: str, kafka_bootstrap: str) -> None:
+    """The request row and its webhook endpoint are written together: a replay with the same
+    idempotency key answers the first request and stores no second endpoint (it used to commit the
+    endpoint first, then find the key taken)."""
+    settings = webhook_settings(postgres_url, kafka_bootstrap)
+    key = f"replay-{uuid.uuid4().hex}"
+    url = "http://127.0.0.1:9/hook"
+    async with running_service(settings, with_worker=False) as svc:
+        body = {**SPREADSHEET, "idempotency_key": key, "webhook": {"url": url}}
+        first = await svc.submit(body)
+        again = await svc.submit(body)
+        assert first.status_code == 202 and again.status_code == 200, (first.text, again.text)
+        assert again.json()["id"] == first.json()["id"]
+        async with svc.sessions() as session:
+            endpoints = (
+                await session.execute(select(WebhookEndpoint).where(WebhookEndpoint.url == url))
+            ).scalars()
+            assert [str(row.request_id) for row in endpoints] == [first.json()["id"]]

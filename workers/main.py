@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
 from loguru import logger
 
-from service.callers.budgets import Budgets
 from service.config import Settings
 from service.db.models import utcnow
-from service.db.session import create_engine, create_session_factory
-from service.db.worker_store import open_worker_store
 from service.llm.base import LLMBackend
-from service.messaging.kafka import RequestPublisher, client_args, ensure_topics
+from service.messaging.kafka import client_args
 from service.messaging.monitor import BrokerMonitor
 from service.pipeline.classify_model import warm_up as train_classifier
-from service.redis_client import open_redis
+from service.runtime import open_runtime
 from service.usecases.processing import Processor
 from workers.feeder import BatchFeeder
 from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler
 from workers.runner import ConsumerRunner
 from workers.sweeper import Sweeper
+
+_START_RETRY_FIRST_SECONDS = 0.5
+_START_RETRY_MAX_SECONDS = 10.0
+T = TypeVar("T")
 
 
 class Worker:
@@ -66,34 +69,48 @@ class Worker:
     def readiness(self) -> dict[str, Any]:
         return {"ok": self.ready, "consuming": self._runner is not None and self._runner.ready.is_set()}
 
+    async def _until_broker_answers(self, attempt: Callable[[], Awaitable[T]]) -> T | None:
+        """`attempt()`, tried again with back-off while the broker is unreachable: a worker may
+        start before the broker, or the broker may die while the worker starts. Logged once;
+        None when the worker is stopped meanwhile."""
+        pause = _START_RETRY_FIRST_SECONDS
+        failures = 0
+        # Opening makes topics and connects a producer: a few broker round trips at most.
+        bound = 3 * self.settings.kafka_request_timeout_ms / 1000
+        while not self._stopping.is_set():
+            try:
+                result = await asyncio.wait_for(attempt(), bound)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                if failures == 0:
+                    logger.warning(
+                        "broker unreachable at start ({}); waiting for it, retrying with back-off",
+                        type(exc).__name__,
+                    )
+                failures += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+                pause = min(pause * 2, _START_RETRY_MAX_SECONDS)
+                continue
+            if failures:
+                logger.info("broker reachable after {} failed attempt(s); starting", failures)
+            return result
+        return None
+
     async def run(self) -> None:
         settings = self.settings
-        # Every client is closed on shutdown, and also when start-up fails half-way.
+        # The worker's runtime (service/runtime.py): every client, closed on shutdown and when
+        # start-up fails half-way. The LLM capacity (concurrency cap, rates) is shared with every
+        # worker through its Redis client.
+        await asyncio.to_thread(train_classifier)  # once per process, before the first request
         async with contextlib.AsyncExitStack() as opened:
-            if self._backend is None:
-                from service.llm.registry import build_backend
-
-                # The LLM capacity (concurrency cap, rates) is shared with every worker through it.
-                redis = open_redis(settings)
-                if redis is not None:
-                    opened.push_async_callback(redis.aclose)
-                self._backend = build_backend(settings, redis)
-            backend = self._backend
-            engine = create_engine(settings)
-            opened.push_async_callback(engine.dispose)
-            sessions = create_session_factory(engine)
-            await ensure_topics(settings)
-            monitor = self._monitor = BrokerMonitor(settings, "worker")
-            await monitor.start()
-            opened.push_async_callback(monitor.close)
-            await asyncio.to_thread(train_classifier)  # once per process, before the first request
-            await backend.start()
-            opened.push_async_callback(backend.close)
-            publisher = RequestPublisher(settings, monitor)
-            await publisher.start()
-            opened.push_async_callback(publisher.close)
-            store = await open_worker_store(settings, engine)
-            opened.push_async_callback(store.close)
+            rt = await self._until_broker_answers(
+                lambda: opened.enter_async_context(open_runtime(settings, role="worker", llm=self._backend))
+            )
+            if rt is None:
+                logger.info("worker stopped before the broker answered")
+                return
+            backend, sessions, publisher, store = rt.llm, rt.sessions, rt.publisher, rt.worker_store
+            monitor = self._monitor = rt.monitor
             broker_timeout = settings.kafka_request_timeout_ms / 1000
 
             def new_consumer() -> AIOKafkaConsumer:
@@ -126,7 +143,7 @@ class Worker:
                     settings.kafka_topic_dead_letter, record.value, record.key, headers
                 )
 
-            processor = Processor(settings, backend, sessions, Budgets(settings, sessions))
+            processor = Processor(settings, backend, sessions, rt.budgets)
             handler = RequestHandler(settings, store, processor, publisher)
             sweeper = Sweeper(settings, sessions, publisher, monitor)
             runner = self._runner = ConsumerRunner(

@@ -39,6 +39,7 @@ from loguru import logger
 
 from service import monitoring
 from service.logging import throttled
+from service.messaging.kafka import stop_client
 
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
 DeadLetterSink = Callable[[ConsumerRecord, str, str], Awaitable[None]]
@@ -199,8 +200,7 @@ class ConsumerRunner:
             await asyncio.wait_for(consumer.start(), self._broker_timeout)
         except Exception as exc:
             throttled("consumer-start").warning("consumer could not start ({}); retrying", exc)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), _CLOSE_TIMEOUT_SECONDS)
+            await stop_client(consumer, "consumer")
             return False
         consumer.subscribe(self._topics, listener=_Rebalance(self, self._generation))
         self._consumer = consumer
@@ -213,10 +213,7 @@ class ConsumerRunner:
         self.ready.clear()
         monitoring.WORKER_CONSUMING.set(0)
         self._generation += 1  # callbacks the closing consumer still makes are stale
-        try:
-            await asyncio.wait_for(consumer.stop(), _CLOSE_TIMEOUT_SECONDS)
-        except Exception as exc:
-            logger.warning("consumer did not stop cleanly ({}); dropped", type(exc).__name__)
+        await stop_client(consumer, "consumer")
 
     @property
     def consumer(self) -> AIOKafkaConsumer | None:

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 
-from service.api.deps import ClientsDep, OwnerDep
+from service.api.deps import OwnerDep, RuntimeDep
+from service.db.batch_models import BatchView
 from service.errors import NotFound
 from service.schemas.batches import BatchIdText, NativeBatch, parse_batch_id
 from service.schemas.fields import Text
 from service.usecases import batches, live
-from service.usecases.batches import BatchView
 
 router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
 
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
 )
 async def batch_events(
     batch_id: BatchIdText,
-    clients: ClientsDep,
+    rt: RuntimeDep,
     owner_id: OwnerDep,
     last_event_id: Annotated[
         Annotated[str, Text(max_length=200)] | None, Header(description="Resume after this event id.")
@@ -39,9 +39,9 @@ async def batch_events(
     parsed = parse_batch_id(batch_id)
     if parsed is None:
         raise NotFound(f"No batch with id {batch_id}.")
-    watch = clients.hub.open_watch(parsed)  # before the read: nothing can slip in between
+    watch = rt.hub.open_watch(parsed)  # before the read: nothing can slip in between
     try:
-        async with clients.sessions() as session:
+        async with rt.sessions() as session:
             await batches.get_batch(session, parsed, owner_id)  # 404 before the stream starts
     except BaseException:
         watch.close()
@@ -51,13 +51,13 @@ async def batch_events(
     except ValueError:
         seen = -1
     changes = live.batch_changes(
-        clients.sessions,
+        rt.sessions,
         watch,
         parsed,
         owner_id,
         seen_mark=seen,
-        keepalive_seconds=clients.settings.sse_keepalive_seconds,
-        max_seconds=clients.settings.sse_max_seconds,
+        keepalive_seconds=rt.settings.sse_keepalive_seconds,
+        max_seconds=rt.settings.sse_max_seconds,
     )
     return StreamingResponse(
         _frames(changes),

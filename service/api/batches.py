@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import ClientsDep, OwnerDep, SessionDep
+from service.api.deps import OwnerDep, RuntimeDep, SessionDep
 from service.errors import NotFound, ValidationFailed
 from service.schemas.batches import (
     BatchIdText,
@@ -74,14 +74,14 @@ def _batch_id(value: str) -> Any:
 )
 async def create_batch(
     request: Request,
-    clients: ClientsDep,
+    rt: RuntimeDep,
     session: SessionDep,
     owner_id: OwnerDep,
     completion_window: Annotated[
         WindowText, Query(description="e.g. 24h; unfinished lines then end as expired")
     ] = "24h",
 ) -> NativeBatch:
-    settings = clients.settings
+    settings = rt.settings
     checker = service.checker(settings, NATIVE_REQUESTS)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     parsed: ParsedBatch
@@ -134,13 +134,13 @@ async def get_batch(batch_id: BatchIdText, session: SessionDep, owner_id: OwnerD
     response_class=StreamingResponse,
 )
 async def get_results(
-    batch_id: BatchIdText, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
+    batch_id: BatchIdText, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep
 ) -> StreamingResponse:
     batch = await service.get_batch(session, _batch_id(batch_id), owner_id)
 
     async def lines() -> AsyncIterator[bytes]:
         # The response outlives the route's session: the stream reads through a session of its own.
-        async with clients.sessions() as streaming:
+        async with rt.sessions() as streaming:
             async for line in native_lines(streaming, batch):
                 yield line
 
@@ -150,7 +150,7 @@ async def get_results(
 @router.post(
     "/{batch_id}/cancel", response_model=NativeBatch, summary="Cancel: lines not started are cancelled"
 )
-async def cancel_batch(batch_id: BatchIdText, clients: ClientsDep, owner_id: OwnerDep) -> NativeBatch:
-    return NativeBatch.of(
-        await service.cancel(clients.sessions, clients.publisher, _batch_id(batch_id), owner_id)
-    )
+async def cancel_batch(
+    batch_id: BatchIdText, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep
+) -> NativeBatch:
+    return NativeBatch.of(await service.cancel(session, rt.publisher, _batch_id(batch_id), owner_id))

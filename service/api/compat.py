@@ -16,9 +16,8 @@ from service.api.errors import CONFLICT_RESPONSE
 from service.api.health import health_report
 from service.api.requests import IdempotencyKeyHeader, processing_seconds
 from service.errors import Conflict
-from service.pipeline.answer import SCHEMA_KIND
-from service.pipeline.categories import resolve_category
-from service.schemas.requests import SpreadsheetInput
+from service.kinds import kind_of
+from service.kinds.spreadsheet import SpreadsheetInput
 from service.usecases import requests as service
 
 router = APIRouter(prefix="/api", tags=["compatibility (seed contract)"])
@@ -40,16 +39,8 @@ async def ai_process(
     admitted: AdmissionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
-    clients = admitted.clients
-    submitted = await service.submit(
-        clients.store,
-        clients.sessions,
-        clients.publisher,
-        clients.settings,
-        payload,
-        admitted.owner_id,
-        idempotency_key,
-    )
+    rt = admitted.rt
+    submitted = await service.submit(rt, payload, admitted.owner_id, idempotency_key)
     return {
         "success": True,
         "request_id": str(submitted.id),
@@ -89,43 +80,17 @@ async def ai_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep) 
             "error_message": row.error_message,
             "error": {"code": exc.code, "message": exc.message, "details": exc.details},
         }
-    answer = row.result if isinstance(row.result, dict) else {}
     return {
         "success": True,
         "request_id": str(row.id),
         "status": row.status,
         "category": row.category,
-        # What the answer is: table, chart, histogram, text or process_analysis.
-        "answer_type": SCHEMA_KIND.get(resolve_category(row.category or "") or ""),
-        # The plugin writes this 2-D array back into the sheet (for charts: the inline series).
-        "result": seed_values(answer),
-        "text": answer.get("text"),
-        "output_range": answer.get("output_range"),
-        # The whole structured answer: chart and histogram specifications, formatting rules.
-        "answer": answer,
+        # answer_type, result (the 2-D array the plugin writes back), text, output_range, answer.
+        **kind_of(row.kind).seed_result(row),
         "template_version": row.template_version,
         "tokens_used": row.total_tokens,
         "processing_time": processing_seconds(row),
     }
-
-
-def seed_values(answer: dict[str, Any]) -> list[list[Any]]:
-    """The answer as a 2-D array where it has one: a table's values, or a chart's inline series
-    (a header of series names, then one row per point)."""
-    values = answer.get("values")
-    if isinstance(values, list) and values:
-        return values
-    series = answer.get("series")
-    if (
-        isinstance(series, list)
-        and series
-        and all(isinstance(s, dict) and isinstance(s.get("values"), list) for s in series)
-    ):
-        names = [s.get("name") or f"Series {number}" for number, s in enumerate(series, start=1)]
-        length = max(len(s["values"]) for s in series)
-        points = [[s["values"][i] if i < len(s["values"]) else None for s in series] for i in range(length)]
-        return [names, *points]
-    return []
 
 
 @router.get("/health", summary="Service health (seed contract)")

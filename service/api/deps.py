@@ -1,7 +1,12 @@
-"""Dependencies shared by routes. The clients themselves live on app.state, made in the lifespan.
+"""Dependencies shared by routes. The process's clients live on the runtime (service/runtime.py),
+opened in the lifespan; it is the only thing on `app.state`.
 
 They are `async def` on purpose: FastAPI runs a plain `def` dependency in a thread pool, which costs
 more than everything else a status read does.
+
+The unit of work of a route is the request-scoped session (`SessionDep`): the route and the
+use-cases it calls only flush; the session is committed after the route returns, and the actions
+registered with `service.db.unit_of_work.after_commit` run once the commit succeeded.
 """
 
 from __future__ import annotations
@@ -12,47 +17,35 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.callers.auth import Authenticator
 from service.callers.model import Caller
 from service.config import Settings
+from service.db import unit_of_work
 from service.db.request_store import RequestStore
 from service.errors import Forbidden
-from service.messaging.hub import StatusHub
-from service.messaging.kafka import RequestPublisher
+from service.runtime import Runtime
 
 
-@dataclass(frozen=True, slots=True)
-class Clients:
-    """The long-lived clients of an API process, opened in the lifespan. One dependency for all of
-    them keeps the per-request cost of dependency resolution on the hot paths small."""
-
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
-    store: RequestStore
-    publisher: RequestPublisher
-    hub: StatusHub  # wakes waiters on status events (long-poll, Prefer: wait, SSE, chat)
-
-
-async def get_clients(request: Request) -> Clients:
-    return request.app.state.clients
+async def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
 
 
 async def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.clients.settings
+    return request.app.state.runtime.settings
 
 
 async def get_store(request: Request) -> RequestStore:
-    return request.app.state.clients.store
+    return request.app.state.runtime.store
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    # The request owns this session and is the only one that commits it.
-    async with request.app.state.clients.sessions() as session:
+    """The route's unit of work: the only place a route's transaction is committed (after the
+    route returned without error), followed by its after-commit actions. On an error nothing is
+    committed and the actions are dropped."""
+    async with request.app.state.runtime.sessions() as session:
         yield session
-        if session.in_transaction():
-            await session.commit()
+        await unit_of_work.commit(session)
 
 
 _CALLER_KEY = "gigaoffice.caller"
@@ -74,8 +67,8 @@ async def get_caller(request: Request) -> Caller:
             elif name == b"x-api-key":
                 api_key = value.decode("latin-1")
         client = scope.get("client")
-        authenticator: Authenticator = request.app.state.authenticator
-        caller = await authenticator.authenticate(authorization, api_key, client[0] if client else None)
+        rt: Runtime = request.app.state.runtime
+        caller = await rt.authenticator.authenticate(authorization, api_key, client[0] if client else None)
         scope[_CALLER_KEY] = caller
     return caller
 
@@ -95,7 +88,7 @@ async def require_admin(request: Request) -> Caller:
 
 async def require_metrics_reader(request: Request) -> None:
     """GET /metrics: service-wide figures, so an admin key unless METRICS_PUBLIC is on."""
-    if not request.app.state.clients.settings.metrics_public:
+    if not request.app.state.runtime.settings.metrics_public:
         await require_admin(request)
 
 
@@ -111,10 +104,10 @@ def owner_scope(caller: Caller, owner: str | None, route: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class CallerClients:
-    """The process's clients and the caller, as ONE dependency for the hot routes."""
+class CallerRuntime:
+    """The process's runtime and the caller, as ONE dependency for the hot routes."""
 
-    clients: Clients
+    rt: Runtime
     caller: Caller
 
     @property
@@ -122,20 +115,20 @@ class CallerClients:
         return self.caller.owner_id
 
 
-async def get_caller_clients(request: Request) -> CallerClients:
-    return CallerClients(request.app.state.clients, await get_caller(request))
+async def get_caller_runtime(request: Request) -> CallerRuntime:
+    return CallerRuntime(request.app.state.runtime, await get_caller(request))
 
 
 async def enforce_rate_limit(request: Request, response: Response) -> dict[str, str]:
     """Counts the request against the caller's requests per minute (429 when over). The RateLimit-*
     headers go on the response; a route that builds its own Response must copy them (returned)."""
-    headers: dict[str, str] = await request.app.state.rate_limiter.hit(await get_caller(request))
+    headers: dict[str, str] = await request.app.state.runtime.rate_limiter.hit(await get_caller(request))
     response.headers.update(headers)
     return headers
 
 
 @dataclass(frozen=True, slots=True)
-class Admitted(CallerClients):
+class Admitted(CallerRuntime):
     """A submit that passed the rate limit and the budgets, with the RateLimit-* headers to send."""
 
     rate_limit_headers: dict[str, str]
@@ -146,11 +139,11 @@ async def admit_submit(request: Request, response: Response) -> Admitted:
     spend (429 `budget_exceeded`)."""
     headers = await enforce_rate_limit(request, response)
     caller = await get_caller(request)
-    await request.app.state.budgets.check_submit(caller)
-    return Admitted(request.app.state.clients, caller, headers)
+    await request.app.state.runtime.budgets.check_submit(caller)
+    return Admitted(request.app.state.runtime, caller, headers)
 
 
-ClientsDep = Annotated[Clients, Depends(get_clients)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 # scope="function": the commit happens before the response is sent, so a 200 means committed.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
@@ -158,6 +151,6 @@ StoreDep = Annotated[RequestStore, Depends(get_store)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 OwnerDep = Annotated[str | None, Depends(get_owner_id)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
-CallerClientsDep = Annotated[CallerClients, Depends(get_caller_clients)]
+CallerRuntimeDep = Annotated[CallerRuntime, Depends(get_caller_runtime)]
 RateLimitDep = Annotated[dict[str, str], Depends(enforce_rate_limit)]
 AdmissionDep = Annotated[Admitted, Depends(admit_submit)]

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service import monitoring
 from service.db.errors import DATABASE_EXCEPTIONS, classify
 from service.errors import AppError
+from service.kinds import KINDS
 
 RETRY_AFTER_SECONDS = "5"
 
@@ -106,7 +107,7 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
         # Drop the leading "body" and the union tag pydantic adds for discriminated unions.
         loc = [str(part) for part in error.get("loc", ()) if part != "body"]
         # Drop the union tag and validator names pydantic puts in front of the field path.
-        while loc and (loc[0] in ("spreadsheet", "process_analysis", "chat") or "[" in loc[0]):
+        while loc and (loc[0] in KINDS or "[" in loc[0]):
             loc = loc[1:]
         # Union members and type tags inside the path ("str", "function-before[...]") say nothing.
         loc = [part for part in loc if "[" not in part and part not in ("str", "int", "float", "bool")]

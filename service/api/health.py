@@ -11,21 +11,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+
+from service.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
 _NOT_READY_RETRY_AFTER = "5"
 
 
+def _runtime(app: FastAPI) -> Runtime:
+    return cast(Runtime, app.state.runtime)
+
+
 async def _database(app: FastAPI) -> dict[str, Any]:
     try:
-        async with app.state.clients.sessions() as session:
+        async with _runtime(app).sessions() as session:
             await asyncio.wait_for(session.execute(text("SELECT 1")), 3)
         return {"ok": True}
     except Exception as exc:
@@ -33,21 +38,20 @@ async def _database(app: FastAPI) -> dict[str, Any]:
 
 
 def _broker(app: FastAPI) -> dict[str, Any]:
-    report: dict[str, Any] = app.state.broker_monitor.report()
+    report: dict[str, Any] = _runtime(app).monitor.report()
     return report
 
 
 async def _llm(app: FastAPI) -> dict[str, Any]:
     try:  # the probe caches its answer briefly (LLM_HEALTH_CACHE_SECONDS) and spends no tokens
-        return await asyncio.wait_for(app.state.llm_health(), 10)
+        return await asyncio.wait_for(_runtime(app).llm_health(), 10)
     except Exception as exc:
-        return {"ok": False, "backend": app.state.clients.settings.llm_backend, "detail": type(exc).__name__}
+        return {"ok": False, "backend": _runtime(app).settings.llm_backend, "detail": type(exc).__name__}
 
 
 def _in_process(app: FastAPI) -> dict[str, dict[str, Any]]:
     """Readiness of parts running in this process besides the API (the worker, under `up`)."""
-    checks: dict[str, Callable[[], dict[str, Any]]] = getattr(app.state, "readiness_checks", {})
-    return {name: check() for name, check in checks.items()}
+    return {name: check() for name, check in _runtime(app).readiness_checks.items()}
 
 
 async def health_report(app: FastAPI) -> dict[str, Any]:

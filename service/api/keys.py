@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.deps import AdminDep, SessionDep
 from service.db.key_models import ApiKey
+from service.db.unit_of_work import after_commit
+from service.runtime import Runtime
 from service.schemas.fields import ColumnText
 from service.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyUpdate
 from service.usecases import keys as service
@@ -49,15 +52,23 @@ async def update_key(
         if values.get(required, "") is None:
             values.pop(required)
     row = await service.update_key(session, key_id, values)
-    await session.commit()
-    request.app.state.authenticator.forget(key_id)
+    _forget_after_commit(request, session, key_id)
     return key_out(row)
 
 
 @router.delete("/{key_id}", response_model=KeyOut, summary="Revoke a key (kept for the record)")
 async def revoke_key(key_id: KeyId, request: Request, session: SessionDep, admin: AdminDep) -> KeyOut:
     row = await service.revoke_key(session, key_id)
-    await session.commit()
-    # This process stops accepting the key at once; others within API_KEY_CACHE_SECONDS.
-    request.app.state.authenticator.forget(key_id)
+    _forget_after_commit(request, session, key_id)
     return key_out(row)
+
+
+def _forget_after_commit(request: Request, session: AsyncSession, key_id: str) -> None:
+    """Once the change is committed this process stops accepting the key's old state at once;
+    others within API_KEY_CACHE_SECONDS."""
+    rt: Runtime = request.app.state.runtime
+
+    async def forget() -> None:
+        rt.authenticator.forget(key_id)
+
+    after_commit(session, forget)

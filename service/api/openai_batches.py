@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import ClientsDep, OwnerDep, SessionDep
+from service.api.deps import OwnerDep, RuntimeDep, SessionDep
 from service.db import batches_repo as repo
 from service.errors import NotFound
 from service.schemas.batches import (
@@ -47,7 +47,7 @@ def _batch_uuid(value: str) -> uuid.UUID:
 
 @router.post("/files", response_model=OpenAIFile, summary="Upload a JSONL batch input file")
 async def upload_file(
-    clients: ClientsDep,
+    rt: RuntimeDep,
     session: SessionDep,
     owner_id: OwnerDep,
     file: Annotated[UploadFile, File()],
@@ -56,7 +56,7 @@ async def upload_file(
     # The multipart parser spools the upload to disk past 1 MB; it is copied into the database in
     # parts, so a 200 MB file never sits in the API's memory.
     stored = await file_service.store_upload(
-        session, clients.settings, file, filename=file.filename or "", purpose=purpose, owner_id=owner_id
+        session, rt.settings, file, filename=file.filename or "", purpose=purpose, owner_id=owner_id
     )
     return OpenAIFile.of(stored)
 
@@ -88,13 +88,13 @@ async def get_file(file_id: FileIdText, session: SessionDep, owner_id: OwnerDep)
 
 @router.get("/files/{file_id}/content", summary="A file's content (input, or a batch's output/errors)")
 async def file_content(
-    file_id: FileIdText, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
+    file_id: FileIdText, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep
 ) -> StreamingResponse:
     stored = await file_service.get_file(session, file_id, owner_id)
     batch = await service.get_batch(session, stored.batch_id, owner_id) if stored.batch_id else None
 
     async def content() -> AsyncIterator[bytes]:
-        async with clients.sessions() as streaming:
+        async with rt.sessions() as streaming:
             if batch is None:
                 async for part in file_service.input_parts(streaming, stored):
                     yield part
@@ -117,10 +117,10 @@ async def delete_file(file_id: FileIdText, session: SessionDep, owner_id: OwnerD
 
 @router.post("/batches", response_model=OpenAIBatch, summary="Create a batch from an uploaded input file")
 async def create_batch(
-    body: CreateBatchBody, clients: ClientsDep, session: SessionDep, owner_id: OwnerDep
+    body: CreateBatchBody, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep
 ) -> OpenAIBatch:
     stored = await file_service.get_file(session, body.input_file_id, owner_id)
-    checker = service.checker(clients.settings, body.endpoint)
+    checker = service.checker(rt.settings, body.endpoint)
     service.window_hours(body.completion_window)
     parsed = await check_jsonl(file_service.input_parts(session, stored), checker)
     batch_id = await service.store_batch(
@@ -157,7 +157,7 @@ async def get_batch(batch_id: BatchIdText, session: SessionDep, owner_id: OwnerD
 
 
 @router.post("/batches/{batch_id}/cancel", response_model=OpenAIBatch, summary="Cancel a batch")
-async def cancel_batch(batch_id: BatchIdText, clients: ClientsDep, owner_id: OwnerDep) -> OpenAIBatch:
-    return OpenAIBatch.of(
-        await service.cancel(clients.sessions, clients.publisher, _batch_uuid(batch_id), owner_id)
-    )
+async def cancel_batch(
+    batch_id: BatchIdText, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep
+) -> OpenAIBatch:
+    return OpenAIBatch.of(await service.cancel(session, rt.publisher, _batch_uuid(batch_id), owner_id))

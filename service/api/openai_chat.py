@@ -5,7 +5,7 @@ editors' origins comes from CORS_ALLOW_ORIGINS."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, cast
 
 import orjson
 from fastapi import APIRouter, Body, Request, Response
@@ -13,9 +13,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from service.api.deps import AdmissionDep, CallerDep
+from service.runtime import Runtime
 from service.schemas.fields import SafeJsonObject
 from service.usecases import chat as service
-from service.usecases.chat import ModelList
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible chat"])
 
@@ -34,7 +34,7 @@ class OpenAIModelList(BaseModel):
 
 @router.get("/models", response_model=OpenAIModelList, summary="Models the configured backends offer")
 async def list_models(request: Request, caller: CallerDep) -> OpenAIModelList:
-    models: ModelList = request.app.state.model_list
+    models = cast(Runtime, request.app.state.runtime).models
     created = int(time.time())
     return OpenAIModelList(
         data=[OpenAIModel(id=name, created=created, owned_by="gigaoffice") for name in await models.names()]
@@ -54,7 +54,7 @@ async def chat_completions(
     ],
 ) -> Response:
     payload, stream = service.parse_chat_body(body)
-    outcome = await service.complete(admitted.clients, payload, admitted.owner_id)
+    outcome = await service.complete(admitted.rt, payload, admitted.owner_id)
     status_link = f"/api/v1/requests/{outcome.request_id}"
     response: Response
     if outcome.completion is None:

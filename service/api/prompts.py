@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from service.api.deps import AdminDep, RateLimitDep, SessionDep, SettingsDep, get_caller
 from service.api.errors import CONFLICT_RESPONSE
-from service.callers.budgets import Budgets
 from service.db.prompt_models import Category, Preset
 from service.db.prompt_models import PromptTemplate as TemplateRow
 from service.llm.base import ChatRequest, LLMError
 from service.pipeline.classify import ClassifierInput
+from service.runtime import Runtime
 from service.schemas.fields import ColumnText, IdPath, LanguageCode
 from service.schemas.prompts import (
     CategoryOut,
@@ -142,12 +142,11 @@ async def run_classify(
     request: Request, session: SessionDep, settings: SettingsDep, payload: ClassifyIn
 ) -> ClassifyOut:
     """Shared by /api/v1/classify and the seed's /api/prompts/classify."""
-    backend = getattr(request.app.state, "llm_backend", None)
+    rt: Runtime = request.app.state.runtime
+    backend, budgets = rt.llm, rt.budgets
     owner_id = (await get_caller(request)).owner_id
-    budgets: Budgets = request.app.state.budgets
 
     async def ask(chat: ChatRequest) -> str:
-        assert backend is not None
         # Classification costs tokens too: it must not be a way around a spent budget (checked
         # only when the model would be asked, so a confident local answer costs no query).
         refusal = await budgets.refusal_for(owner_id)
@@ -157,9 +156,7 @@ async def run_classify(
         return str((await backend.chat(replace(chat, model=settings.llm_classify_model))).text)
 
     inp = ClassifierInput(payload.query_text, payload.input_data, payload.title, payload.description)
-    decided = await service.classify(
-        session, inp, threshold=settings.classifier_llm_threshold, ask=ask if backend is not None else None
-    )
+    decided = await service.classify(session, inp, threshold=settings.classifier_llm_threshold, ask=ask)
     category = next((c for c in await service.list_categories(session, include_inactive=True)
                      if c.name == decided.category), None)  # fmt: skip
     display: dict[str, Any] | None = (

@@ -9,10 +9,8 @@ from fastapi.responses import PlainTextResponse
 
 from service.api.deps import OwnerDep, StoreDep
 from service.api.errors import CONFLICT_RESPONSE
-from service.db.models import RequestKind
 from service.errors import NotFound
-from service.pipeline.prompt import detect_language
-from service.pipeline.report import render_report
+from service.kinds import kind_of
 from service.schemas.fields import LanguageCode
 from service.usecases import requests as request_service
 
@@ -35,8 +33,7 @@ async def get_report(
     language: LanguageCode | None = Query(None, description="Default: the request's language"),
 ) -> PlainTextResponse:
     row = request_service.require_completed(await request_service.get_request(store, request_id, owner_id))
-    if row.kind != RequestKind.PROCESS_ANALYSIS or not isinstance(row.result, dict):
+    markdown = kind_of(row.kind).report(row, language)
+    if markdown is None:
         raise NotFound("reports exist only for process-analysis requests")
-    lang = language or detect_language(row.title, row.description)
-    markdown = render_report(row.result, title=row.title, language=lang)
     return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")

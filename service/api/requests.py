@@ -13,18 +13,18 @@ from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel
 
-from service.api.deps import AdmissionDep, Clients, ClientsDep, OwnerDep, StoreDep, get_caller
+from service.api.deps import AdmissionDep, OwnerDep, RuntimeDep, SessionDep, StoreDep, get_caller
 from service.api.errors import CONFLICT_RESPONSE
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
 from service.errors import ValidationFailed
+from service.kinds import EXAMPLES, RequestInput
+from service.runtime import Runtime
 from service.schemas.fields import Text
 from service.schemas.requests import (
-    SEED_EXAMPLE,
     IdempotencyKey,
     Links,
     QueueInfo,
-    RequestInput,
     RequestResultOut,
     RequestStatusOut,
     SubmitResponse,
@@ -43,34 +43,6 @@ IdempotencyKeyHeader = Annotated[
         "the same key with a different body is 409 idempotency_conflict.",
     ),
 ]
-
-_EXAMPLES = {
-    "spreadsheet": {
-        "summary": "Spreadsheet range with a question",
-        "value": {"kind": "spreadsheet", **SEED_EXAMPLE},
-    },
-    "process_analysis": {
-        "summary": "Business process to analyse",
-        "value": {
-            "kind": "process_analysis",
-            "title": "Invoice approval",
-            "description": "Invoices arrive by email, are typed into Excel by hand and approved "
-            "by two managers over email.",
-            "company_size": "50-200",
-        },
-    },
-    "chat": {
-        "summary": "A conversation sent to the backend as is (no template)",
-        "value": {
-            "kind": "chat",
-            "messages": [
-                {"role": "system", "content": "You answer briefly."},
-                {"role": "user", "content": "How do I freeze the first row of a sheet?"},
-            ],
-            "max_tokens": 200,
-        },
-    },
-}
 
 
 def model_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -106,11 +78,11 @@ def status_out(row: RequestRecord | StatusRecord, queue: QueueInfo | None = None
     )
 
 
-async def live_status_out(clients: Clients, row: RequestRecord | StatusRecord) -> RequestStatusOut:
+async def live_status_out(rt: Runtime, row: RequestRecord | StatusRecord) -> RequestStatusOut:
     """The status with, while queued, the position in its lane and an ETA."""
     queue = None
     if row.status == RequestStatus.QUEUED:
-        queue = await live.queue_info(clients.sessions, clients.hub, row)
+        queue = await live.queue_info(rt.sessions, rt.hub, row)
     return status_out(row, queue)
 
 
@@ -161,27 +133,19 @@ def processing_seconds(row: RequestRecord) -> float | None:
 )
 async def submit_request(
     admitted: AdmissionDep,
-    payload: Annotated[RequestInput, Body(openapi_examples=_EXAMPLES)],
+    payload: Annotated[RequestInput, Body(openapi_examples=EXAMPLES)],
     prefer: Annotated[
         Annotated[str, Text(max_length=1_000)] | None,
         Header(description="`wait=N`: answer with the finished request if it ends within N seconds."),
     ] = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    clients, owner_id = admitted.clients, admitted.owner_id
-    submitted = await service.submit(
-        clients.store,
-        clients.sessions,
-        clients.publisher,
-        clients.settings,
-        payload,
-        owner_id,
-        idempotency_key,
-    )
-    wait = prefer_wait(prefer, clients.settings.long_poll_max_seconds)
+    rt, owner_id = admitted.rt, admitted.owner_id
+    submitted = await service.submit(rt, payload, owner_id, idempotency_key)
+    wait = prefer_wait(prefer, rt.settings.long_poll_max_seconds)
     row = None
     if wait > 0:
-        row = await service.wait_for_final(clients.store, clients.hub, submitted.id, owner_id, wait)
+        row = await service.wait_for_final(rt.store, rt.hub, submitted.id, owner_id, wait)
     if row is not None and row.status in RequestStatus.FINAL:
         response = model_response(status_out(row), 200)
         response.headers["Preference-Applied"] = f"wait={wait:g}"
@@ -234,15 +198,15 @@ async def get_status(request_id: uuid.UUID, request: Request) -> Response:
     # The hottest route: the caller and ?wait= are read inline rather than as a dependency and a
     # declared parameter, which saves FastAPI two passes per poll (measured with bench/load.py
     # against bench/bare_status.py).
-    clients: Clients = request.app.state.clients
+    rt: Runtime = request.app.state.runtime
     owner_id = (await get_caller(request)).owner_id
     wait = long_poll_seconds(request)
     if wait > 0:
-        wait = min(wait, clients.settings.long_poll_max_seconds)
-        row = await service.wait_for_final(clients.store, clients.hub, request_id, owner_id, wait)
+        wait = min(wait, rt.settings.long_poll_max_seconds)
+        row = await service.wait_for_final(rt.store, rt.hub, request_id, owner_id, wait)
     else:
-        row = await service.get_status(clients.store, request_id, owner_id)
-    return model_response(await live_status_out(clients, row))
+        row = await service.get_status(rt.store, request_id, owner_id)
+    return model_response(await live_status_out(rt, row))
 
 
 @router.get(
@@ -253,7 +217,7 @@ async def get_status(request_id: uuid.UUID, request: Request) -> Response:
 )
 async def status_events(
     request_id: uuid.UUID,
-    clients: ClientsDep,
+    rt: RuntimeDep,
     owner_id: OwnerDep,
     last_event_id: Annotated[
         Annotated[str, Text(max_length=200)] | None, Header(description="Resume after this event id.")
@@ -262,35 +226,35 @@ async def status_events(
     """queued → processing → completed/failed/cancelled/expired, one `status` event each (data: the
     status object, id: 1, 2, 3), then the stream ends. A reconnect with `Last-Event-ID` skips what
     was seen."""
-    watch = clients.hub.open_watch(request_id)  # before the read: nothing can slip in between
+    watch = rt.hub.open_watch(request_id)  # before the read: nothing can slip in between
     try:
-        first = await service.get_status(clients.store, request_id, owner_id)
+        first = await service.get_status(rt.store, request_id, owner_id)
     except BaseException:
         watch.close()
         raise
     changes = live.status_changes(
-        clients.store,
+        rt.store,
         watch,
         first,
         owner_id,
         seen_rank=live.parse_last_event_id(last_event_id),
-        keepalive_seconds=clients.settings.sse_keepalive_seconds,
-        max_seconds=clients.settings.sse_max_seconds,
+        keepalive_seconds=rt.settings.sse_keepalive_seconds,
+        max_seconds=rt.settings.sse_max_seconds,
     )
     return StreamingResponse(
-        _sse_frames(clients, changes),
+        _sse_frames(rt, changes),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _sse_frames(clients: Clients, changes: AsyncIterator[StatusRecord | None]) -> AsyncIterator[bytes]:
+async def _sse_frames(rt: Runtime, changes: AsyncIterator[StatusRecord | None]) -> AsyncIterator[bytes]:
     async with aclosing(changes):  # type: ignore[type-var]
         async for row in changes:
             if row is None:
                 yield b": keep-alive\n\n"
                 continue
-            body = await live_status_out(clients, row)
+            body = await live_status_out(rt, row)
             yield format_sse_event(
                 data_str=body.model_dump_json(),
                 event="status",
@@ -324,5 +288,7 @@ async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep)
     summary="Cancel a queued or running request",
     responses=CONFLICT_RESPONSE,
 )
-async def cancel_request(request_id: uuid.UUID, clients: ClientsDep, owner_id: OwnerDep) -> RequestStatusOut:
-    return status_out(await service.cancel(clients.sessions, clients.publisher, request_id, owner_id))
+async def cancel_request(
+    request_id: uuid.UUID, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep
+) -> RequestStatusOut:
+    return status_out(await service.cancel(session, rt.publisher, request_id, owner_id))

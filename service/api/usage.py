@@ -22,4 +22,4 @@ async def usage(
     owner: OwnerText = Query(None, description="Admin keys only: a key id (owner), or *."),
 ) -> dict[str, Any]:
     scope = owner_scope(caller, owner, "usage")
-    return await usage_report(session, request.app.state.budgets, settings, scope)
+    return await usage_report(session, request.app.state.runtime.budgets, settings, scope)

@@ -25,6 +25,7 @@ from service.callers.secrets import digest, key_id_of
 from service.config import Settings
 from service.db import api_keys_repo as repo
 from service.db.models import utcnow
+from service.db.unit_of_work import transaction
 from service.errors import ConfigurationError, Unauthorized
 
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="gigaoffice", error="invalid_token"'}
@@ -113,9 +114,8 @@ class Authenticator:
         if not used:
             return
         try:
-            async with self._sessions() as session:
+            async with transaction(self._sessions) as session:  # a unit of work of its own
                 await repo.touch_last_used(session, used, utcnow())
-                await session.commit()
         except Exception as exc:  # bookkeeping only: never let it take the process down
             logger.warning("could not record last use of {} API keys: {}", len(used), type(exc).__name__)
 

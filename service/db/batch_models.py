@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -115,3 +116,13 @@ Index(
     _REQUESTS.c.owner_id,
     **partial("priority = 'batch' AND status IN ('queued', 'processing')"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    """A batch as the surfaces show it: the row, its counts and its result files."""
+
+    batch: Batch
+    counts: dict[str, int]  # total plus one entry per request status
+    output_file_id: str | None
+    error_file_id: str | None

@@ -52,14 +52,6 @@ class RequestStatus:
     FINAL = (COMPLETED, FAILED, CANCELLED, EXPIRED)
 
 
-class RequestKind:
-    SPREADSHEET = "spreadsheet"
-    PROCESS_ANALYSIS = "process_analysis"
-    CHAT = "chat"  # a caller's own messages, no template (the OpenAI-compatible surface, batches)
-
-    ALL = (SPREADSHEET, PROCESS_ANALYSIS, CHAT)
-
-
 ACTIVE_ROWS = "status IN ('queued', 'processing')"
 QUEUED_INTERACTIVE = "status = 'queued' AND batch_id IS NULL"
 QUEUED_BATCH = "status = 'queued' AND batch_id IS NOT NULL"
@@ -76,10 +68,11 @@ class AnalysisRequest(Base):
     __tablename__ = "requests"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # a registered kind's name (service/kinds/)
     status: Mapped[str] = mapped_column(String(16))
     category: Mapped[str | None] = mapped_column(String(64))
-    # The input: spreadsheet (query/range/data) or process analysis (title/description).
+    # The input, in the columns each kind maps its body to (service/kinds/): a question
+    # (query_text), cells (input_range, input_data), a title and a longer text (description).
     query_text: Mapped[str | None] = mapped_column(Text)
     input_range: Mapped[str | None] = mapped_column(String(32))
     input_data: Mapped[Any | None] = mapped_column(JSONType)

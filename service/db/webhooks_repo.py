@@ -15,6 +15,31 @@ from service.db.models import utcnow
 from service.db.webhook_models import DeliveryState, WebhookDelivery, WebhookEndpoint
 
 
+def new_endpoint_row(
+    *,
+    url: str,
+    events: list[str],
+    owner_id: str | None,
+    request_id: uuid.UUID | None = None,
+    secret: str | None = None,
+) -> dict[str, Any]:
+    """An enabled endpoint's column values (also written by the submit path, request_store.py)."""
+    now = utcnow()
+    return {
+        "id": uuid.uuid4(),
+        "owner_id": owner_id,
+        "request_id": request_id,
+        "url": url,
+        "events": events,
+        "secret": secret,
+        "previous_secret": None,
+        "enabled": True,
+        "disabled_reason": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def add_endpoint(
     session: AsyncSession,
     *,
@@ -24,18 +49,8 @@ async def add_endpoint(
     request_id: uuid.UUID | None = None,
     secret: str | None = None,
 ) -> WebhookEndpoint:
-    now = utcnow()
-    endpoint = WebhookEndpoint(
-        id=uuid.uuid4(),
-        owner_id=owner_id,
-        request_id=request_id,
-        url=url,
-        events=events,
-        secret=secret,
-        enabled=True,
-        created_at=now,
-        updated_at=now,
-    )
+    row = new_endpoint_row(url=url, events=events, owner_id=owner_id, request_id=request_id, secret=secret)
+    endpoint = WebhookEndpoint(**row)
     session.add(endpoint)
     await session.flush()
     return endpoint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -27,6 +28,9 @@ class ChatRequest:
     context: dict[str, Any] = field(default_factory=dict)
     # A caller's own conversation (request kind `chat`): sent as is instead of system + user.
     messages: tuple[ChatMessage, ...] = ()
+    # The answer a backend without a model (dryrun) gives: set by the request's kind, which owns
+    # it (service/kinds/). Real backends ignore it; it is not part of the request's identity.
+    dryrun_answer: Callable[[ChatRequest], str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def conversation_of(cls, messages: tuple[ChatMessage, ...], **options: Any) -> ChatRequest:

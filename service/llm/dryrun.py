@@ -1,10 +1,9 @@
 """The dryrun backend: a real backend that answers without a model.
 
-Answers are deterministic and derived only from the request's own input (ChatRequest.context): for
-a spreadsheet, per-column statistics of the numeric columns (a ranking when the query asks for the
-best or worst, the first → last change when it asks about a trend); for process analysis, a
-schema-valid analysis. Answers speak the query's language (dryrun_intents.py). It never echoes
-settings, environment variables or prompt internals.
+Answers are deterministic and derived only from the request's own input: the request carries its
+answer (ChatRequest.dryrun_answer), given by its kind (service/kinds/) or by the classifier
+(service/pipeline/classify.py). It never echoes settings, environment variables or prompt
+internals.
 """
 
 from __future__ import annotations
@@ -14,11 +13,9 @@ import hashlib
 import time
 from typing import Any
 
-import orjson
-
 from service.config import Settings
-from service.llm import dryrun_answers
 from service.llm.base import (
+    ChatMessage,
     ChatRequest,
     ChatResponse,
     Overloaded,
@@ -26,144 +23,6 @@ from service.llm.base import (
     estimate_prompt_tokens,
     estimate_tokens,
 )
-from service.llm.dryrun_answers import is_number, numeric_columns, query_of, rows_of
-from service.llm.dryrun_intents import first_number, language, mentioned_column, say, wants
-
-Number = int | float
-
-
-def _round(value: float) -> Number:
-    rounded = round(value, 4)
-    return int(rounded) if float(rounded).is_integer() else rounded
-
-
-def column_statistics(rows: list[list[Any]], lang: str = "en") -> list[list[Any]]:
-    """Count/sum/mean/min/max of each column holding numbers; a header row (all text) names them."""
-    if not rows or not rows[0]:
-        return [[say(lang, "column"), say(lang, "count")], [say(lang, "empty_range"), 0]]
-    header, body = _split_header(rows)
-    table: list[list[Any]] = [[say(lang, key) for key in ("column", "count", "sum", "mean", "min", "max")]]
-    for index, name in enumerate(header):
-        numbers = [row[index] for row in body if index < len(row) and is_number(row[index])]
-        if numbers:
-            total = sum(numbers)
-            table.append(
-                [
-                    str(name),
-                    len(numbers),
-                    _round(total),
-                    _round(total / len(numbers)),
-                    _round(min(numbers)),
-                    _round(max(numbers)),
-                ]
-            )
-    if len(table) == 1:  # no numeric column: describe the text columns instead
-        table = [[say(lang, "column"), say(lang, "non_empty"), say(lang, "distinct")]]
-        for index, name in enumerate(header):
-            values = [row[index] for row in body if index < len(row) and row[index] not in (None, "")]
-            table.append([str(name), len(values), len({str(value) for value in values})])
-    return table
-
-
-def _split_header(rows: list[list[Any]]) -> tuple[list[Any], list[list[Any]]]:
-    has_header = all(isinstance(cell, str) for cell in rows[0] if cell is not None) and len(rows) > 1
-    header = rows[0] if has_header else [f"Column {index + 1}" for index in range(len(rows[0]))]
-    return header, rows[1:] if has_header else rows
-
-
-def ranking(rows: list[list[Any]], query: str, lang: str) -> tuple[list[list[Any]], str] | None:
-    """The N best (or worst) rows by the named numeric column, else by the row total of all of them."""
-    header, body = _split_header(rows)
-    numeric = numeric_columns([header, *body])
-    if not numeric or not body:
-        return None
-    named = mentioned_column(query, header, numeric)
-    columns = [named] if named is not None else numeric
-    label = next((c for c in range(len(header)) if c not in numeric), None)
-    score_name = str(header[columns[0]]) if len(columns) == 1 else say(lang, "total")
-
-    def score(row: list[Any]) -> float:
-        return float(sum(row[c] for c in columns if c < len(row) and is_number(row[c])))
-
-    scored = [row for row in body if any(c < len(row) and is_number(row[c]) for c in columns)]
-    if not scored:
-        return None
-    worst = wants(query, "bottom")
-    ordered = sorted(scored, key=score, reverse=not worst)[
-        : max(1, min(first_number(query) or 5, len(scored)))
-    ]
-    table: list[list[Any]] = [
-        [say(lang, "rank"), str(header[label]) if label is not None else say(lang, "value"), score_name]
-    ]
-    for place, row in enumerate(ordered, start=1):
-        table.append(
-            [place, row[label] if label is not None and label < len(row) else place, _round(score(row))]
-        )
-    order = say(lang, "bottom" if worst else "top")
-    return table, say(lang, "ranking", order=order, n=len(ordered), name=score_name)
-
-
-def trend(rows: list[list[Any]], lang: str) -> str:
-    """First → last change: along each row when periods run across (several numeric columns),
-    else down each numeric column."""
-    header, body = _split_header(rows)
-    numeric = numeric_columns([header, *body])
-    label = next((c for c in range(len(header)) if c not in numeric), None)
-    pairs: list[tuple[str, Any, Any]] = []
-    if len(numeric) >= 2 and label is not None:
-        for row in body:
-            values = [row[c] for c in numeric if c < len(row) and is_number(row[c])]
-            if len(values) >= 2:
-                pairs.append((str(row[label]), values[0], values[-1]))
-    else:
-        for c in numeric:
-            values = [row[c] for row in body if c < len(row) and is_number(row[c])]
-            if len(values) >= 2:
-                pairs.append((str(header[c]), values[0], values[-1]))
-    parts = []
-    for name, first, last in pairs[:10]:
-        pct = f"{(last - first) / abs(first) * 100:+.1f}%" if first else "—"
-        parts.append(say(lang, "change", name=name, first=_round(first), last=_round(last), pct=pct))
-    return "; ".join(parts)
-
-
-def spreadsheet_answer(context: dict[str, Any]) -> dict[str, Any]:
-    rows, query = rows_of(context), query_of(context)
-    lang = language(query, rows)
-    if not rows:
-        return {"values": [[say(lang, "query")], [query[:200]]], "text": say(lang, "no_input")}
-    if wants(query, "top") or wants(query, "bottom"):
-        ranked = ranking(rows, query, lang)
-        if ranked is not None:
-            return {"values": ranked[0], "text": ranked[1]}
-    values = column_statistics(rows, lang)
-    text = say(lang, "stats", n=len(values) - 1)
-    if wants(query, "trend") and (changes := trend(rows, lang)):
-        text = f"{text} {changes}."
-    return {"values": values, "text": text}
-
-
-def process_analysis_answer(context: dict[str, Any]) -> dict[str, Any]:
-    description = str(context.get("description", ""))
-    lang = language(f"{context.get('title', '')} {description}")
-    title = str(context.get("title", "")) or say(lang, "process")
-    words = len(description.split())
-    # Longer, more manual descriptions score as more automatable: a stable, input-derived number.
-    manual_markers = sum(
-        description.lower().count(m) for m in ("manual", "excel", "email", "вручную", "почт")
-    )
-    score = max(1, min(10, 3 + words // 40 + manual_markers))
-    hours = float(min(160, 4 + words // 5 + 6 * manual_markers))
-    return {
-        "score": score,
-        "problem": say(lang, "problem", title=title[:80]),
-        "solution": {
-            "description": say(lang, "solution"),
-            "tools": ["n8n", "Python"] if score >= 6 else ["Zapier"],
-        },
-        "savings": {"hours_per_month": hours, "description": say(lang, "savings")},
-        "implementation": [say(lang, key) for key in ("step1", "step2", "step3")],
-    }
 
 
 class DryrunBackend:
@@ -192,13 +51,13 @@ class DryrunBackend:
         digest = hashlib.sha256(request.prompt_text.encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32 < self._failure_rate
 
-    def answer_for(self, context: dict[str, Any]) -> dict[str, Any]:
-        if context.get("kind") == "process_analysis":
-            return process_analysis_answer(context)
-        if context.get("kind") == "classification":
-            return dryrun_answers.classification(context)
-        per_category = dryrun_answers.ANSWERS.get(str(context.get("category")))
-        return per_category(context) if per_category else spreadsheet_answer(context)
+    @staticmethod
+    def answer_text(request: ChatRequest) -> str:
+        """The answer the request carries (its kind's, service/kinds/, or the classifier's), else
+        a generic reply to its last user turn."""
+        if request.dryrun_answer is not None:
+            return request.dryrun_answer(request)
+        return generic_reply(request.conversation())
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         started = time.perf_counter()
@@ -206,10 +65,7 @@ class DryrunBackend:
             await asyncio.sleep(self._latency)
         if self._fails(request):
             raise Overloaded("dryrun backend: simulated failure")
-        if request.messages:
-            text = dryrun_answers.chat_reply(request.messages)
-        else:
-            text = orjson.dumps(self.answer_for(request.context)).decode()
+        text = self.answer_text(request)
         prompt_tokens = estimate_prompt_tokens(request)
         completion_tokens = estimate_tokens(text)
         return ChatResponse(
@@ -219,3 +75,12 @@ class DryrunBackend:
             latency_ms=(time.perf_counter() - started) * 1000,
             backend=self.name,
         )
+
+
+def generic_reply(messages: tuple[ChatMessage, ...]) -> str:
+    """A plain-text reply to a request that carries no answer of its own (e.g. an operator's
+    template preview), derived from its last user turn only: stable for equal input and never
+    anything but its shape."""
+    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    words = last_user.split()
+    return f"Dry-run reply; last user message ({len(words)} words): {' '.join(words[:12])}"

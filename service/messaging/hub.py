@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from service.config import Settings
 from service.db.request_stats_repo import lane_of
-from service.messaging.kafka import client_args
+from service.messaging.kafka import client_args, stop_client
 from service.schemas.events import StatusEvent
 
 # The completion rate behind queue ETAs is measured over this many recent seconds.
@@ -105,14 +105,7 @@ class StatusHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._consumer is not None:
-            try:
-                await self._consumer.stop()
-            except asyncio.CancelledError:
-                # aiokafka's fetcher re-raises the cancellation of its own in-flight fetch when the
-                # broker is gone; only a cancellation of this task itself is passed on.
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
+            await stop_client(self._consumer, "status hub consumer")
 
     def open_watch(self, key: uuid.UUID) -> Watch:
         """Events of request (or batch) `key` from now until the watch is closed."""

@@ -43,19 +43,21 @@ def client_args(settings: Settings, role: str) -> dict[str, Any]:
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create the request, dead-letter and responses topics if missing (idempotent, safe to race)."""
+    """Create the request, dead-letter and responses topics if missing (idempotent, safe to race),
+    and warn about one that exists with another partition count than KAFKA_TOPIC_PARTITIONS."""
+    names = (
+        settings.kafka_topic_requests,
+        settings.kafka_topic_requests_batch,
+        settings.kafka_topic_dead_letter,
+        settings.kafka_topic_responses,
+    )
     admin = AIOKafkaAdminClient(**client_args(settings, "admin"))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-            for name in (
-                settings.kafka_topic_requests,
-                settings.kafka_topic_requests_batch,
-                settings.kafka_topic_dead_letter,
-                settings.kafka_topic_responses,
-            )
+            for name in names
             if name not in existing
         ]
         if wanted:
@@ -64,8 +66,57 @@ async def ensure_topics(settings: Settings) -> None:
                 logger.info("created topics {}", [topic.name for topic in wanted])
             except TopicAlreadyExistsError:
                 pass
+        present = [name for name in names if name in existing]
+        if present:
+            await _check_partition_counts(admin, present, settings.kafka_topic_partitions)
     finally:
         await admin.close()
+
+
+async def _check_partition_counts(admin: AIOKafkaAdminClient, topics: list[str], wanted: int) -> None:
+    """A topic someone else made (most often the broker itself, auto-creating it on a client's first
+    produce or metadata request) may have another partition count: it still works, but spreads the
+    work over other partitions than planned. Say so, with the fix; once per process and topic."""
+    try:
+        described = await admin.describe_topics(topics)
+    except KafkaError:
+        return  # only a check: the topics exist, which is what start-up needs
+    for topic in described:
+        count = len(topic.get("partitions") or ())
+        name = topic.get("topic")
+        if count and count != wanted and name not in _partition_warnings:
+            _partition_warnings.add(name)
+            logger.warning(
+                "topic {} has {} partition(s), KAFKA_TOPIC_PARTITIONS is {}: it was created elsewhere "
+                "(a broker that auto-creates topics does so with its own default). Fix: set "
+                "KAFKA_TOPIC_PARTITIONS={} to match, or, with no worker running, delete the topic so the "
+                "service creates it again with {} (and disable the broker's auto.create.topics.enable)",
+                name,
+                count,
+                wanted,
+                count,
+                wanted,
+            )
+
+
+_partition_warnings: set[str] = set()
+
+
+async def stop_client(client: Any, what: str) -> None:
+    """Stop an aiokafka client, bounded (the broker may be gone), and without a traceback.
+
+    With the broker gone, aiokafka's fetcher re-raises the cancellation of its own in-flight fetch
+    from `stop()`: that CancelledError is not ours and is swallowed; a cancellation of the calling
+    task itself is passed on."""
+    try:
+        await asyncio.wait_for(client.stop(), _CLOSE_TIMEOUT_SECONDS)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        logger.info("{} stopped with the broker away", what)
+    except Exception as exc:
+        logger.warning("{} did not stop cleanly ({}); dropped", what, type(exc).__name__)
 
 
 def queue_unavailable() -> ServiceUnavailable:

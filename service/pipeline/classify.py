@@ -13,6 +13,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+import orjson
+
 from service.llm.base import ChatRequest, LLMError
 from service.pipeline import categories as cat
 from service.pipeline.classify_model import ClassifierInput, TextModel, input_shape, normalise, shipped_model
@@ -80,7 +82,15 @@ def build_llm_classification_request(
         max_tokens=120,
         timeout=timeout,
         context={"kind": "classification", "query_text": inp.query_text},
+        dryrun_answer=_dryrun_classification,
     )
+
+
+def _dryrun_classification(request: ChatRequest) -> str:
+    """The dryrun backend's answer: the local model's decision, in the shape asked for above."""
+    decided = classify_local(ClassifierInput(query_text=str(request.context.get("query_text", ""))))
+    answer = {"category": decided.category, "confidence": decided.confidence, "reason": "dryrun local model"}
+    return orjson.dumps(answer).decode()
 
 
 def parse_llm_classification(text: str) -> Classification:

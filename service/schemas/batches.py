@@ -8,10 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.db.batch_models import Batch, StoredFile
+from service.db.batch_models import Batch, BatchView, StoredFile
 from service.db.models import RequestStatus
 from service.schemas.fields import ColumnText, Text
-from service.usecases.batches import BatchView
 
 # Path, query and body texts of the batch and file routes (service/schemas/fields.py rules).
 BatchIdText = Annotated[str, Text(min_length=1, max_length=64)]  # "batch_<uuid>" or a bare uuid

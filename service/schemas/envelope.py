@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 SCHEMA_VERSION = 1
 
@@ -16,7 +16,8 @@ class RequestEnvelope(BaseModel):
 
     schema_version: Literal[1] = 1  # SCHEMA_VERSION; bump both together
     request_id: uuid.UUID
-    kind: Literal["spreadsheet", "process_analysis", "chat"]
+    # A registered kind's name (service/kinds/); the worker reads the kind of the row it claims.
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
     attempt: int = 1  # publication number: 1 at submit, +1 for each re-publication by the sweeper
     trace_id: str
     created_at: datetime

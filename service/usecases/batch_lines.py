@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from service.config import Settings
 from service.errors import AppError
-from service.schemas.openai_chat import chat_input_from_openai
-from service.schemas.requests import AnyRequestInput, RequestInput
-from service.usecases.requests import check_limits, resolve_category, row_values
+from service.kinds import KINDS, REQUEST_INPUT
+from service.kinds.base import KindInput
+from service.kinds.chat import chat_input_from_openai
+from service.usecases.requests import check_limits, row_values
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
 NATIVE_REQUESTS = "/api/v1/requests"
@@ -28,8 +29,6 @@ MAX_CUSTOM_ID = 256
 MAX_REPORTED_ERRORS = 1000
 # A line longer than this is refused without being parsed (and without holding more of it).
 MAX_LINE_BYTES = 8 * 1024 * 1024
-
-_native_input: TypeAdapter[AnyRequestInput] = TypeAdapter(RequestInput)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +53,7 @@ class ParsedBatch:
 
 def _first_problem(exc: ValidationError) -> tuple[str, str]:
     error = exc.errors(include_url=False)[0]
-    loc = ".".join(
-        str(part) for part in error.get("loc", ()) if part not in ("spreadsheet", "process_analysis", "chat")
-    )
+    loc = ".".join(str(part) for part in error.get("loc", ()) if part not in KINDS)  # not the union's tag
     return loc or "body", str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
@@ -127,17 +124,17 @@ class LineChecker:
             self.parsed.error(number, "invalid_body", "body must be a JSON object.", "body")
             return
         try:
-            payload = (
+            payload: KindInput = (
                 chat_input_from_openai(body)
                 if url == CHAT_COMPLETIONS
-                else _native_input.validate_python(body)
+                else REQUEST_INPUT.validate_python(body)
             )
             if payload.webhook is not None or payload.idempotency_key is not None:
                 raise ValueError(
                     "webhook and idempotency_key are per request; a batch line cannot carry them"
                 )
             check_limits(payload, self._settings)
-            values = row_values(payload, resolve_category(payload))
+            values = row_values(payload)
         except ValidationError as exc:
             loc, msg = _first_problem(exc)
             self.parsed.error(number, "invalid_body", f"body.{loc}: {msg}", f"body.{loc}")

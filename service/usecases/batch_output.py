@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.batch_models import Batch
 from service.db.models import RequestStatus
-from service.schemas.openai_chat import chat_completion_object
+from service.kinds import kind_of
 from service.usecases.batch_lines import CHAT_COMPLETIONS
 from service.usecases.batches import lines_in_order, native_result_line
 
@@ -33,7 +33,7 @@ def _usage(row: Any) -> dict[str, int]:
 
 def _response_body(batch: Batch, row: Any) -> dict[str, Any]:
     if batch.endpoint == CHAT_COMPLETIONS:
-        return chat_completion_object(row.id, row.result, row.finished_at or row.created_at)
+        return kind_of(row.kind).chat_completion(row.id, row.result, row.finished_at or row.created_at)
     return {
         "id": str(row.id),
         "kind": row.kind,

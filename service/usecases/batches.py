@@ -12,33 +12,26 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import monitoring
 from service.config import Settings
 from service.db import batches_repo as repo
 from service.db import requests_repo
-from service.db.batch_models import Batch, BatchStatus, StoredFile
+from service.db.batch_models import Batch, BatchStatus, BatchView, StoredFile
 from service.db.models import RequestStatus, utcnow
 from service.db.requests_repo import StateChange
+from service.db.unit_of_work import after_commit
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.messaging.kafka import RequestPublisher
 from service.usecases.batch_lines import ENDPOINTS, NATIVE_REQUESTS, LineChecker, ParsedBatch
 
 _WINDOW = re.compile(r"^([1-9][0-9]{0,2})h$")
 MAX_WINDOW_HOURS = 168
-
-
-@dataclass(frozen=True, slots=True)
-class BatchView:
-    batch: Batch
-    counts: dict[str, int]  # total plus one entry per request status
-    output_file_id: str | None
-    error_file_id: str | None
 
 
 def window_hours(completion_window: str) -> int:
@@ -144,41 +137,37 @@ async def list_batches(
 
 
 async def cancel(
-    sessions: async_sessionmaker[AsyncSession],
-    publisher: RequestPublisher,
-    batch_id: uuid.UUID,
-    owner_id: str | None,
+    session: AsyncSession, publisher: RequestPublisher, batch_id: uuid.UUID, owner_id: str | None
 ) -> BatchView:
-    """Lines not started end as cancelled at once (committed, then announced as status events);
-    running lines finish; the feeder then moves the batch from `cancelling` to `cancelled`."""
-    async with sessions() as session:
-        batch = await get_batch(session, batch_id, owner_id)
-        changes: list[StateChange] = []
-        if batch.status != BatchStatus.CANCELLING:
-            moved = await repo.set_batch_status(
-                session,
-                batch_id,
-                (BatchStatus.IN_PROGRESS, BatchStatus.VALIDATING),
-                status=BatchStatus.CANCELLING,
-                cancelling_at=utcnow(),
+    """Lines not started end as cancelled at once (in the caller's unit of work, announced as status
+    events once committed); running lines finish; the feeder then moves the batch from `cancelling`
+    to `cancelled`."""
+    batch = await get_batch(session, batch_id, owner_id)
+    changes: list[StateChange] = []
+    if batch.status != BatchStatus.CANCELLING:
+        moved = await repo.set_batch_status(
+            session,
+            batch_id,
+            (BatchStatus.IN_PROGRESS, BatchStatus.VALIDATING),
+            status=BatchStatus.CANCELLING,
+            cancelling_at=utcnow(),
+        )
+        if not moved:
+            raise Conflict(
+                f"The batch is already {batch.status}.",
+                code="not_cancellable",
+                details={"status": batch.status},
             )
-            if not moved:
-                raise Conflict(
-                    f"The batch is already {batch.status}.",
-                    code="not_cancellable",
-                    details={"status": batch.status},
-                )
-            changes = await requests_repo.end_unstarted_batch_lines(
-                session,
-                batch_id,
-                RequestStatus.CANCELLED,
-                "batch_cancelled",
-                "The batch was cancelled before this line started.",
-            )
-        await session.commit()
-        await session.refresh(batch)
-        result = await view(session, batch)
-    await announce(publisher, changes)
+        changes = await requests_repo.end_unstarted_batch_lines(
+            session,
+            batch_id,
+            RequestStatus.CANCELLED,
+            "batch_cancelled",
+            "The batch was cancelled before this line started.",
+        )
+    await session.refresh(batch)
+    result = await view(session, batch)
+    after_commit(session, partial(announce, publisher, changes))
     return result
 
 

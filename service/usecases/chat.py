@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,12 +20,11 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from service.api.deps import Clients
 from service.db.models import RequestStatus
 from service.errors import AppError, ValidationFailed
-from service.llm.base import LLMBackend, LLMError
-from service.schemas.openai_chat import chat_completion_object, chat_input_from_openai
-from service.schemas.requests import ChatInput
+from service.kinds import kind_of
+from service.kinds.chat import ChatInput, chat_input_from_openai
+from service.runtime import Runtime
 from service.usecases import requests as requests_service
 
 # Parameters of the streaming protocol itself, not of the request stored.
@@ -81,15 +78,13 @@ class ChatOutcome:
     completion: dict[str, Any] | None  # None: still running when the wait limit passed
 
 
-async def complete(clients: Clients, payload: ChatInput, owner_id: str | None) -> ChatOutcome:
-    submitted = await requests_service.submit(
-        clients.store, clients.sessions, clients.publisher, clients.settings, payload, owner_id
-    )
-    wait = clients.settings.chat_wait_seconds
-    status = await requests_service.wait_for_final(clients.store, clients.hub, submitted.id, owner_id, wait)
+async def complete(rt: Runtime, payload: ChatInput, owner_id: str | None) -> ChatOutcome:
+    submitted = await requests_service.submit(rt, payload, owner_id)
+    wait = rt.settings.chat_wait_seconds
+    status = await requests_service.wait_for_final(rt.store, rt.hub, submitted.id, owner_id, wait)
     if status.status not in RequestStatus.FINAL:
         return ChatOutcome(submitted.id, None)
-    row = await requests_service.get_request(clients.store, submitted.id, owner_id)
+    row = await requests_service.get_request(rt.store, submitted.id, owner_id)
     if row.status != RequestStatus.COMPLETED or not isinstance(row.result, dict):
         code = row.error_code or row.status
         raise ChatFailed(
@@ -97,7 +92,7 @@ async def complete(clients: Clients, payload: ChatInput, owner_id: str | None) -
             code=code,
             status_code=_FAILURE_STATUS.get(code, 502),
         )
-    return ChatOutcome(submitted.id, chat_completion_object(row.id, row.result, row.created_at))
+    return ChatOutcome(submitted.id, kind_of(row.kind).chat_completion(row.id, row.result, row.created_at))
 
 
 async def completion_chunks(completion: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -123,26 +118,3 @@ async def completion_chunks(completion: dict[str, Any]) -> AsyncIterator[bytes]:
             chunk["usage"] = completion.get("usage")
         yield b"data: " + orjson.dumps(chunk) + b"\n\n"
     yield b"data: [DONE]\n\n"
-
-
-class ModelList:
-    """The backends' model ids, fetched at most once per `max_age_seconds`; concurrent callers share
-    one fetch; while the backends are unreachable, the last list known is served."""
-
-    def __init__(self, backend: LLMBackend, max_age_seconds: float) -> None:
-        self._backend = backend
-        self._max_age = max_age_seconds
-        self._names: list[str] = []
-        self._fetched_at = float("-inf")
-        self._lock = asyncio.Lock()
-
-    async def names(self) -> list[str]:
-        async with self._lock:
-            if time.monotonic() - self._fetched_at >= self._max_age:
-                try:
-                    self._names = await self._backend.models()
-                    self._fetched_at = time.monotonic()
-                except LLMError:
-                    if not self._names:
-                        raise
-        return self._names

@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.db import request_stats_repo as stats_repo
-from service.db.batch_models import BatchStatus
+from service.db.batch_models import BatchStatus, BatchView
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
 from service.db.request_store import RequestStore
 from service.messaging.hub import StatusHub, Watch
 from service.schemas.requests import QueueInfo
 from service.usecases import batches
-from service.usecases.batches import BatchView
 from service.usecases.requests import get_status
 
 # Counting stops here: "at least 10000 ahead" is as useful as the exact figure and costs bounded.

@@ -1,5 +1,8 @@
 """Turns a claimed request into a validated answer: prompt → LLM → parse → (one repair) → outcome.
 
+The request's kind (service/kinds/) builds the prompt and reads the answer; this is the same loop
+for every kind.
+
 Pure of Kafka and of transactions: the worker's handler owns those. Database reads this step needs
 (templates) go through a short-lived cache (`PromptSources`) that reads in short transactions of its
 own, so no connection is held while the model thinks.
@@ -14,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.callers.budgets import BUDGET_EXCEEDED, Budgets
 from service.config import Settings
-from service.db.models import RequestKind
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
-from service.llm.base import ChatMessage, ChatRequest, ChatResponse, LLMBackend, LLMError
-from service.pipeline.answer import AnswerInvalid, build_repair_request, parse_answer
-from service.usecases.prompt_builder import BuiltPrompt, PromptSources, build_chat
+from service.kinds import kind_of
+from service.llm.base import ChatResponse, LLMBackend, LLMError
+from service.pipeline.answer import AnswerInvalid, build_repair_request
+from service.usecases.prompt_builder import PromptSources, TemplatePrompts
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,24 +40,6 @@ class Outcome:
         return self.error_code is None
 
 
-def request_context(row: ClaimedRequest) -> dict[str, Any]:
-    """The structured input every backend may see (dryrun answers from it); build_chat adds the
-    category it settles on and the language."""
-    if row.kind == RequestKind.PROCESS_ANALYSIS:
-        return {
-            "kind": row.kind,
-            "title": row.title,
-            "description": row.description,
-            **(row.options or {}),
-        }
-    return {
-        "kind": row.kind,
-        "query_text": row.query_text,
-        "input_range": row.input_range,
-        "input_data": row.input_data,
-    }
-
-
 class Processor:
     def __init__(
         self,
@@ -65,12 +50,8 @@ class Processor:
     ) -> None:
         self._settings = settings
         self._backend = backend
-        self._sources = PromptSources(sessions)
+        self._prompts = TemplatePrompts(settings, backend, PromptSources(sessions))
         self._budgets = budgets
-
-    async def prepare(self, row: ClaimedRequest) -> BuiltPrompt:
-        # Classification (when no category) and the database template: service/usecases/prompt_builder.py.
-        return await build_chat(row, self._settings, self._backend, self._sources, request_context(row))
 
     async def process(self, row: ClaimedRequest) -> Outcome:
         # Before anything that may call the model (classification included): an owner who ran out
@@ -79,21 +60,22 @@ class Processor:
             refusal = await self._budgets.refusal_for(row.owner_id)
             if refusal is not None:
                 return Outcome(accounting=LLMAccounting(), error_code=BUDGET_EXCEEDED, error_message=refusal)
-        if row.kind == RequestKind.CHAT:
-            return await self._converse(row)
-        prepared = await self.prepare(row)
+        kind = kind_of(row.kind)
+        prepared = await kind.prompt(row, self._prompts)
         responses: list[ChatResponse] = list(prepared.responses)
         try:
             response = await self._backend.chat(prepared.chat)
             responses.append(response)
             try:
-                result = parse_answer(prepared.category, response.text)
+                result = kind.result(prepared, response)
             except AnswerInvalid as first_error:
+                if not kind.repairs:
+                    raise
                 # One repair round: models usually fix a format slip when told exactly what is wrong.
                 repair = build_repair_request(prepared.chat, response.text, first_error)
                 response = await self._backend.chat(repair)
                 responses.append(response)
-                result = parse_answer(prepared.category, response.text)
+                result = kind.result(prepared, response)
         except AnswerInvalid as exc:
             return Outcome(
                 accounting=_account(responses),
@@ -115,43 +97,6 @@ class Processor:
             result=without_nul(result),
             template_version=prepared.template_version,
         )
-
-    async def _converse(self, row: ClaimedRequest) -> Outcome:
-        """Kind `chat`: the caller's messages go to the backend as they are; the answer is free text,
-        so there is nothing to parse or repair."""
-        try:
-            response = await self._backend.chat(chat_request(row, self._settings))
-        except LLMError as exc:
-            message = without_nul(exc.message)
-            return Outcome(accounting=LLMAccounting(), error_code=exc.code, error_message=message)
-        return Outcome(accounting=_account([response]), result=without_nul(chat_result(response)))
-
-
-def chat_request(row: ClaimedRequest, settings: Settings) -> ChatRequest:
-    options = row.options if isinstance(row.options, dict) else {}
-    messages = tuple(ChatMessage(m["role"], m["content"]) for m in row.input_data or [])
-    return ChatRequest.conversation_of(
-        messages,
-        model=options.get("model"),
-        temperature=options.get("temperature", settings.llm_temperature),
-        max_tokens=options.get("max_tokens", settings.llm_max_tokens),
-        timeout=settings.llm_timeout_seconds,
-        context={"kind": RequestKind.CHAT},
-    )
-
-
-def chat_result(response: ChatResponse) -> dict[str, Any]:
-    """The stored result of a chat request: the assistant message and what it cost."""
-    return {
-        "message": {"role": "assistant", "content": response.text},
-        "finish_reason": "stop",
-        "model": response.model,
-        "usage": {
-            "prompt_tokens": response.usage.prompt_tokens,
-            "completion_tokens": response.usage.completion_tokens,
-            "total_tokens": response.usage.total_tokens,
-        },
-    }
 
 
 def without_nul(value: Any) -> Any:

@@ -1,6 +1,7 @@
-"""Build a request's ChatRequest: classify when no category, render the database template.
+"""The template machinery of kinds with categories: classify when no category, render the
+database template (kinds.base.Prompts; the kinds call it from their `prompt`).
 
-Called by the worker's Processor. Templates and category descriptions come from a short-lived
+Used by the worker's Processor. Templates and category descriptions come from a short-lived
 per-worker cache (`PromptSources`), so the database is read once per TTL, not once per request.
 """
 
@@ -9,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
-from service.db.models import RequestKind
 from service.db.requests_repo import ClaimedRequest
+from service.kinds.base import BuiltPrompt, Kind
 from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline import categories as cat
 from service.pipeline.classify import ClassifierInput
@@ -89,16 +90,6 @@ class PromptSources:
         return await self._descriptions.get("en", load)
 
 
-@dataclass(frozen=True, slots=True)
-class BuiltPrompt:
-    chat: ChatRequest
-    category: str
-    template_version: int | None
-    # Model calls made while preparing (classification), for the request's accounting.
-    responses: tuple[ChatResponse, ...] = ()
-    classification_message: str | None = None
-
-
 def _language(row: ClaimedRequest) -> str:
     requested = (row.options or {}).get("language") if isinstance(row.options, dict) else None
     if requested in LANGUAGES:
@@ -106,63 +97,71 @@ def _language(row: ClaimedRequest) -> str:
     return detect_language(row.query_text, row.title, row.description)
 
 
-async def build_chat(
-    row: ClaimedRequest,
-    settings: Settings,
-    backend: LLMBackend,
-    sources: PromptSources,
-    context: dict[str, Any],
-) -> BuiltPrompt:
-    responses: list[ChatResponse] = []
-    message: str | None = None
-    category = cat.resolve_category(row.category) if row.category else None
-    if category is None and row.kind == RequestKind.PROCESS_ANALYSIS:
-        category = cat.PROCESS_CATEGORY
-    if category is None:
+class TemplatePrompts:
+    """The template machinery kinds with categories use (kinds.base.Prompts): classify a request
+    that has no category, then render its category's current database template."""
 
-        async def ask(request: ChatRequest) -> str:
-            try:
-                # The seed's GIGACHAT_CLASSIFY_MODEL: classification may run on a cheaper model.
-                response = await backend.chat(replace(request, model=settings.llm_classify_model))
-            except LLMError as exc:
-                responses.extend(exc.billed)  # a moderated answer still cost its tokens
-                raise
-            responses.append(response)
-            return response.text
+    def __init__(self, settings: Settings, backend: LLMBackend, sources: PromptSources) -> None:
+        self.settings = settings
+        self._backend = backend
+        self._sources = sources
 
-        inp = ClassifierInput(query_text=row.query_text or "", input_data=row.input_data)
-        decided = await prompt_service.get_classifier(settings.classifier_llm_threshold).classify(
-            inp, ask=ask, descriptions=await sources.descriptions()
+    async def templated(
+        self, kind: Kind, row: ClaimedRequest, context: dict[str, Any], category: str | None
+    ) -> BuiltPrompt:
+        settings, backend, sources = self.settings, self._backend, self._sources
+        responses: list[ChatResponse] = []
+        message: str | None = None
+        resolved = cat.resolve_category(category) if category else None
+        if resolved is None:
+
+            async def ask(request: ChatRequest) -> str:
+                try:
+                    # The seed's GIGACHAT_CLASSIFY_MODEL: classification may run on a cheaper model.
+                    response = await backend.chat(replace(request, model=settings.llm_classify_model))
+                except LLMError as exc:
+                    responses.extend(exc.billed)  # a moderated answer still cost its tokens
+                    raise
+                responses.append(response)
+                return response.text
+
+            inp = ClassifierInput(query_text=row.query_text or "", input_data=row.input_data)
+            decided = await prompt_service.get_classifier(settings.classifier_llm_threshold).classify(
+                inp, ask=ask, descriptions=await sources.descriptions()
+            )
+            resolved, message = decided.category, decided.message
+            logger.debug(
+                "request {} classified as {} ({:.2f}, {})",
+                row.id,
+                resolved,
+                decided.confidence,
+                decided.source,
+            )
+
+        language = _language(row)
+        template = await sources.template(resolved, language)
+        options = row.options if isinstance(row.options, dict) else {}
+        rendered = build_prompt(
+            template,
+            PromptInput(
+                category=resolved,
+                query_text=row.query_text or "",
+                input_range=row.input_range,
+                input_data=row.input_data,
+                title=row.title,
+                description=row.description,
+                company_size=options.get("company_size"),
+                industry=options.get("industry"),
+            ),
+            table_token_budget=settings.prompt_table_token_budget,
         )
-        category, message = decided.category, decided.message
-        logger.debug(
-            "request {} classified as {} ({:.2f}, {})", row.id, category, decided.confidence, decided.source
+        chat = kind.chat_request(
+            system=rendered.system,
+            user=rendered.user,
+            model=settings.answer_model(resolved),
+            temperature=settings.llm_temperature,
+            max_tokens=settings.llm_max_tokens,
+            timeout=settings.llm_timeout_seconds,
+            context={**context, "category": resolved, "language": language},
         )
-
-    language = _language(row)
-    template = await sources.template(category, language)
-    options = row.options if isinstance(row.options, dict) else {}
-    rendered = build_prompt(
-        template,
-        PromptInput(
-            category=category,
-            query_text=row.query_text or "",
-            input_range=row.input_range,
-            input_data=row.input_data,
-            title=row.title,
-            description=row.description,
-            company_size=options.get("company_size"),
-            industry=options.get("industry"),
-        ),
-        table_token_budget=settings.prompt_table_token_budget,
-    )
-    chat = ChatRequest(
-        system=rendered.system,
-        user=rendered.user,
-        model=settings.answer_model(category),
-        temperature=settings.llm_temperature,
-        max_tokens=settings.llm_max_tokens,
-        timeout=settings.llm_timeout_seconds,
-        context={**context, "category": category, "language": language},
-    )
-    return BuiltPrompt(chat, category, rendered.template_version, tuple(responses), message)
+        return BuiltPrompt(chat, resolved, rendered.template_version, tuple(responses), message)

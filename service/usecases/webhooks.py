@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import Settings
 from service.db import webhooks_repo as repo
@@ -24,25 +25,21 @@ async def check_target(settings: Settings, url: str, loc: str) -> None:
         raise ValidationFailed(f"{loc}: {exc}", details=[{"loc": loc, "msg": str(exc)}]) from exc
 
 
-async def register_request_webhook(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    spec: WebhookSpec,
-    request_id: uuid.UUID,
-    owner_id: str | None,
-) -> None:
-    """A request's own endpoint, stored before the request so its completion cannot outrun it."""
+async def request_webhook_row(
+    settings: Settings, spec: WebhookSpec, request_id: uuid.UUID, owner_id: str | None
+) -> dict[str, Any]:
+    """A request's own endpoint, checked; the submit path stores it with the request row in one
+    transaction (request_store.insert_with_webhook), so its completion cannot outrun it and a
+    replayed idempotency key leaves none behind."""
     if settings.webhook_secrets is None:
         raise ValidationFailed(
             "webhook: per-request webhooks are not enabled on this service (WEBHOOK_SECRETS is unset).",
             details=[{"loc": "webhook", "msg": "not enabled"}],
         )
     await check_target(settings, spec.url, "webhook.url")
-    async with sessions() as session:
-        await repo.add_endpoint(
-            session, url=spec.url, events=list(spec.events), owner_id=owner_id, request_id=request_id
-        )
-        await session.commit()
+    return repo.new_endpoint_row(
+        url=spec.url, events=list(spec.events), owner_id=owner_id, request_id=request_id
+    )
 
 
 async def create_endpoint(

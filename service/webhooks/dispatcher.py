@@ -33,10 +33,10 @@ from service import monitoring
 from service.config import Settings
 from service.db import webhooks_repo as repo
 from service.db.models import utcnow
-from service.db.session import create_engine, create_session_factory
 from service.db.webhook_models import DeliveryState, WebhookDelivery, WebhookEndpoint
-from service.messaging.kafka import client_args, ensure_topics
+from service.messaging.kafka import client_args, ensure_topics, stop_client
 from service.retry_after import parse_retry_after
+from service.runtime import open_runtime
 from service.schemas.events import StatusEvent
 from service.webhooks.signing import signed_headers
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
@@ -102,9 +102,9 @@ class WebhookDispatcher:
         settings = self._settings
         async with contextlib.AsyncExitStack() as opened:
             if self._sessions is None:
-                engine = create_engine(settings)
-                opened.push_async_callback(engine.dispose)
-                self._sessions = create_session_factory(engine)
+                # The database is all the dispatcher's own runtime holds; its consumer is its loop's.
+                rt = await opened.enter_async_context(open_runtime(settings, role="cli"))
+                self._sessions = rt.sessions
             await ensure_topics(settings)
             consumer = AIOKafkaConsumer(
                 settings.kafka_topic_responses,
@@ -114,7 +114,7 @@ class WebhookDispatcher:
                 auto_offset_reset="earliest",
             )
             await consumer.start()
-            opened.push_async_callback(consumer.stop)
+            opened.push_async_callback(stop_client, consumer, "webhook intake consumer")
             client = httpx.AsyncClient(
                 follow_redirects=False, timeout=settings.webhook_timeout_seconds, trust_env=False
             )

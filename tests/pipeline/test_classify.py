@@ -77,7 +77,7 @@ def test_training_is_deterministic() -> None:
 
 def test_model_is_not_trained_at_import() -> None:
     code = (
-        "import service.pipeline.classify, service.llm.dryrun_answers, service.usecases.prompt_library\n"
+        "import service.pipeline.classify, service.kinds, service.usecases.prompt_library\n"
         "from service.pipeline.classify_model import shipped_model\n"
         "print(shipped_model.cache_info().currsize)"
     )

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import Settings
 from service.db.key_models import ApiKey, Role
-from service.db.session import create_engine, create_session_factory
 from service.errors import AppError
+from service.runtime import open_runtime
 from service.usecases import keys as service
 
 _LIMITS = (
@@ -25,8 +25,25 @@ _LIMITS = (
 )
 
 
+def register(commands: Any) -> None:
+    """Add `keys` and its actions to the CLI's sub-commands."""
+    keys = commands.add_parser(
+        "keys",
+        help="Manage API keys: create, list, revoke, update (see `keys --help`).",
+        description=__doc__,
+    )
+    _add_actions(keys)
+    keys.set_defaults(server_command=run_keys_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """`keys` on its own (for callers that hold Settings already)."""
     parser = argparse.ArgumentParser(prog="python -m service keys", description=__doc__)
+    _add_actions(parser)
+    return parser
+
+
+def _add_actions(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="action", required=True)
     create = commands.add_parser("create", help="create a key and print its secret once")
     create.add_argument("--name", required=True)
@@ -42,7 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (create, update):
         for flag, _field, text in _LIMITS:
             sub.add_argument(flag, type=int, help=text)
-    return parser
 
 
 def describe(row: ApiKey) -> str:
@@ -71,18 +87,18 @@ def field_name(flag: str) -> str:
 
 
 async def _run(settings: Settings, action: Callable[[AsyncSession], Awaitable[str]]) -> str:
-    engine = create_engine(settings)
-    try:
-        async with create_session_factory(engine)() as session:
-            output = await action(session)
-            await session.commit()
-            return output
-    finally:
-        await engine.dispose()
+    """One unit of work on the CLI's runtime (the database only): the command commits, nothing else."""
+    async with open_runtime(settings, role="cli") as rt, rt.sessions() as session:
+        output = await action(session)
+        await session.commit()
+        return output
 
 
 def run_keys(settings: Settings, argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    return run_keys_args(settings, build_parser().parse_args(argv))
+
+
+def run_keys_args(settings: Settings, args: argparse.Namespace) -> int:
 
     async def create(session: AsyncSession) -> str:
         created = await service.create_key(

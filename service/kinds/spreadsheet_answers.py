@@ -1,9 +1,9 @@
 """Dryrun answers for the categories beyond plain analysis, each schema-valid and derived from the input.
 
-Kept apart from dryrun.py so the backend stays small: it dispatches on ChatRequest.context
-("kind", "category") to these functions. Every answer speaks the query's language and follows
-the wishes it states (dryrun_intents.py): a pie chart when a pie is asked for, duplicates removed
-when that is asked for. Nothing here reads settings or the environment.
+Kept apart from dryrun.py so the backend stays small: the spreadsheet kind
+(service/kinds/spreadsheet.py) picks one of these by the request's category. Every answer speaks
+the query's language and follows the wishes it states (dryrun_intents.py): a pie chart when a pie
+is asked for, duplicates removed when that is asked for. Nothing here reads settings or the environment.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from service.llm.dryrun_intents import (
+from service.kinds.dryrun_intents import (
     chart_type,
     colour,
     comparison,
@@ -23,7 +23,6 @@ from service.llm.dryrun_intents import (
     wants,
 )
 from service.pipeline import categories as cat
-from service.pipeline.classify import ClassifierInput, classify_local
 from service.pipeline.table import column_letters, parse_range
 
 Rows = list[list[Any]]
@@ -304,11 +303,6 @@ def text(context: dict[str, Any]) -> dict[str, Any]:
     return {"text": say(lang, "text_answer", query=query)}
 
 
-def classification(context: dict[str, Any]) -> dict[str, Any]:
-    decided = classify_local(ClassifierInput(query_text=query_of(context)))
-    return {"category": decided.category, "confidence": decided.confidence, "reason": "dryrun local model"}
-
-
 ANSWERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     cat.SPREADSHEET_TRANSFORMATION: transformation,
     cat.SPREADSHEET_GENERATION: generation,
@@ -319,15 +313,3 @@ ANSWERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     cat.SPREADSHEET_ASSISTANCE: text,
     cat.UNCERTAIN: text,
 }
-
-
-def chat_reply(messages: Any) -> str:
-    """A plain-text reply to a caller's own conversation (request kind `chat`), derived from its
-    last user turn only: stable for equal input and never anything but that input's shape."""
-    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-    words = last_user.split()
-    preview = " ".join(words[:12])
-    return (
-        f"Dry-run reply to a {len(messages)}-message conversation; "
-        f"last user message ({len(words)} words): {preview}"
-    )
