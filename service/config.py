@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from service.config_features import (
     BatchSettings,
     CallerSettings,
+    ConsoleSettings,
     LiveStatusSettings,
     OpenAISurfaceSettings,
     PromptSettings,
@@ -69,6 +70,7 @@ SETTING_GROUPS: tuple[type[BaseModel], ...] = (
     LiveStatusSettings,
     OpenAISurfaceSettings,
     WebhookSettings,
+    ConsoleSettings,
     MetricsSettings,
     LoggingSettings,
 )
@@ -91,6 +93,7 @@ class Settings(
     LiveStatusSettings,
     OpenAISurfaceSettings,
     WebhookSettings,
+    ConsoleSettings,
     MetricsSettings,
     LoggingSettings,
     BaseSettings,

@@ -1,5 +1,5 @@
 """Settings groups of the product's features: request limits, prompts, callers, batches, live status,
-the OpenAI-compatible surface, webhooks. `service.config.Settings` inherits them.
+the OpenAI-compatible surface, webhooks, the operator console. `service.config.Settings` inherits them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class PromptSettings(BaseModel):
     """Prompts and classification."""
 
     classifier_llm_threshold: float = Field(
-        0.55, ge=0, le=1, description="Below this confidence of the local classifier, the LLM is asked."
+        0.65, ge=0, le=1, description="Below this confidence of the local classifier, the LLM is asked."
     )
     prompt_table_token_budget: int = Field(
         3_000,
@@ -58,6 +58,13 @@ class CallerSettings(BaseModel):
         ge=0,
         description="A verified key is trusted this long without a database read: the longest a "
         "revocation made in another process takes to reach this one.",
+    )
+    auth_failures_per_minute: int = Field(
+        30,
+        ge=0,
+        description="401s for wrong keys (malformed, unknown, revoked) one client address may collect per "
+        "minute (per API process); then 429 with Retry-After for the rest of the minute, without any key "
+        "lookup. 0: off.",
     )
     api_key_last_used_flush_seconds: float = Field(
         30.0, gt=0, description="How often the last use of keys is written (one batched UPDATE)."
@@ -130,6 +137,18 @@ class LiveStatusSettings(BaseModel):
         description="An SSE stream ends after this long (the client reconnects with Last-Event-ID), "
         "re-reading the row then in case an event was lost.",
     )
+    sse_max_streams_per_owner: int = Field(
+        20,
+        ge=0,
+        description="SSE streams (status, batch and streamed chat) one owner may hold open at once in an "
+        "API process; past the cap, 429 with Retry-After. 0: no cap.",
+    )
+    long_poll_max_per_owner: int = Field(
+        100,
+        ge=0,
+        description="Long-polls (`?wait=`, `Prefer: wait`, a chat completion's wait) one owner may hold "
+        "open at once in an API process; past the cap, 429 with Retry-After. 0: no cap.",
+    )
 
 
 class OpenAISurfaceSettings(BaseModel):
@@ -141,12 +160,19 @@ class OpenAISurfaceSettings(BaseModel):
         description="`GET /v1/models`: the backends' own model lists are fetched at most this often per "
         "API process.",
     )
+    models_public: bool = Field(
+        False,
+        description="`GET /v1/models` answers without a key (ONLYOFFICE's plugin lists models without "
+        "sending its key when the provider is typed in by hand). Only the model names; chat completions "
+        "still need one.",
+    )
     chat_wait_seconds: float = Field(
-        60.0,
+        180.0,
         gt=0,
-        le=600,
-        description="`POST /v1/chat/completions` waits this long for the answer (on the completion "
-        "event), then answers 202 with the request id and its status link.",
+        le=3600,
+        description="`POST /v1/chat/completions` waits this long for the answer (on the completion event; "
+        "with `stream: true` it sends `: keep-alive` comments every SSE_KEEPALIVE_SECONDS meanwhile), then "
+        "answers OpenAI's error 504 `timeout` naming the request, which goes on.",
     )
 
 
@@ -186,4 +212,24 @@ class WebhookSettings(BaseModel):
         le=1000,
         description="Enabled default webhook endpoints per owner (each gets every event of the owner's "
         "requests).",
+    )
+
+
+class ConsoleSettings(BaseModel):
+    """Operator console: the server-rendered pages at `/console`."""
+
+    console_session_minutes: int = Field(
+        480,
+        ge=1,
+        le=43_200,
+        description="A signed-in console session ends this long after sign-in (signing out ends it at once).",
+    )
+    console_signin_failures_per_minute: int = Field(
+        5, ge=1, description="Failed console sign-ins allowed per client address per minute; more answer 429."
+    )
+    # One look-up per process per period, however many operators watch.
+    console_broker_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long the overview reuses the broker's figures (consumer lag, DLQ depth).",
     )

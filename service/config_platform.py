@@ -27,6 +27,14 @@ class ServerSettings(BaseModel):
     cors_allow_credentials: bool = Field(
         False, description="Let those origins send cookies/credentials. Refused with `*`."
     )
+    public_url: str = Field(
+        "",
+        max_length=2_000,
+        pattern=r"^(https?://[^\s]+)?$",
+        description="The service's address as users' editors reach it "
+        "(e.g. `https://gigaoffice.example.org`), written into the plugin package served at "
+        "`/plugin/gigaoffice.plugin`. Empty: the address the package was downloaded from.",
+    )
     # 8 MiB holds the largest valid JSON input many times.
     max_request_body_bytes: int = Field(
         8 * 1024 * 1024,
@@ -211,6 +219,12 @@ class MetricsSettings(BaseModel):
         le=65535,
         description="A worker serves its Prometheus metrics on this port; 0: not served (`up` shows all "
         "at /metrics).",
+    )
+    # The port has no authentication (docker-compose and deploy/ set 0.0.0.0 on a private network).
+    worker_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address of the worker's metrics port: loopback unless a scraper on another host "
+        "needs it.",
     )
     metrics_refresh_seconds: float = Field(
         15.0, gt=0, description="How often a worker refreshes the queue-depth and consumer-lag gauges."

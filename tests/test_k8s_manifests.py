@@ -219,6 +219,7 @@ def test_api_probes_are_the_health_routes() -> None:
     worker = by_kind(APP, "Deployment")["gigaoffice-worker"]["spec"]["template"]["spec"]["containers"][0]
     metrics = next(p["containerPort"] for p in worker["ports"] if p["name"] == "metrics")
     assert metrics == configured().worker_metrics_port
+    assert configured().worker_metrics_host == "0.0.0.0", "the probe could not reach a loopback port"
 
 
 def test_every_deployment_has_a_disruption_budget_and_a_scaler() -> None:
