@@ -5,7 +5,7 @@ BATCH_FEED_INTERVAL_SECONDS the feeder tops each owner up to BATCH_OWNER_WINDOW 
 (published, not yet final), owners with the fewest lines in the lane first. So the lane holds at
 most a window per owner, and a second owner's small batch is published at once and waits behind
 at most one window of every other owner's lines, however large their batches are. Workers serve
-the lane after interactive requests (workers/runner.py lane limits).
+the lane after interactive requests (service/messaging/runner.py lane limits).
 
 Settling. Open batches past their completion window have their unstarted lines expired; a batch
 with no line queued or running is finalised (completed, cancelled or expired) by one conditional
