@@ -173,6 +173,7 @@ class ConsumerRunner(Generic[T]):
         """The broker lost its state: read every partition again from the beginning (once each)."""
         self._progress.clear()  # tasks in flight keep their own bookkeeping; it is never committed
         self._rewound = set()
+        self.ready.clear()  # set again once every partition is placed
         self._rewound_at = self._loop_time()
 
     @staticmethod
