@@ -231,12 +231,13 @@ class ConsumerRunner(Generic[T]):
         self.ready.set()
         if self._on_consuming is not None:
             self._on_consuming(True)
+        # "worker ready: joined the group" is what operators (README) and the process tests look for.
         logger.info(
-            "{} consuming: {} partition(s) of {} assigned{}",
+            "{} ready: {}{} partition(s) of {} assigned",
             self._subscription.role,
+            f"joined the group {self._subscription.group}, " if self._subscription.group else "",
             len(consumer.assignment()),
             ", ".join(self._topics),
-            f" in group {self._subscription.group}" if self._subscription.group else "",
         )
 
     @property
