@@ -480,6 +480,8 @@ class ConsumerRunner(Generic[T]):
             self._broker_call_task = None
             call_task.cancel()  # a no-op once done; otherwise we are being cancelled ourselves
         if call_task.cancelled():
+            if asyncio.iscoroutine(call):
+                call.close()  # cut short before it began: no "never awaited" warning
             return "stopping"
         failure = call_task.exception()
         if failure is None:
