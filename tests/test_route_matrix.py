@@ -48,8 +48,13 @@ OPEN_ROUTES = {
     ("GET", "/robots.txt"),
     ("GET", "/openapi.json"),
     ("HEAD", "/openapi.json"),
+    # The spreadsheet plugin: an editor downloads it, and loads its pages, before a key is typed
+    # into it; it holds no secret (the service URL it pre-fills is public).
+    ("GET", "/plugin/gigaoffice.plugin"),
+    ("GET", "/plugin/defaults.json"),
 }
-OPEN_MOUNTS = {"/static/docs", "/console/static"}  # docs assets served offline; the console's CSS/JS
+# Swagger UI / ReDoc assets served offline; the console's CSS/JS; the spreadsheet plugin's files.
+OPEN_MOUNTS = {"/static/docs", "/console/static", "/plugin"}
 
 # The operator console (service/console) signs in with a key once and then uses a session cookie:
 # its routes are checked by test_console_routes_are_classified_and_owner_scoped below.
@@ -351,6 +356,10 @@ async def test_every_route_is_classified_and_owner_scoped(postgres_url: str, kaf
         kafka_bootstrap,
         allow_anonymous=False,
         webhook_allow_private_targets=True,  # A's endpoint listens on loopback (never called here)
+        # A wrong key on every route from one address is what the 401 throttle stops (429 after
+        # AUTH_FAILURES_PER_MINUTE); here each route's own 401 is the point (the throttle's test:
+        # tests/test_auth_failures.py).
+        auth_failures_per_minute=0,
     )
     key_a = await issue_key(settings, "matrix A")
     key_b = await issue_key(settings, "matrix B")
