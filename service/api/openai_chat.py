@@ -8,7 +8,7 @@ import time
 from typing import Annotated, cast
 
 import orjson
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -52,8 +52,11 @@ async def chat_completions(
         SafeJsonObject,
         Body(examples=[{"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}]),
     ],
+    cache_control: Annotated[str | None, Header(description="`no-cache`: bypass the answer cache")] = None,
 ) -> Response:
     payload, stream = service.parse_chat_body(body)
+    if "no-cache" in (cache_control or "").lower():
+        payload = payload.model_copy(update={"cache": False})  # bypass the answer cache
     outcome = await service.complete(admitted.rt, payload, admitted.owner_id)
     status_link = f"/api/v1/requests/{outcome.request_id}"
     response: Response

@@ -96,6 +96,10 @@ def usage_out(row: RequestRecord) -> UsageInfo:
         llm_latency_ms=row.llm_latency_ms,
         backend=row.llm_backend,
         model=row.llm_model,
+        cached=row.cached_from is not None,
+        cached_from=row.cached_from,
+        cached_prompt_tokens=row.cached_prompt_tokens,
+        tokens_saved=row.tokens_saved,
     )
 
 
@@ -279,6 +283,8 @@ async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep)
         template_version=row.template_version,
         usage=usage_out(row),
         processing_time=processing_seconds(row),
+        cached=row.cached_from is not None,
+        cached_from=row.cached_from,
     )
 
 

@@ -92,7 +92,10 @@ async def complete(rt: Runtime, payload: ChatInput, owner_id: str | None) -> Cha
             code=code,
             status_code=_FAILURE_STATUS.get(code, 502),
         )
-    return ChatOutcome(submitted.id, kind_of(row.kind).chat_completion(row.id, row.result, row.created_at))
+    completion = kind_of(row.kind).chat_completion(row.id, row.result, row.created_at)
+    if row.cached_from is not None:  # answered from the answer cache: say so, and who paid
+        completion = {**completion, "cached": True, "cached_from": str(row.cached_from)}
+    return ChatOutcome(submitted.id, completion)
 
 
 async def completion_chunks(completion: dict[str, Any]) -> AsyncIterator[bytes]:

@@ -10,7 +10,7 @@ own, so no connection is held while the model thinks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,8 +19,10 @@ from service.callers.budgets import BUDGET_EXCEEDED, Budgets
 from service.config import Settings
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
 from service.kinds import kind_of
+from service.kinds.base import BuiltPrompt
 from service.llm.base import ChatResponse, LLMBackend, LLMError
 from service.pipeline.answer import AnswerInvalid, build_repair_request
+from service.usecases.answer_cache import AnswerCache, bypassed, cache_key
 from service.usecases.prompt_builder import PromptSources, TemplatePrompts
 
 
@@ -52,6 +54,9 @@ class Processor:
         self._backend = backend
         self._prompts = TemplatePrompts(settings, backend, PromptSources(sessions))
         self._budgets = budgets
+        # The dryrun backend costs nothing and answers from the input alone: nothing to save.
+        cached = settings.answer_cache and backend.name != "dryrun"
+        self._cache = AnswerCache(settings, sessions) if cached else None
 
     async def process(self, row: ClaimedRequest) -> Outcome:
         # Before anything that may call the model (classification included): an owner who ran out
@@ -62,6 +67,41 @@ class Processor:
                 return Outcome(accounting=LLMAccounting(), error_code=BUDGET_EXCEEDED, error_message=refusal)
         kind = kind_of(row.kind)
         prepared = await kind.prompt(row, self._prompts)
+        if self._cache is None or bypassed(row):
+            return await self._answer(row, prepared)
+        # Between the rendered messages and the LLM call: the same call made before (or being made
+        # now, by any worker) answers this request too.
+        key = cache_key(self._settings, self._backend.name, row, prepared.chat)
+        cached = await self._cache.lead_or_answer(key, row.id)
+        if cached is not None:
+            classification = _account(list(prepared.responses))
+            return Outcome(
+                accounting=replace(
+                    classification,
+                    backend=cached.backend,
+                    model=cached.model,
+                    cached_from=cached.leader_id,
+                    tokens_saved=cached.total_tokens,
+                ),
+                category=cached.category or prepared.category,
+                result=cached.result,
+                template_version=cached.template_version,
+            )
+        try:
+            outcome = await self._answer(row, prepared)
+        except BaseException:
+            await self._cache.give_up(key, row.id)
+            raise
+        if outcome.ok:
+            await self._cache.store(
+                key, row.id, outcome.result, outcome.accounting, outcome.category, outcome.template_version
+            )
+        else:
+            await self._cache.give_up(key, row.id)  # a follower tries for itself
+        return outcome
+
+    async def _answer(self, row: ClaimedRequest, prepared: BuiltPrompt) -> Outcome:
+        kind = kind_of(row.kind)
         responses: list[ChatResponse] = list(prepared.responses)
         try:
             response = await self._backend.chat(prepared.chat)
@@ -123,4 +163,5 @@ def _account(responses: list[ChatResponse]) -> LLMAccounting:
         latency_ms=sum(r.latency_ms for r in responses),
         backend=last.backend,
         model=last.model,
+        cached_tokens=sum(r.usage.cached_tokens for r in responses),
     )

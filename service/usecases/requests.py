@@ -52,7 +52,11 @@ def check_limits(payload: KindInput, settings: Settings) -> None:
 def row_values(payload: KindInput) -> dict[str, Any]:
     """The request row's input columns: the kind maps its body (and settles its category)."""
     kind = kind_of(payload.kind)
-    return {"kind": kind.name, **kind.to_row(payload, kind.category(payload))}
+    row = {"kind": kind.name, **kind.to_row(payload, kind.category(payload))}
+    if not payload.cache:
+        # The worker reads the bypass from the options (service/usecases/answer_cache.py).
+        row["options"] = {**(row.get("options") or {}), "cache": False}
+    return row
 
 
 async def submit(
