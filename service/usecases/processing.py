@@ -10,6 +10,7 @@ own, so no connection is held while the model thinks.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,6 +68,9 @@ class Processor:
                 return Outcome(accounting=LLMAccounting(), error_code=BUDGET_EXCEEDED, error_message=refusal)
         kind = kind_of(row.kind)
         prepared = await kind.prompt(row, self._prompts)
+        if self._settings.gigachat_session_cache:
+            chat = replace(prepared.chat, session_id=prompt_session_id(row, prepared))
+            prepared = replace(prepared, chat=chat)
         if self._cache is None or bypassed(row):
             return await self._answer(row, prepared)
         # Between the rendered messages and the LLM call: the same call made before (or being made
@@ -137,6 +141,17 @@ class Processor:
             result=without_nul(result),
             template_version=prepared.template_version,
         )
+
+
+def prompt_session_id(row: ClaimedRequest, prepared: BuiltPrompt) -> str:
+    """One provider session per (owner, kind, category, template version): their requests share
+    the rendered system prompt and examples, which GigaChat then bills as cached prompt tokens. A
+    hash, so the header names no owner; a new template version starts a new session."""
+    identity = f"{row.owner_id or '-'}|{row.kind}|{prepared.category or '-'}|{prepared.template_version}"
+    return str(uuid.uuid5(_SESSION_NAMESPACE, identity))
+
+
+_SESSION_NAMESPACE = uuid.UUID("6f0c8d1e-3b7a-4c55-9a0e-2d4b1c7e9f10")
 
 
 def without_nul(value: Any) -> Any:
