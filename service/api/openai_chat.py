@@ -57,7 +57,7 @@ async def chat_completions(
     payload, stream = service.parse_chat_body(body)
     if "no-cache" in (cache_control or "").lower():
         payload = payload.model_copy(update={"cache": False})  # bypass the answer cache
-    outcome = await service.complete(admitted.rt, payload, admitted.owner_id)
+    outcome = await service.complete(admitted.rt, payload, admitted.owner_id, admitted.caller.limits)
     status_link = f"/api/v1/requests/{outcome.request_id}"
     response: Response
     if outcome.completion is None:

@@ -145,7 +145,7 @@ async def submit_request(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     rt, owner_id = admitted.rt, admitted.owner_id
-    submitted = await service.submit(rt, payload, owner_id, idempotency_key)
+    submitted = await service.submit(rt, payload, owner_id, idempotency_key, admitted.caller.limits)
     wait = prefer_wait(prefer, rt.settings.long_poll_max_seconds)
     row = None
     if wait > 0:

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from service.callers.model import Limits
 from service.db.models import RequestStatus
 from service.errors import AppError, ValidationFailed
 from service.kinds import kind_of
@@ -78,8 +79,10 @@ class ChatOutcome:
     completion: dict[str, Any] | None  # None: still running when the wait limit passed
 
 
-async def complete(rt: Runtime, payload: ChatInput, owner_id: str | None) -> ChatOutcome:
-    submitted = await requests_service.submit(rt, payload, owner_id)
+async def complete(
+    rt: Runtime, payload: ChatInput, owner_id: str | None, limits: Limits | None = None
+) -> ChatOutcome:
+    submitted = await requests_service.submit(rt, payload, owner_id, limits=limits)
     wait = rt.settings.chat_wait_seconds
     status = await requests_service.wait_for_final(rt.store, rt.hub, submitted.id, owner_id, wait)
     if status.status not in RequestStatus.FINAL:
