@@ -32,6 +32,8 @@ class LLMAccounting:
     # An answer from the answer cache: the request that paid for it, and the tokens not spent again.
     cached_from: uuid.UUID | None = None
     tokens_saved: int = 0
+    # What was sent and answered, call by call (the console's "prompt as sent" and "raw answer").
+    transcript: Any = None
 
     def as_values(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,7 @@ class LLMAccounting:
             "cached_prompt_tokens": self.cached_tokens,
             "cached_from": self.cached_from,
             "tokens_saved": self.tokens_saved,
+            "transcript": self.transcript,
         }
 
 
@@ -201,6 +204,7 @@ _ACCOUNTING: dict[str, Any] = {
         "cached_prompt_tokens", "cached_from", "tokens_saved",
     )
 }  # fmt: skip
+_ACCOUNTING["transcript"] = bindparam("new_transcript", type_=_C.transcript.type)
 COMPLETE = (
     update(_TABLE)
     .where(*_STILL_PROCESSING)
@@ -461,3 +465,21 @@ async def take_back_for_requeue(
         .execution_options(synchronize_session=False)
     )
     return [(row[0], row[1], row[2], bool(row[3])) for row in (await session.execute(stmt)).all()]
+
+
+async def requeue_failed(session: AsyncSession, request_id: uuid.UUID) -> StateChange | None:
+    """failed → queued again (the operator's re-queue, e.g. after a dead-lettered message): the
+    error is cleared, attempts and timestamps of submission are kept. None when not failed."""
+    changed = await _transition_returning(
+        session,
+        _T.id == request_id,
+        _T.status == RequestStatus.FAILED,
+        status=RequestStatus.QUEUED,
+        error_code=None,
+        error_message=None,
+        result=None,
+        started_at=None,
+        finished_at=None,
+        lease_expires_at=None,
+    )
+    return changed[0] if changed else None

@@ -21,7 +21,7 @@ from service.config import Settings
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
 from service.kinds import kind_of
 from service.kinds.base import BuiltPrompt
-from service.llm.base import ChatResponse, LLMBackend, LLMError
+from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline.answer import AnswerInvalid, build_repair_request
 from service.usecases.answer_cache import AnswerCache, bypassed, cache_key
 from service.usecases.prompt_builder import PromptSources, TemplatePrompts
@@ -78,7 +78,7 @@ class Processor:
         key = cache_key(self._settings, self._backend.name, row, prepared.chat)
         cached = await self._cache.lead_or_answer(key, row.id)
         if cached is not None:
-            classification = _account(list(prepared.responses))
+            classification = _account(list(prepared.responses), [])
             return Outcome(
                 accounting=replace(
                     classification,
@@ -107,9 +107,12 @@ class Processor:
     async def _answer(self, row: ClaimedRequest, prepared: BuiltPrompt) -> Outcome:
         kind = kind_of(row.kind)
         responses: list[ChatResponse] = list(prepared.responses)
+        calls: list[dict[str, Any]] = []  # the transcript: each call's messages and raw answer
         try:
+            calls.append(sent(prepared.chat))
             response = await self._backend.chat(prepared.chat)
             responses.append(response)
+            calls[-1]["answer"] = response.text
             try:
                 result = kind.result(prepared, response)
             except AnswerInvalid as first_error:
@@ -117,12 +120,14 @@ class Processor:
                     raise
                 # One repair round: models usually fix a format slip when told exactly what is wrong.
                 repair = build_repair_request(prepared.chat, response.text, first_error)
+                calls.append(sent(repair))
                 response = await self._backend.chat(repair)
                 responses.append(response)
+                calls[-1]["answer"] = response.text
                 result = kind.result(prepared, response)
         except AnswerInvalid as exc:
             return Outcome(
-                accounting=_account(responses),
+                accounting=_account(responses, calls),
                 category=prepared.category,
                 error_code=exc.code,
                 error_message=without_nul(f"The model's answer was invalid: {exc.message}"),
@@ -130,17 +135,23 @@ class Processor:
         except LLMError as exc:
             responses.extend(exc.billed)  # a moderated answer still cost its tokens
             return Outcome(
-                accounting=_account(responses),
+                accounting=_account(responses, calls),
                 category=prepared.category,
                 error_code=exc.code,
                 error_message=without_nul(exc.message),
             )
         return Outcome(
-            accounting=_account(responses),
+            accounting=_account(responses, calls),
             category=prepared.category,
             result=without_nul(result),
             template_version=prepared.template_version,
         )
+
+
+def sent(request: ChatRequest) -> dict[str, Any]:
+    """One LLM call as the transcript keeps it: the messages exactly as sent; its answer once known."""
+    messages = [{"role": m.role, "content": m.content} for m in request.conversation()]
+    return {"messages": messages, "answer": None}
 
 
 def prompt_session_id(row: ClaimedRequest, prepared: BuiltPrompt) -> str:
@@ -165,9 +176,11 @@ def without_nul(value: Any) -> Any:
     return value
 
 
-def _account(responses: list[ChatResponse]) -> LLMAccounting:
+def _account(responses: list[ChatResponse], calls: list[dict[str, Any]]) -> LLMAccounting:
+    # What was sent and answered, for the operator console (requests.transcript).
+    transcript = without_nul({"calls": calls}) if calls else None
     if not responses:
-        return LLMAccounting()
+        return LLMAccounting(transcript=transcript)
     last = responses[-1]
     return LLMAccounting(
         prompt_tokens=sum(r.usage.prompt_tokens for r in responses),
@@ -179,4 +192,5 @@ def _account(responses: list[ChatResponse]) -> LLMAccounting:
         backend=last.backend,
         model=last.model,
         cached_tokens=sum(r.usage.cached_tokens for r in responses),
+        transcript=transcript,
     )

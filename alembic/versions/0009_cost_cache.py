@@ -1,8 +1,8 @@
 """Cost (issue 17): the answer cache with its single-flight leases, cache and prompt-cache figures
 on request rows, and a per-key list of allowed models.
 
-Revision ID: r0008_cost_cache
-Revises: r0007_batches
+Revision ID: r0009_cost_cache
+Revises: r0008_console
 Create Date: 2026-12-03
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from service.db.models import JSONType, UTCDateTime
 
-revision = "r0008_cost_cache"
-down_revision = "r0007_batches"
+revision = "r0009_cost_cache"
+down_revision = "r0008_console"
 branch_labels = None
 depends_on = None
 
