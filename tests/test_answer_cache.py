@@ -171,3 +171,23 @@ async def test_a_failed_leader_hands_over_at_once_and_the_answer_reaches_followe
             update(AnswerCacheEntry).where(AnswerCacheEntry.key == key).values(expires_at=repo.utcnow())
         )
     assert await answers.lead_or_answer(key, uuid.uuid4()) is None
+
+
+async def test_the_sweeper_purges_expired_answers_only(cache: Any) -> None:
+    answers, sessions = cache
+    from service.db.requests_repo import LLMAccounting
+
+    old, fresh = uuid.uuid4().hex, uuid.uuid4().hex
+    for key in (old, fresh):
+        leader = uuid.uuid4()
+        assert await answers.lead_or_answer(key, leader) is None
+        await answers.store(key, leader, {"text": key}, LLMAccounting(total_tokens=1), None, None)
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(AnswerCacheEntry).where(AnswerCacheEntry.key == old).values(expires_at=repo.utcnow())
+        )
+    async with transaction(sessions) as session:
+        assert await repo.purge_expired(session, repo.utcnow()) >= 1
+    async with transaction(sessions) as session:
+        assert await session.get(AnswerCacheEntry, old) is None
+        assert await session.get(AnswerCacheEntry, fresh) is not None

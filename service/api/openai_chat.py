@@ -17,7 +17,7 @@ from service.api.deps import AdmissionDep, get_caller
 from service.callers.connections import released_after
 from service.runtime import Runtime
 from service.schemas.batches import OpenAIErrorEnvelope
-from service.schemas.fields import SafeJsonObject
+from service.schemas.fields import SafeJsonObject, Text
 from service.usecases import chat as service
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible chat"])
@@ -81,7 +81,9 @@ async def chat_completions(
         SafeJsonObject,
         Body(examples=[{"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}]),
     ],
-    cache_control: Annotated[str | None, Header(description="`no-cache`: bypass the answer cache")] = None,
+    cache_control: Annotated[
+        Annotated[str, Text(max_length=200)] | None, Header(description="`no-cache`: bypass the answer cache")
+    ] = None,
 ) -> Response:
     payload, stream = service.parse_chat_body(body)
     if "no-cache" in (cache_control or "").lower():
