@@ -246,6 +246,9 @@ class Settings(BaseSettings):
     # Browser plugins run in the editor's page. Comma-separated origins; empty = no CORS headers.
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = False
+    # The service's address as users' editors reach it, pre-filled in the packaged plugin
+    # (GET /plugin/gigaoffice.plugin); empty = the base URL of the request that downloads it.
+    public_url: str = Field("", max_length=2_000, pattern=r"^(https?://[^\s]+)?$")
     # Model names sent to the primary backend; empty = its configured model (GIGACHAT_MODEL, ...).
     llm_classify_model: str | None = None  # seed name: GIGACHAT_CLASSIFY_MODEL
     llm_generate_model: str | None = None  # seed name: GIGACHAT_GENERATE_MODEL

@@ -27,7 +27,7 @@ async def held_by(
 ) -> list[asyncio.Task[httpx.Response]]:
     """Starts the calls and returns once each of them holds its slot."""
     tasks = [asyncio.create_task(call()) for call in calls]
-    caps = svc.app.state.connection_caps
+    caps = svc.app.state.runtime.connections
     await until(lambda: caps.open_count(kind, owner) == len(calls))
     return tasks
 
@@ -70,7 +70,7 @@ async def test_long_polls_past_the_owners_cap_get_429(postgres_url: str, kafka_b
         # Another owner has caps of its own (bob cannot read alice's request: 404 after his wait).
         assert (await svc.client.get(f"{path}?wait=0.2", headers=as_bob)).status_code == 404
         assert [task.status_code for task in await asyncio.gather(*holding)] == [200, 200]
-        assert svc.app.state.connection_caps.open_count("long_poll", owner) == 0
+        assert svc.app.state.runtime.connections.open_count("long_poll", owner) == 0
         assert (await svc.client.get(f"{path}?wait=0.1", headers=as_alice)).status_code == 200
 
 
@@ -96,4 +96,4 @@ async def test_sse_streams_past_the_owners_cap_get_429(postgres_url: str, kafka_
         assert chat.status_code == 429 and chat.json()["error"]["type"] == "rate_limit_error"
         finished = await asyncio.gather(*holding)  # the streams end at SSE_MAX_SECONDS
         assert all(": keep-alive" in stream.text or "event: status" in stream.text for stream in finished)
-        assert svc.app.state.connection_caps.open_count("sse", owner) == 0
+        assert svc.app.state.runtime.connections.open_count("sse", owner) == 0

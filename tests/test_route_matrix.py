@@ -48,8 +48,13 @@ OPEN_ROUTES = {
     ("GET", "/robots.txt"),
     ("GET", "/openapi.json"),
     ("HEAD", "/openapi.json"),
+    # The spreadsheet plugin: an editor downloads it, and loads its pages, before a key is typed
+    # into it; it holds no secret (the service URL it pre-fills is public).
+    ("GET", "/plugin/gigaoffice.plugin"),
+    ("GET", "/plugin/defaults.json"),
 }
-OPEN_MOUNTS = {"/static/docs", "/console/static"}  # docs assets served offline; the console's CSS/JS
+# Swagger UI / ReDoc assets served offline; the console's CSS/JS; the spreadsheet plugin's files.
+OPEN_MOUNTS = {"/static/docs", "/console/static", "/plugin"}
 
 # The operator console (service/console) signs in with a key once and then uses a session cookie:
 # its routes are checked by test_console_routes_are_classified_and_owner_scoped below.
