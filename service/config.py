@@ -264,6 +264,25 @@ class Settings(BaseSettings):
     # Each of an owner's default webhook endpoints gets a POST for every request of theirs that ends:
     # without a cap, one key could make the service flood any public URL (N endpoints × requests).
     webhook_max_endpoints_per_owner: int = Field(10, ge=1, le=1000)
+
+    # --- cost: answer cache, prompt caching, model policy (issue 17) -------------------------------
+    # Same backend, model, rendered messages and sampling parameters → the first validated answer
+    # is reused without an LLM call. "owner": only the same owner's answers; "shared": everyone's.
+    answer_cache: bool = True
+    answer_cache_scope: Literal["owner", "shared"] = "owner"
+    answer_cache_ttl_seconds: float = Field(3600.0, gt=0)
+    # How long the request that makes the one LLM call for identical requests in flight holds the
+    # lead before a waiting one takes over (a killed worker's lease runs out), and how often the
+    # waiting ones look for its answer.
+    answer_cache_lease_seconds: float = Field(90.0, gt=0)
+    answer_cache_poll_seconds: float = Field(0.05, gt=0)
+    # GigaChat prompt caching: a stable X-Session-ID per (owner, template version).
+    gigachat_session_cache: bool = True
+    # Models a caller may name (empty: any); a key's own list (api_keys.allowed_models) narrows it.
+    llm_allowed_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # JSON {model: {"prompt": p, "completion": c, "cached_prompt": k}}, prices per 1000 tokens;
+    # wins over LLM_PRICE_PER_1K_TOKENS for the models it names.
+    llm_prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     # Bodies are read before the API key is checked: larger ones get 413 (multipart uploads excepted,
     # their routes have limits of their own). 8 MiB holds the largest valid JSON input many times.
     max_request_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
@@ -278,6 +297,16 @@ class Settings(BaseSettings):
             if level not in ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
                 raise ValueError(f"unknown log level {value!r}")
             return level
+        return value
+
+    @field_validator("llm_allowed_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator("cors_allow_origins", mode="before")
