@@ -31,7 +31,14 @@ from service.config_features import (
     RequestLimitSettings,
     WebhookSettings,
 )
-from service.config_llm import BackendName, DryrunSettings, GigaChatSettings, LlmSettings, OpenAISettings
+from service.config_llm import (
+    BackendName,
+    CostSettings,
+    DryrunSettings,
+    GigaChatSettings,
+    LlmSettings,
+    OpenAISettings,
+)
 from service.config_platform import (
     DatabaseSettings,
     KafkaSettings,
@@ -64,6 +71,7 @@ SETTING_GROUPS: tuple[type[BaseModel], ...] = (
     DryrunSettings,
     GigaChatSettings,
     OpenAISettings,
+    CostSettings,
     PromptSettings,
     CallerSettings,
     BatchSettings,
@@ -87,6 +95,7 @@ class Settings(
     DryrunSettings,
     GigaChatSettings,
     OpenAISettings,
+    CostSettings,
     PromptSettings,
     CallerSettings,
     BatchSettings,

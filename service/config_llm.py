@@ -4,10 +4,12 @@ OpenAI-compatible. `service.config.Settings` inherits them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 BackendName = Literal["dryrun", "gigachat-cloud", "gigachat-mtls", "openai"]
 
@@ -185,3 +187,49 @@ class OpenAISettings(BaseModel):
         description="false disables server certificate verification for this backend (logged as a "
         "warning). Never in production.",
     )
+
+
+class CostSettings(BaseModel):
+    """Cost: the answer cache, GigaChat prompt caching, model policy and prices."""
+
+    answer_cache: bool = Field(
+        True,
+        description="Same backend, model, rendered messages and sampling parameters: the first validated "
+        "answer is reused without an LLM call.",
+    )
+    answer_cache_scope: Literal["owner", "shared"] = Field(
+        "owner", description="owner: only the same owner's answers are reused; shared: everyone's."
+    )
+    answer_cache_ttl_seconds: float = Field(3600.0, gt=0, description="How long a cached answer lives.")
+    answer_cache_lease_seconds: float = Field(
+        90.0,
+        gt=0,
+        description="How long the request that makes the one LLM call for identical requests in flight "
+        "holds the lead before a waiting one takes over (a killed worker's lease runs out).",
+    )
+    answer_cache_poll_seconds: float = Field(
+        0.05, gt=0, description="How often the waiting identical requests look for the leader's answer."
+    )
+    gigachat_session_cache: bool = Field(
+        True, description="GigaChat prompt caching: a stable X-Session-ID per (owner, template version)."
+    )
+    llm_allowed_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Models a caller may name, comma-separated (empty: any); a key's own list "
+        "(allowed_models) narrows it.",
+    )
+    llm_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='JSON `{model: {"prompt": p, "completion": c, "cached_prompt": k}}`, prices per 1000 '
+        "tokens; wins over LLM_PRICE_PER_1K_TOKENS for the models it names.",
+    )
+
+    @field_validator("llm_allowed_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value

@@ -18,6 +18,7 @@ class Limits:
     tokens_per_minute: int | None = None
     daily_tokens: int | None = None
     monthly_tokens: int | None = None
+    allowed_models: tuple[str, ...] | None = None  # None: any the settings allow
 
     @property
     def has_token_limits(self) -> bool:
@@ -43,7 +44,10 @@ class Caller:
 
 
 def limits_of(row: ApiKey) -> Limits:
-    return Limits(row.requests_per_minute, row.tokens_per_minute, row.daily_tokens, row.monthly_tokens)
+    allowed = tuple(row.allowed_models) if row.allowed_models is not None else None
+    return Limits(
+        row.requests_per_minute, row.tokens_per_minute, row.daily_tokens, row.monthly_tokens, allowed
+    )
 
 
 def caller_of(row: ApiKey) -> Caller:
