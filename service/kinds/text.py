@@ -43,6 +43,7 @@ class TextInput(KindInput):
     conversation_id: ConversationId | None = conversation_field()
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
+    cache: bool = Field(True, description="false: never answered from the answer cache.")
 
 
 SYSTEM: dict[str, str] = {
