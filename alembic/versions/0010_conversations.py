@@ -1,7 +1,7 @@
 """Conversations (branch conversations): a caller's threads and their turns.
 
-Revision ID: r0009_conversations
-Revises: r0008_console
+Revision ID: r0010_conversations
+Revises: r0009_cost_cache
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from service.db.models import UTCDateTime
 
-revision = "r0009_conversations"
-down_revision = "r0008_console"
+revision = "r0010_conversations"
+down_revision = "r0009_cost_cache"
 branch_labels = None
 depends_on = None
 
