@@ -210,7 +210,14 @@ async def test_the_target_is_checked_again_at_delivery(postgres_url: str, kafka_
                 async with svc.sessions() as session:
                     row = (
                         await session.execute(
-                            select(WebhookDelivery).where(WebhookDelivery.request_id == uuid.UUID(request_id))
+                            select(WebhookDelivery)
+                            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                            # this receiver's delivery: other tests' default endpoints of the same
+                            # owner (shared database) may receive the request too
+                            .where(
+                                WebhookDelivery.request_id == uuid.UUID(request_id),
+                                WebhookEndpoint.url == receiver.url,
+                            )
                         )
                     ).scalar_one_or_none()
                 return (row.state, row.last_error) if row else None
@@ -333,7 +340,7 @@ async def test_a_replayed_submit_leaves_no_orphan_endpoint(postgres_url: str, ka
     endpoint first, then find the key taken)."""
     settings = webhook_settings(postgres_url, kafka_bootstrap)
     key = f"replay-{uuid.uuid4().hex}"
-    url = "http://127.0.0.1:9/hook"
+    url = f"http://127.0.0.1:9/hook/{key}"  # its own URL: other tests register endpoints too
     async with running_service(settings, with_worker=False) as svc:
         body = {**SPREADSHEET, "idempotency_key": key, "webhook": {"url": url}}
         first = await svc.submit(body)
