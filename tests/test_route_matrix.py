@@ -62,6 +62,7 @@ ADMIN_ROUTES = {
     ("PATCH", "/api/v1/keys/{key_id}"),
     ("DELETE", "/api/v1/keys/{key_id}"),
     ("GET", "/metrics"),
+    ("GET", "/api/v1/audit"),  # the audit log (lifecycle)
 }
 ADMIN_GATES = {require_admin, require_metrics_reader}
 

@@ -23,7 +23,7 @@ OwnerText = Annotated[str, ColumnText(AnalysisRequest.owner_id)] | None
 async def metrics(
     session: SessionDep, caller: CallerDep, hours: int = Hours, owner: OwnerText = Owner
 ) -> dict[str, Any]:
-    return await usage_metrics(session, owner_scope(caller, owner, "metrics"), hours)
+    return await usage_metrics(session, owner_scope(caller, owner, "metrics", session), hours)
 
 
 @router.get(
@@ -32,4 +32,7 @@ async def metrics(
 async def metrics_compat(
     session: SessionDep, caller: CallerDep, hours: int = Hours, owner: OwnerText = Owner
 ) -> dict[str, Any]:
-    return {"success": True, **await usage_metrics(session, owner_scope(caller, owner, "metrics"), hours)}
+    return {
+        "success": True,
+        **await usage_metrics(session, owner_scope(caller, owner, "metrics", session), hours),
+    }
