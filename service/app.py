@@ -20,6 +20,7 @@ from service.api import (
     metrics,
     openai_batches,
     openai_chat,
+    owners,
     prometheus,
     prompts,
     prompts_compat,
@@ -85,6 +86,7 @@ def create_app(
         prometheus,
         webhooks,
         audit,
+        owners,
     ):
         # Every operation documents the error envelope for the statuses any route can answer.
         app.include_router(module.router, responses=ERROR_RESPONSES)

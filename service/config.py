@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     # A request not finished within this many seconds of submission ends as `expired`.
     request_ttl_seconds: int = Field(86_400, ge=60)
 
+    # --- data lifecycle (docs/lifecycle.md) -----------------------------------------------------
+    # Days a request's input and result are kept after it ended (a key may set fewer); finished
+    # batches go with their output and error files. Usage survives as daily aggregates.
+    retention_days: int = Field(90, ge=1, le=36_500)
+    # Rows deleted per purge transaction (each one is short: bounded lock time).
+    purge_batch_rows: int = Field(1_000, ge=1, le=50_000)
+    # Rows the sweeper's purge deletes at most per sweep (the rest waits for the next sweep).
+    purge_max_rows_per_sweep: int = Field(50_000, ge=0)
+
     # --- request limits --------------------------------------------------------------------------
     max_query_chars: int = Field(4_000, ge=1)
     max_input_cells: int = Field(10_000, ge=1)

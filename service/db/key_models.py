@@ -34,6 +34,8 @@ class ApiKey(Base):
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
     daily_tokens: Mapped[int | None] = mapped_column(Integer)
     monthly_tokens: Mapped[int | None] = mapped_column(Integer)
+    # Days a finished request of this key is kept; only a figure below RETENTION_DAYS has effect.
+    retention_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

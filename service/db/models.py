@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator, Uuid, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -55,6 +69,7 @@ class RequestStatus:
 ACTIVE_ROWS = "status IN ('queued', 'processing')"
 QUEUED_INTERACTIVE = "status = 'queued' AND batch_id IS NULL"
 QUEUED_BATCH = "status = 'queued' AND batch_id IS NOT NULL"
+FINISHED_INTERACTIVE = "status IN ('completed', 'failed', 'cancelled', 'expired') AND batch_id IS NULL"
 
 
 def partial(condition: str) -> dict[str, Any]:
@@ -119,6 +134,8 @@ class AnalysisRequest(Base):
         Index("ix_requests_active", "status", "updated_at", **partial(ACTIVE_ROWS)),
         Index("ix_requests_owner_created", "owner_id", "created_at", **partial("owner_id IS NOT NULL")),
         Index("ix_requests_batch", "batch_id", **partial("batch_id IS NOT NULL")),
+        # The retention purge: finished interactive rows by end time (batch rows go with their batch).
+        Index("ix_requests_finished", "finished_at", **partial(FINISHED_INTERACTIVE)),
         # Queue position (migration 0005): queued rows of each lane by age.
         Index("ix_requests_queued_interactive", "created_at", **partial(QUEUED_INTERACTIVE)),
         Index("ix_requests_queued_batch", "created_at", **partial(QUEUED_BATCH)),
@@ -130,3 +147,19 @@ class AnalysisRequest(Base):
             **partial("idempotency_key IS NOT NULL"),
         ),
     )
+
+
+class UsagePurged(Base):
+    """Usage of requests the retention purge removed, per day, owner, status and model ("" for
+    none), so usage and cost figures stay what they were. Live rows + these = all usage ever."""
+
+    __tablename__ = "usage_purged"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -29,7 +29,13 @@ def _check(values: dict[str, Any]) -> None:
         raise ValidationFailed(
             f"role must be one of {list(Role.ALL)}", details=[{"loc": "role", "msg": "invalid"}]
         )
-    for name in ("requests_per_minute", "tokens_per_minute", "daily_tokens", "monthly_tokens"):
+    for name in (
+        "requests_per_minute",
+        "tokens_per_minute",
+        "daily_tokens",
+        "monthly_tokens",
+        "retention_days",
+    ):
         value = values.get(name)
         if value is not None and value < 0:
             raise ValidationFailed(f"{name} must be 0 or more", details=[{"loc": name, "msg": "negative"}])
