@@ -3,6 +3,7 @@ admin key) and erasure (admin keys). Both are written to the audit log."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -16,6 +17,7 @@ from service.usecases import audit, owner_data
 router = APIRouter(prefix="/api/v1", tags=["owners"])
 
 OwnerId = Annotated[str, ColumnText(AnalysisRequest.owner_id, min_length=1), Path()]
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _JSONL: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object per line"}
 }
@@ -25,7 +27,8 @@ def _stream(rt: Any, owner_id: str) -> StreamingResponse:
     return StreamingResponse(
         owner_data.export_lines(rt.sessions, owner_id),
         media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="export-{owner_id}.jsonl"'},
+        # The header is latin-1: an owner id of any other characters must not break it.
+        headers={"Content-Disposition": f'attachment; filename="export-{_SAFE.sub("_", owner_id)}.jsonl"'},
     )
 
 
