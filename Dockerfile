@@ -14,6 +14,7 @@ COPY --chown=app:app workers ./workers
 COPY --chown=app:app alembic ./alembic
 COPY --chown=app:app alembic.ini ./
 COPY --chown=app:app resources ./resources
+COPY --chown=app:app plugin ./plugin
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \

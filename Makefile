@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test lint format bench bench-classify migrate seed clean
+.PHONY: run test lint format bench bench-classify classifier-model migrate seed clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: $(VENV)/.dev  ## load benchmark against a service it starts (see bench/RE
 
 bench-classify: $(VENV)/.dev
 	$(PY) bench/classify.py
+
+classifier-model: $(VENV)/.dev  ## retrain and export resources/classifier/model.gz after editing labelled.yaml
+	$(PY) -m service.pipeline.classify_train
 
 migrate: $(VENV)/.runtime
 	$(PY) -m service migrate

@@ -61,10 +61,11 @@ def cmd_worker(settings: Settings) -> None:
     from workers.main import Worker
 
     if settings.worker_metrics_port:
-        from prometheus_client import start_http_server
+        from service.monitoring import serve_worker_metrics
 
-        start_http_server(settings.worker_metrics_port, addr=settings.host)
-        logger.info("worker metrics on http://{}:{}/metrics", settings.host, settings.worker_metrics_port)
+        host, port = settings.worker_metrics_host, settings.worker_metrics_port
+        serve_worker_metrics(port, host)
+        logger.info("worker metrics on http://{}:{}/metrics", host, port)
 
     async def main() -> None:
         worker = Worker(settings)

@@ -31,9 +31,12 @@ from service.api import (
 )
 from service.api.deps import get_caller
 from service.api.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, install_error_handlers
+from service.api.openapi_auth import declare_security
+from service.api.plugin import install_plugin
 from service.api.web import ServiceApp, install_web
 from service.callers.auth import check_anonymous_exposure
 from service.config import Settings, get_settings
+from service.console import install_console
 from service.logging import configure_logging
 from service.runtime import ReadinessCheck, open_runtime
 from service.schemas.batches import OPENAI_ERROR_RESPONSES, TOO_LARGE
@@ -100,6 +103,10 @@ def create_app(
     # additionally ask for an admin key). Health and the docs stay open.
     for module in (prompts, prompts_compat):
         app.include_router(module.router, dependencies=[Depends(get_caller)], responses=ERROR_RESPONSES)
+    # The spreadsheet plugin's files and package (open: an editor loads them before a key is typed).
+    install_plugin(app, settings)
+    install_console(app)  # the operator console at /console (its own sign-in and sessions)
+    declare_security(app, settings)
     return app
 
 

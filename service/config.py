@@ -157,8 +157,16 @@ class Settings(BaseSettings):
     # reconnects with Last-Event-ID), which is also when it re-reads the row in case an event was lost.
     sse_keepalive_seconds: float = Field(15.0, gt=0)
     sse_max_seconds: float = Field(300.0, gt=0)
+    # Connections one owner may hold open at once in an API process: SSE streams (status, batch and
+    # streamed chat) and long-polls (`?wait=`, `Prefer: wait`, a chat completion's wait); past the
+    # cap, 429 with Retry-After. 0: no cap.
+    sse_max_streams_per_owner: int = Field(20, ge=0)
+    long_poll_max_per_owner: int = Field(100, ge=0)
     # A worker serves its Prometheus metrics on this port (0: not served; `up` shows them at /metrics).
     worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # ... on this address. The port has no authentication: loopback unless a scraper elsewhere needs
+    # it (docker-compose sets 0.0.0.0 on its private network).
+    worker_metrics_host: str = "127.0.0.1"
     # How often a worker refreshes the queue-depth and consumer-lag gauges.
     metrics_refresh_seconds: float = Field(15.0, gt=0)
     # Webhooks. Per-request webhooks are signed with these `whsec_…` secrets (comma-separated; all
@@ -176,11 +184,14 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(1.0, gt=0)
     # GET /v1/models: the backends' model lists are fetched at most this often per API process.
     models_cache_seconds: float = Field(300.0, ge=0)
-    # POST /v1/chat/completions holds the call this long for the answer, then answers 202.
-    chat_wait_seconds: float = Field(60.0, gt=0, le=600)
+    # GET /v1/models without a key (only the model names; chat still needs one).
+    models_public: bool = False
+    # POST /v1/chat/completions holds the call this long for the answer (a stream sends keep-alives
+    # meanwhile), then answers OpenAI's 504 `timeout`; the request goes on.
+    chat_wait_seconds: float = Field(180.0, gt=0, le=3600)
 
     # --- prompts and classification --------------------------------------------------------------
-    classifier_llm_threshold: float = Field(0.55, ge=0, le=1)
+    classifier_llm_threshold: float = Field(0.65, ge=0, le=1)
     prompt_table_token_budget: int = Field(3_000, ge=100)
 
     # --- broker loss and recovery ----------------------------------------------------------------
@@ -205,6 +216,9 @@ class Settings(BaseSettings):
     # A verified key is trusted for this long without a database read; a revocation made in another
     # process takes effect within this time (at once in the process that revoked it).
     api_key_cache_seconds: float = Field(30.0, ge=0)
+    # 401s for wrong keys (malformed, unknown, revoked) one client address may collect per minute (per
+    # API process); then 429 with Retry-After until the minute is over, without key lookups. 0: off.
+    auth_failures_per_minute: int = Field(30, ge=0)
     # last_used_at of keys is written in one batched UPDATE this often, not on every request.
     api_key_last_used_flush_seconds: float = Field(30.0, gt=0)
     # Requests per minute on submit and classify for keys without a figure of their own; 0 = none.
@@ -217,6 +231,15 @@ class Settings(BaseSettings):
     budget_reserve_tokens_per_request: int = Field(1000, ge=0)
     # JSON object: model name -> price per 1000 tokens, for the cost figure of /api/v1/usage.
     llm_price_per_1k_tokens: dict[str, float] = Field(default_factory=dict)
+
+    # --- operator console (/console, issue 16) ----------------------------------------------------
+    # A signed-in console session ends this long after sign-in (signing out ends it at once).
+    console_session_minutes: int = Field(480, ge=1, le=43_200)
+    # Failed console sign-ins allowed per client address per minute; more answer 429.
+    console_signin_failures_per_minute: int = Field(5, ge=1)
+    # How long the overview reuses the broker's figures (consumer lag, DLQ depth): one look-up per
+    # process per period, however many operators watch.
+    console_broker_cache_seconds: float = Field(5.0, ge=0)
 
     # --- seed compatibility and deployment (issue 8) ---------------------------------------------
     # The seed's database settings: they build DATABASE_URL (PostgreSQL) when it is not set.
@@ -232,6 +255,9 @@ class Settings(BaseSettings):
     # Browser plugins run in the editor's page. Comma-separated origins; empty = no CORS headers.
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = False
+    # The service's address as users' editors reach it, pre-filled in the packaged plugin
+    # (GET /plugin/gigaoffice.plugin); empty = the base URL of the request that downloads it.
+    public_url: str = Field("", max_length=2_000, pattern=r"^(https?://[^\s]+)?$")
     # Model names sent to the primary backend; empty = its configured model (GIGACHAT_MODEL, ...).
     llm_classify_model: str | None = None  # seed name: GIGACHAT_CLASSIFY_MODEL
     llm_generate_model: str | None = None  # seed name: GIGACHAT_GENERATE_MODEL

@@ -134,3 +134,11 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def serve_worker_metrics(port: int, host: str) -> tuple[Any, Any]:
+    """A worker's own /metrics (prometheus-client's HTTP server, in a thread). No authentication,
+    hence loopback by default (WORKER_METRICS_HOST). Returns (server, thread)."""
+    from prometheus_client import start_http_server
+
+    return start_http_server(port, addr=host)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.callers.auth import Authenticator
 from service.callers.budgets import Budgets
+from service.callers.connections import ConnectionCaps
 from service.callers.ratelimit import RequestRateLimiter
 from service.config import Settings
 from service.db.request_store import RequestStore, open_request_store
@@ -66,6 +67,7 @@ class Runtime:
     _rate_limiter: RequestRateLimiter | None = None
     _budgets: Budgets | None = None
     _models: ModelList | None = None
+    _connections: ConnectionCaps | None = None  # API only: per-owner caps on held connections
     # Readiness of parts that run next to this one in the same process (the worker under `up`).
     readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
 
@@ -122,6 +124,12 @@ class Runtime:
         if self._budgets is None:
             raise NotInThisRole(f"a {self.role} runtime has no budgets")
         return self._budgets
+
+    @property
+    def connections(self) -> ConnectionCaps:
+        if self._connections is None:
+            raise NotInThisRole(f"a {self.role} runtime has no connection caps")
+        return self._connections
 
     @property
     def models(self) -> ModelList:
@@ -190,6 +198,7 @@ async def open_runtime(
                 _rate_limiter=RequestRateLimiter(settings, redis),
                 _budgets=Budgets(settings, sessions),
                 _models=ModelList(backend, settings.models_cache_seconds),
+                _connections=ConnectionCaps(settings),
             )
         yield Runtime(
             role,

@@ -87,6 +87,17 @@ async def test_feeder_releases_a_window_per_owner_so_a_small_batch_is_not_starve
                     .values(status=RequestStatus.COMPLETED)
                 )
                 await session.commit()
+            # The small batch's lines are still queued in the lane: the big one is not topped up
+            # yet, so its next lines cannot overtake them in another partition.
+            await feeder.release_once()
+            assert await _lanes(svc, big) == {Lane.BATCH: 10, Lane.BATCH_HELD: 40}
+            async with svc.sessions() as session:  # the small batch's lines start
+                await session.execute(
+                    update(AnalysisRequest)
+                    .where(AnalysisRequest.batch_id == small)
+                    .values(status=RequestStatus.PROCESSING)
+                )
+                await session.commit()
             await feeder.release_once()
             assert await _lanes(svc, big) == {Lane.BATCH: 15, Lane.BATCH_HELD: 35}
         finally:

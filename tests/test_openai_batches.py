@@ -109,6 +109,13 @@ async def test_sdk_batch_workflow_with_output_and_error_files(
 
         described = await client.files.retrieve(done.output_file_id or "")
         assert described.purpose == "batch_output"
+        # Every file reports the bytes its download has (the input as uploaded, the rest rendered).
+        for file_id in (batch.input_file_id, done.output_file_id, done.error_file_id):
+            assert file_id is not None
+            content = (await client.files.content(file_id)).content
+            assert (await client.files.retrieve(file_id)).bytes == len(content) > 0
+        listed = {file.id: file.bytes for file in (await client.files.list()).data}
+        assert listed[done.output_file_id or ""] == described.bytes
         # Each line was sent to the model once (no retries configured), never twice.
         assert len(svc.backend.calls) == 20
 

@@ -11,8 +11,10 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
+from sqlalchemy import func, select
 
 from service.config import Settings
+from service.db.models import AnalysisRequest
 from tests.peers.fixtures import *  # noqa: F403 - the peers are used by name
 from tests.peers.fixtures import openai_values
 from tests.peers.openai_server import OpenAIPeer
@@ -139,19 +141,32 @@ def test_sync_sdk_chat_with_an_openai_protocol_peer_as_the_backend(
     assert sent["messages"][-1] == HELLO[0]
 
 
-async def test_chat_past_the_wait_limit_answers_202_with_the_status_link(
+async def test_chat_past_the_wait_limit_answers_an_openai_timeout_never_a_202(
     postgres_url: str, kafka_bootstrap: str
 ) -> None:
     settings = make_settings(
         postgres_url, kafka_bootstrap, allow_anonymous=False, dryrun_latency_ms=3000, chat_wait_seconds=0.5
     )
-    async with sdk(settings) as (_client, svc):
-        response = await svc.client.post("/v1/chat/completions", json={"model": "dryrun", "messages": HELLO})
-        assert response.status_code == 202
-        body = response.json()
-        assert body["links"]["status"] == f"/api/v1/requests/{body['id']}" == response.headers["location"]
-        final = await svc.wait_final(body["id"])
+    async with sdk(settings) as (client, svc):
+        # The SDK's default retries stay on: the 504 tells it not to submit the question again.
+        retrying = client.with_options(max_retries=2)
+        with pytest.raises(openai.InternalServerError) as caught:
+            await retrying.chat.completions.create(model="dryrun", messages=HELLO)  # type: ignore[arg-type]
+        response = caught.value.response
+        assert response.status_code == 504
+        error = response.json()["error"]
+        assert (error["type"], error["code"]) == ("timeout", "timeout")
+        request_id = response.headers["location"].rsplit("/", 1)[-1]
+        assert request_id in error["message"] and f"/api/v1/requests/{request_id}/result" in error["message"]
+        async with svc.sessions() as session:
+            owner = select(AnalysisRequest.owner_id).where(AnalysisRequest.id == uuid.UUID(request_id))
+            mine = select(func.count()).where(AnalysisRequest.owner_id == owner.scalar_subquery())
+            assert await session.scalar(mine) == 1  # submitted once
+        # The request went on; its answer is readable on /api/v1.
+        final = await svc.wait_final(request_id)
         assert final["status"] == "completed"
+        result = (await svc.client.get(f"/api/v1/requests/{request_id}/result")).json()
+        assert result["result"]["message"]["content"]
 
 
 async def test_errors_on_v1_are_in_openais_shape(postgres_url: str, kafka_bootstrap: str) -> None:

@@ -96,3 +96,24 @@ async def test_rate_limit_refusals_are_counted_by_reason(postgres_url: str, kafk
     assert statuses == [202, 429]
     refused = total(after, "gigaoffice_refusals_total") - total(before, "gigaoffice_refusals_total")
     assert refused == 1
+
+
+def test_worker_metrics_listen_on_loopback_by_default() -> None:
+    """The worker's metrics port has no authentication: it binds to loopback unless told otherwise."""
+    import urllib.request
+
+    from service.config import Settings
+    from service.monitoring import serve_worker_metrics
+
+    settings = Settings(_env_file=None, worker_metrics_port=0)  # type: ignore[call-arg]
+    assert settings.worker_metrics_host == "127.0.0.1"
+    server, thread = serve_worker_metrics(0, settings.worker_metrics_host)
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            assert b"gigaoffice_" in answer.read()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

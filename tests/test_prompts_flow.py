@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 from typing import Any
+
+from pypdf import PdfReader
 
 from service.db import prompts_repo
 from service.llm.base import ChatRequest, ChatResponse, Usage
@@ -176,6 +179,17 @@ async def test_every_category_end_to_end_with_template_versions(
             report.text.startswith("# Process analysis: Invoice approval")
             and "## Implementation steps" in report.text
         )
+        pdf = await svc.client.get(
+            f"/api/v1/requests/{ids[PROCESS_CATEGORY]}/report", params={"format": "pdf", "language": "ru"}
+        )
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        assert pdf.headers["content-disposition"].endswith('.pdf"')
+        text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+        assert "Анализ процесса: Invoice approval" in text and "Шаги внедрения" in text
+        unknown = await svc.client.get(
+            f"/api/v1/requests/{ids[PROCESS_CATEGORY]}/report", params={"format": "doc"}
+        )
+        assert unknown.status_code == 422
         not_process = await svc.client.get(f"/api/v1/requests/{ids['spreadsheet-search']}/report")
         assert not_process.status_code == 404
 

@@ -48,8 +48,33 @@ OPEN_ROUTES = {
     ("GET", "/robots.txt"),
     ("GET", "/openapi.json"),
     ("HEAD", "/openapi.json"),
+    # The spreadsheet plugin: an editor downloads it, and loads its pages, before a key is typed
+    # into it; it holds no secret (the service URL it pre-fills is public).
+    ("GET", "/plugin/gigaoffice.plugin"),
+    ("GET", "/plugin/defaults.json"),
 }
-OPEN_MOUNTS = {"/static/docs"}  # Swagger UI / ReDoc assets served offline
+# Swagger UI / ReDoc assets served offline; the console's CSS/JS; the spreadsheet plugin's files.
+OPEN_MOUNTS = {"/static/docs", "/console/static", "/plugin"}
+
+# The operator console (service/console) signs in with a key once and then uses a session cookie:
+# its routes are checked by test_console_routes_are_classified_and_owner_scoped below.
+CONSOLE = "/console"
+CONSOLE_OPEN_ROUTES = {("GET", "/console/signin"), ("POST", "/console/signin")}
+CONSOLE_ADMIN_ROUTES = {
+    ("GET", "/console/keys"),
+    ("POST", "/console/keys"),
+    ("POST", "/console/keys/{key_id}/revoke"),
+    ("POST", "/console/keys/{key_id}/limits"),
+    ("POST", "/console/prompts/{category}/{language}"),
+    ("POST", "/console/prompts/{category}/{language}/rollback"),
+}
+# Path parameters of console routes that name shared things, with the value to fill in.
+CONSOLE_SHARED_PARAMETERS = {
+    "key_id": "0",
+    "category": "process-analysis",
+    "language": "en",
+    "which": "results",
+}
 
 # Admin keys only (a user key gets 403). `GET /metrics` is service-wide: admin unless METRICS_PUBLIC.
 ADMIN_ROUTES = {
@@ -196,6 +221,8 @@ def _operations(app: Any) -> tuple[list[tuple[str, APIRoute]], set[tuple[str, st
     """(method, APIRoute) pairs, the other routes' (method, path) and the mounts' paths."""
     operations, plain, mounts = [], set(), set()
     for route in _walk(app.routes):
+        if isinstance(route, APIRoute) and route.path.split("/")[1:2] == ["console"]:
+            continue  # the console's own matrix (below)
         if isinstance(route, APIRoute):
             operations += [(method, route) for method in sorted(route.methods)]
         elif isinstance(route, Mount):
@@ -333,6 +360,10 @@ async def test_every_route_is_classified_and_owner_scoped(postgres_url: str, kaf
         kafka_bootstrap,
         allow_anonymous=False,
         webhook_allow_private_targets=True,  # A's endpoint listens on loopback (never called here)
+        # A wrong key on every route from one address is what the 401 throttle stops (429 after
+        # AUTH_FAILURES_PER_MINUTE); here each route's own 401 is the point (the throttle's test:
+        # tests/test_auth_failures.py).
+        auth_failures_per_minute=0,
     )
     key_a = await issue_key(settings, "matrix A")
     key_b = await issue_key(settings, "matrix B")
@@ -390,3 +421,128 @@ async def test_metrics_scrape_needs_an_admin_key_unless_public(
         assert (await svc.client.get("/metrics")).status_code == 200
         # Only /metrics opens: everything else still wants a key.
         assert (await svc.client.get("/api/v1/metrics")).status_code == 401
+
+
+# --- the operator console ------------------------------------------------------------------------
+
+
+def _console_operations(app: Any) -> list[tuple[str, APIRoute]]:
+    return [
+        (method, route)
+        for route in _walk(app.routes)
+        if isinstance(route, APIRoute) and route.path.split("/")[1:2] == ["console"]
+        for method in sorted(route.methods)
+    ]
+
+
+async def _console_client(svc: RunningService, key: str | None) -> tuple[httpx.AsyncClient, str]:
+    """A browser-like client (cookies kept) signed in with `key`, and its session's CSRF token."""
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.app), base_url="http://test")
+    if key is None:
+        return client, ""
+    await client.get("/console/signin")
+    form = {"csrf_token": client.cookies["gigaoffice_console_signin"], "api_key": key, "next": "/console"}
+    signed_in = await client.post("/console/signin", data=form)
+    assert signed_in.status_code == 303, signed_in.text
+    page = await client.get("/console")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    return client, token.group(1)
+
+
+async def test_console_routes_are_classified_and_owner_scoped(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """Every console route: without a session a page view goes to sign-in and a post gets 401; admin
+    routes give a user session 403; B's session gets 404 on A's objects, the very page an unknown id
+    gets; A reaches its own; B's listings never show A's ids; no page carries key material."""
+    settings = make_settings(
+        postgres_url, kafka_bootstrap, allow_anonymous=False, webhook_allow_private_targets=True
+    )
+    key_a = await issue_key(settings, "console matrix A")
+    key_b = await issue_key(settings, "console matrix B")
+    key_admin = await issue_key(settings, "console matrix admin", "admin")
+    async with running_service(settings) as svc:
+        operations = _console_operations(svc.app)
+        present = {(method, route.path) for method, route in operations}
+        assert present >= CONSOLE_OPEN_ROUTES | CONSOLE_ADMIN_ROUTES
+        owned = {
+            p for _, route in operations for p in _parameters(route.path)
+        } - CONSOLE_SHARED_PARAMETERS.keys()
+        missing = owned - OBJECT_FACTORIES.keys()
+        assert not missing, f"add an OBJECT_FACTORIES entry (how key A creates one) for {missing}"
+        callers = Callers(svc, bearer(key_a), bearer(key_b), bearer(key_admin), key_a.split("_")[1])
+        ids = await _objects_of_a(callers, owned)
+        (nobody, _), (a, csrf_a), (b, csrf_b), (admin, csrf_admin) = [
+            await _console_client(svc, key) for key in (None, key_a, key_b, key_admin)
+        ]
+        problems: list[str] = []
+        answers: list[httpx.Response] = []
+        try:
+            for method, route in sorted(operations, key=lambda operation: operation[0] == "POST"):
+                operation = (method, route.path)
+                if operation in CONSOLE_OPEN_ROUTES:
+                    continue
+                url = _fill(route.path, {**CONSOLE_SHARED_PARAMETERS, **ids})
+                anonymous = await nobody.request(
+                    method, url, data={"csrf_token": "x"} if method == "POST" else None
+                )
+                answers.append(anonymous)
+                want = 303 if method == "GET" else 401
+                if anonymous.status_code != want or (
+                    want == 303 and not anonymous.headers["location"].startswith("/console/signin")
+                ):
+                    problems.append(f"{operation} without a session: {anonymous.status_code}, want {want}")
+                form_b = {"data": {"csrf_token": csrf_b}} if method == "POST" else {}
+                if operation in CONSOLE_ADMIN_ROUTES:
+                    user = await b.request(method, url, **form_b)
+                    answers.append(user)
+                    if user.status_code != 403:
+                        problems.append(f"{operation} with a user session: {user.status_code}, want 403")
+                    admitted = await admin.request(
+                        method,
+                        url,
+                        data={"csrf_token": csrf_admin, "name": "m"} if method == "POST" else None,
+                    )
+                    answers.append(admitted)
+                    if admitted.status_code in (401, 403):
+                        problems.append(f"{operation} with the admin session: {admitted.status_code}")
+                    continue
+                if not set(_parameters(route.path)) & owned:
+                    if method == "GET":
+                        listing = await b.get(url)
+                        answers.append(listing)
+                        leaked = [name for name, value in ids.items() if value in listing.text]
+                        refused = listing.status_code in (401, 403, 500)
+                        if refused or leaked or callers.owner_a in listing.text:
+                            problems.append(f"GET {url} for B: {listing.status_code}, shows A's {leaked}")
+                    continue
+                foreign = await b.request(method, url, **form_b)
+                own = await a.request(
+                    method, url, **({"data": {"csrf_token": csrf_a}} if method == "POST" else {})
+                )
+                unknown_ids = {name: _unknown_like(value) for name, value in ids.items()}
+                unknown = await b.request(
+                    method, _fill(route.path, {**CONSOLE_SHARED_PARAMETERS, **unknown_ids}), **form_b
+                )
+                answers += [foreign, own, unknown]
+                if own.status_code in (401, 403, 404, 422):
+                    problems.append(f"{operation}: A on its own object: {own.status_code}")
+                if foreign.status_code != 404 or unknown.status_code != 404:
+                    problems.append(
+                        f"{operation}: B on A's object {foreign.status_code}, unknown {unknown.status_code}"
+                    )
+                elif not _same_body(foreign, unknown, set(ids.values()), set(unknown_ids.values())):
+                    problems.append(f"{operation}: B tells A's object from an unknown id")
+        finally:
+            for client in (nobody, a, b, admin):
+                await client.aclose()
+        secrets = [key_a, key_b, key_admin]
+        secrets += [digest(key) for key in secrets] + [key.split("_", 2)[2] for key in secrets]
+        for response in answers:
+            for secret in [*secrets, "whsec_", "Traceback"]:
+                if secret in response.text:
+                    problems.append(
+                        f"{response.request.method} {response.request.url.path} carries {secret[:8]}…"
+                    )
+        assert not problems, "\n".join(problems)

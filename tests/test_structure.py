@@ -46,8 +46,9 @@ FORBIDDEN = [
     ("service.llm", "service.kinds", "backends are below the kinds (a request carries its dryrun answer)"),
     ("service.pipeline", "service.kinds", "the template machinery is below the kinds"),
 ]
-# Importers allowed to reach service.api: the API itself and the application factory.
-API_IMPORTERS = ("service.api", "service.app")
+# Importers allowed to reach service.api: the API itself, the application factory and the operator
+# console, a surface beside the API that shares its request dependencies (session, caller).
+API_IMPORTERS = ("service.api", "service.app", "service.console")
 # service/ modules that may import workers/: the CLI entry that starts a worker.
 WORKER_IMPORTERS = ("service.__main__", "service.cli")
 

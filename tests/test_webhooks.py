@@ -291,6 +291,38 @@ async def test_a_finished_batch_sends_batch_completed(postgres_url: str, kafka_b
     assert payloads[0]["data"]["links"]["status"] == f"/api/v1/batches/{batch['id']}"
 
 
+async def test_a_batch_that_fails_at_creation_sends_batch_failed(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """Invalid lines fail an OpenAI batch at once, before the feeder ever sees it: the event still goes."""
+    settings = webhook_settings(postgres_url, kafka_bootstrap)
+    bad_line = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
+    with webhook_receiver("") as receiver:
+        async with running_service(settings, with_worker=False) as svc, dispatcher(settings):
+            created = await svc.client.post(
+                "/api/v1/webhooks/endpoints", json={"url": receiver.url, "events": ["batch.failed"]}
+            )
+            receiver.secret = created.json()["secret"]
+            uploaded = await svc.client.post(
+                "/v1/files", files={"file": ("in.jsonl", bad_line)}, data={"purpose": "batch"}
+            )
+            batch = await svc.client.post(
+                "/v1/batches",
+                json={
+                    "input_file_id": uploaded.json()["id"],
+                    "endpoint": "/v1/chat/completions",
+                    "completion_window": "24h",
+                },
+            )
+            assert batch.json()["status"] == "failed", batch.text
+            await until(lambda: bool(receiver.answered(204)), timeout=60)
+    (payload,) = [item.payload for item in receiver.received]
+    assert payload is not None and payload["type"] == "batch.failed"
+    # The webhook names the batch as the native surface does; OpenAI's id is its hex with a prefix.
+    assert f"batch_{uuid.UUID(payload['data']['id']).hex}" == batch.json()["id"]
+    assert payload["data"]["status"] == "failed"
+
+
 async def test_a_replayed_submit_leaves_no_orphan_endpoint(postgres_url: str, kafka_bootstrap: str) -> None:
     """The request row and its webhook endpoint are written together: a replay with the same
     idempotency key answers the first request and stores no second endpoint (it used to commit the

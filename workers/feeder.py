@@ -3,9 +3,13 @@
 Fairness. Batch lines are stored held back (requests.priority = 'batch-held'); every
 BATCH_FEED_INTERVAL_SECONDS the feeder tops each owner up to BATCH_OWNER_WINDOW lines in the lane
 (published, not yet final), owners with the fewest lines in the lane first. So the lane holds at
-most a window per owner, and a second owner's small batch is published at once and waits behind
-at most one window of every other owner's lines, however large their batches are. Workers serve
-the lane after interactive requests (workers/runner.py lane limits).
+most a window per owner, and a second owner's small batch is published at once. It then waits
+behind at most one window of every other owner's lines, however large their batches are: an owner
+is not topped up while another owner with no more lines in the lane still has some queued there,
+only once those have started. (Topping it up at once let ~1.7 windows finish first: the lane's
+partitions are served side by side, so lines published after the small batch, in other
+partitions, ran before it.) Workers serve the lane after interactive requests (workers/runner.py
+lane limits).
 
 Settling. Open batches past their completion window have their unstarted lines expired; a batch
 with no line queued or running is finalised (completed, cancelled or expired) by one conditional
@@ -34,6 +38,20 @@ from service.schemas.events import StatusEvent
 from service.usecases import batches as batch_service
 
 
+def _someone_waits_behind(
+    owner: str | None, mine: repo.Occupancy, occupancy: dict[str | None, repo.Occupancy]
+) -> bool:
+    """Whether another owner with no more lines in the lane than `owner` still has some queued:
+    lines released for `owner` now could run before them (the lane's partitions are served side
+    by side). An owner with fewer lines in the lane — a small batch arriving — is never held back,
+    and the held-back owner's own queued lines keep the workers busy meanwhile; lines the broker
+    lost hold it back until the sweeper re-publishes them."""
+    return any(
+        other != owner and theirs.queued_in_lane > 0 and theirs.in_lane <= mine.in_lane
+        for other, theirs in occupancy.items()
+    )
+
+
 class BatchFeeder:
     def __init__(
         self, settings: Settings, sessions: async_sessionmaker[AsyncSession], publisher: RequestPublisher
@@ -60,10 +78,14 @@ class BatchFeeder:
             occupancy = await repo.lane_occupancy(session)
             released = []
             # Owners with the fewest lines in the lane first: round-robin in effect.
-            for owner, (in_lane, held) in sorted(occupancy.items(), key=lambda item: item[1][0]):
-                room = min(window - in_lane, held)
-                if room > 0:
-                    released += await repo.release_lines(session, owner, room)
+            for owner, mine in sorted(occupancy.items(), key=lambda item: item[1].in_lane):
+                room = min(window - mine.in_lane, mine.held)
+                if room <= 0 or _someone_waits_behind(owner, mine, occupancy):
+                    continue
+                lines = await repo.release_lines(session, owner, room)
+                mine.in_lane += len(lines)
+                mine.queued_in_lane += len(lines)
+                released += lines
             await session.commit()
         if released:
             now = utcnow()

@@ -17,7 +17,7 @@ from service.db.models import utcnow
 from service.llm.base import LLMBackend
 from service.messaging.kafka import client_args
 from service.messaging.monitor import BrokerMonitor
-from service.pipeline.classify_model import warm_up as train_classifier
+from service.pipeline.classify_model import warm_up as load_classifier
 from service.runtime import open_runtime
 from service.usecases.processing import Processor
 from workers.feeder import BatchFeeder
@@ -101,7 +101,7 @@ class Worker:
         # The worker's runtime (service/runtime.py): every client, closed on shutdown and when
         # start-up fails half-way. The LLM capacity (concurrency cap, rates) is shared with every
         # worker through its Redis client.
-        await asyncio.to_thread(train_classifier)  # once per process, before the first request
+        await asyncio.to_thread(load_classifier)  # once per process, before the first request
         async with contextlib.AsyncExitStack() as opened:
             rt = await self._until_broker_answers(
                 lambda: opened.enter_async_context(open_runtime(settings, role="worker", llm=self._backend))

@@ -1,4 +1,6 @@
-"""Data lifecycle: retention per key, file expiry, usage of purged requests, the purge's index.
+"""Data lifecycle: retention per key, file expiry, usage of purged requests.
+
+The purge walks r0008_console's ix_requests_finished (finished_at IS NOT NULL).
 
 Revision ID: r0009_lifecycle_retention
 Revises: r0008_lifecycle_audit
@@ -10,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
-from service.db.models import FINISHED_INTERACTIVE, UTCDateTime, partial
+from service.db.models import UTCDateTime, partial
 
 revision = "r0009_lifecycle_retention"
 down_revision = "r0008_lifecycle_audit"
@@ -22,7 +24,6 @@ def upgrade() -> None:
     op.add_column("api_keys", sa.Column("retention_days", sa.Integer()))
     op.add_column("files", sa.Column("expires_at", UTCDateTime()))
     op.create_index("ix_files_expires", "files", ["expires_at"], **partial("expires_at IS NOT NULL"))
-    op.create_index("ix_requests_finished", "requests", ["finished_at"], **partial(FINISHED_INTERACTIVE))
     op.create_table(
         "usage_purged",
         sa.Column("day", sa.Date(), primary_key=True),
@@ -38,7 +39,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("usage_purged")
-    op.drop_index("ix_requests_finished", table_name="requests")
     op.drop_index("ix_files_expires", table_name="files")
     op.drop_column("files", "expires_at")
     op.drop_column("api_keys", "retention_days")

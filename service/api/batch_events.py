@@ -9,8 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
+from starlette.background import BackgroundTask
 
 from service.api.deps import OwnerDep, RuntimeDep
+from service.callers.connections import released_after
 from service.db.batch_models import BatchView
 from service.errors import NotFound
 from service.schemas.batches import BatchIdText, NativeBatch, parse_batch_id
@@ -39,12 +41,14 @@ async def batch_events(
     parsed = parse_batch_id(batch_id)
     if parsed is None:
         raise NotFound(f"No batch with id {batch_id}.")
+    slot = rt.connections.acquire("sse", owner_id)
     watch = rt.hub.open_watch(parsed)  # before the read: nothing can slip in between
     try:
         async with rt.sessions() as session:
             await batches.get_batch(session, parsed, owner_id)  # 404 before the stream starts
     except BaseException:
         watch.close()
+        slot.release()
         raise
     try:
         seen = int((last_event_id or "-1").strip())
@@ -60,9 +64,10 @@ async def batch_events(
         max_seconds=rt.settings.sse_max_seconds,
     )
     return StreamingResponse(
-        _frames(changes),
+        released_after(slot, _frames(changes)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(slot.release),
     )
 
 

@@ -21,6 +21,7 @@ from service import monitoring
 from service.db.errors import DATABASE_EXCEPTIONS, classify
 from service.errors import AppError
 from service.kinds import KINDS
+from service.schemas.openai_errors import openai_error
 
 RETRY_AFTER_SECONDS = "5"
 
@@ -74,10 +75,7 @@ def error_response(
     )
 
 
-# OpenAI's error `type` for our status codes, on the /v1 surface (its SDK reads these).
-_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
-                 429: "rate_limit_error"}  # fmt: skip
-_KEPT_HEADERS = ("retry-after", "www-authenticate")
+_KEPT_HEADERS = ("retry-after", "www-authenticate", "x-should-retry", "location")
 
 
 def for_surface(request: Request, response: JSONResponse) -> JSONResponse:
@@ -89,14 +87,7 @@ def for_surface(request: Request, response: JSONResponse) -> JSONResponse:
     status = response.status_code
     details = error.get("details")
     first = details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
-    body = {
-        "error": {
-            "message": error["message"],
-            "type": _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
-            "param": first.get("loc"),
-            "code": error["code"],
-        }
-    }
+    body = openai_error(status, error["code"], error["message"], first.get("loc"))
     headers = {name: value for name, value in response.headers.items() if name in _KEPT_HEADERS}
     return EnvelopeResponse(body, status_code=status, headers=headers or None)
 
@@ -117,7 +108,9 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def render_app_error(exc: AppError, cause: BaseException | None = None) -> JSONResponse:
-    if exc.status_code >= 500:
+    if exc.status_code == 504:  # an answer that is late (the work goes on), not a fault of ours
+        logger.info("{}: {}", exc.code, exc.message)
+    elif exc.status_code >= 500:
         reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
         logger.error("{}: {}{}", exc.code, exc.message, reason)
     if exc.status_code == 429:

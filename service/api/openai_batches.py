@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -13,6 +14,8 @@ from fastapi.responses import StreamingResponse
 
 from service.api.deps import OwnerDep, RuntimeDep, SessionDep
 from service.db import batches_repo as repo
+from service.db import unit_of_work
+from service.db.batch_models import BatchStatus
 from service.errors import NotFound
 from service.schemas.batches import (
     BatchIdText,
@@ -27,6 +30,7 @@ from service.schemas.batches import (
     PurposeText,
     parse_batch_id,
 )
+from service.schemas.events import StatusEvent
 from service.usecases import batches as service
 from service.usecases import files as file_service
 from service.usecases.batch_lines import check_jsonl
@@ -145,7 +149,12 @@ async def create_batch(
         input_file_id=stored.id,
         metadata=body.metadata,
     )
-    return OpenAIBatch.of(await service.view(session, await service.get_batch(session, batch_id, owner_id)))
+    batch = await service.get_batch(session, batch_id, owner_id)
+    if batch.status == BatchStatus.FAILED:
+        # Failed at creation (invalid lines): the feeder never sees it, so its completion event
+        # (webhook `batch.failed`, batch SSE) is sent here, once the unit of work has committed.
+        unit_of_work.after_commit(session, partial(rt.publisher.publish_event, StatusEvent.of_batch(batch)))
+    return OpenAIBatch.of(await service.view(session, batch))
 
 
 @router.get("/batches", response_model=OpenAIBatchList, summary="Your batches, newest first")

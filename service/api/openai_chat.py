@@ -8,12 +8,15 @@ import time
 from typing import Annotated, cast
 
 import orjson
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
-from service.api.deps import AdmissionDep, CallerDep
+from service.api.deps import AdmissionDep, get_caller
+from service.callers.connections import released_after
 from service.runtime import Runtime
+from service.schemas.batches import OpenAIErrorEnvelope
 from service.schemas.fields import SafeJsonObject
 from service.usecases import chat as service
 
@@ -32,8 +35,20 @@ class OpenAIModelList(BaseModel):
     data: list[OpenAIModel]
 
 
-@router.get("/models", response_model=OpenAIModelList, summary="Models the configured backends offer")
-async def list_models(request: Request, caller: CallerDep) -> OpenAIModelList:
+async def models_reader(request: Request) -> None:
+    """GET /v1/models: any caller with a key, or anyone when MODELS_PUBLIC is on (ONLYOFFICE's
+    plugin lists models without its key when a provider is typed in by hand)."""
+    if not cast(Runtime, request.app.state.runtime).settings.models_public:
+        await get_caller(request)
+
+
+@router.get(
+    "/models",
+    response_model=OpenAIModelList,
+    summary="Models the configured backends offer",
+    dependencies=[Depends(models_reader)],
+)
+async def list_models(request: Request) -> OpenAIModelList:
     models = cast(Runtime, request.app.state.runtime).models
     created = int(time.time())
     return OpenAIModelList(
@@ -41,10 +56,24 @@ async def list_models(request: Request, caller: CallerDep) -> OpenAIModelList:
     )
 
 
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
 @router.post(
     "/chat/completions",
     summary="A chat completion through the queue (OpenAI-compatible; `stream: true` for chunks)",
-    responses={202: {"description": "Not finished within CHAT_WAIT_SECONDS: follow `links.status`"}},
+    responses={
+        200: {
+            "description": "The `chat.completion`; with `stream: true`, `chat.completion.chunk` events "
+            "(`: keep-alive` comments while the request waits) ending in `data: [DONE]`",
+            "content": {"application/json": {}, "text/event-stream": {}},
+        },
+        504: {
+            "model": OpenAIErrorEnvelope,
+            "description": "No answer within CHAT_WAIT_SECONDS (`timeout`); the request goes on and "
+            "its result stays readable at /api/v1/requests/{id}/result",
+        },
+    },
 )
 async def chat_completions(
     admitted: AdmissionDep,
@@ -54,25 +83,38 @@ async def chat_completions(
     ],
 ) -> Response:
     payload, stream = service.parse_chat_body(body)
-    outcome = await service.complete(admitted.rt, payload, admitted.owner_id)
-    status_link = f"/api/v1/requests/{outcome.request_id}"
+    rt = admitted.rt
+    wait = rt.settings.chat_wait_seconds
+    # A stream first waits like a plain call for one keep-alive interval: an answer or a failure by
+    # then gets its proper status; after it, the status is 200 and the stream carries what follows.
+    first_wait = min(wait, rt.settings.sse_keepalive_seconds) if stream else wait
+    # The call holds a connection open all along: a slot of the owner's cap, taken before submitting.
+    slot = rt.connections.acquire("sse" if stream else "long_poll", admitted.owner_id)
+    try:
+        outcome = await service.complete(rt, payload, admitted.owner_id, wait=first_wait)
+    except BaseException:
+        slot.release()
+        raise
     response: Response
-    if outcome.completion is None:
-        pending = {
-            "id": str(outcome.request_id),
-            "object": "request",
-            "status": "pending",
-            "links": {"status": status_link, "result": f"{status_link}/result"},
-        }
-        response = Response(orjson.dumps(pending), 202, media_type="application/json")
-    elif stream:
+    if outcome.completion is None and stream:
+        chunks = service.pending_chunks(
+            rt, outcome.request_id, admitted.owner_id, max_seconds=wait - first_wait
+        )
         response = StreamingResponse(
-            service.completion_chunks(outcome.completion),
+            released_after(slot, chunks),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers=_STREAM_HEADERS,
+            background=BackgroundTask(slot.release),
         )
     else:
-        response = Response(orjson.dumps(outcome.completion), media_type="application/json")
-    response.headers["Location"] = status_link
+        slot.release()
+        if outcome.completion is None:
+            raise service.ChatTimedOut(outcome.request_id, wait)
+        if stream:
+            chunks = service.completion_chunks(outcome.completion)
+            response = StreamingResponse(chunks, media_type="text/event-stream", headers=_STREAM_HEADERS)
+        else:
+            response = Response(orjson.dumps(outcome.completion), media_type="application/json")
+    response.headers["Location"] = f"/api/v1/requests/{outcome.request_id}"
     response.headers.update(admitted.rate_limit_headers)
     return response

@@ -1,11 +1,14 @@
-"""GET /api/v1/requests/{id}/report: the SmartFlowAI-style Markdown report of a process analysis."""
+"""GET /api/v1/requests/{id}/report: the SmartFlowAI-style report of a process analysis, as Markdown
+or (`?format=pdf`) as a PDF with embedded Cyrillic fonts (service/pipeline/report_pdf.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from service.api.deps import OwnerDep, StoreDep
 from service.api.errors import CONFLICT_RESPONSE
@@ -19,10 +22,16 @@ router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 
 @router.get(
     "/{request_id}/report",
-    summary="Markdown report of a completed process analysis",
-    # No response_class: errors stay documented as the JSON envelope; the report itself is Markdown.
+    summary="Report of a completed process analysis (Markdown or PDF)",
+    # No response_class: errors stay documented as the JSON envelope; the report is Markdown or PDF.
     responses={
-        200: {"description": "The report", "content": {"text/markdown": {"schema": {"type": "string"}}}},
+        200: {
+            "description": "The report",
+            "content": {
+                "text/markdown": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
         **CONFLICT_RESPONSE,
     },
 )
@@ -31,9 +40,21 @@ async def get_report(
     store: StoreDep,
     owner_id: OwnerDep,
     language: LanguageCode | None = Query(None, description="Default: the request's language"),
-) -> PlainTextResponse:
+    format: Literal["markdown", "pdf"] = Query("markdown", description="markdown, or pdf to download"),
+) -> Response:
     row = request_service.require_completed(await request_service.get_request(store, request_id, owner_id))
-    markdown = kind_of(row.kind).report(row, language)
+    kind = kind_of(row.kind)
+    if format == "pdf":
+        # Laying out and subsetting the font is CPU work of a few hundred ms: off the event loop.
+        pdf = await asyncio.to_thread(kind.report_pdf, row, language)
+        if pdf is None:
+            raise NotFound("reports exist only for process-analysis requests")
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="report-{request_id}.pdf"'},
+        )
+    markdown = kind.report(row, language)
     if markdown is None:
         raise NotFound("reports exist only for process-analysis requests")
     return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")

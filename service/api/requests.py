@@ -12,12 +12,14 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
 from service.api.deps import AdmissionDep, OwnerDep, RuntimeDep, SessionDep, StoreDep, get_caller
 from service.api.errors import CONFLICT_RESPONSE
+from service.callers.connections import released_after
 from service.db.models import RequestStatus
 from service.db.records import RequestRecord, StatusRecord
-from service.errors import ValidationFailed
+from service.errors import TooManyRequests, ValidationFailed
 from service.kinds import EXAMPLES, RequestInput
 from service.runtime import Runtime
 from service.schemas.fields import Text
@@ -145,7 +147,15 @@ async def submit_request(
     wait = prefer_wait(prefer, rt.settings.long_poll_max_seconds)
     row = None
     if wait > 0:
-        row = await service.wait_for_final(rt.store, rt.hub, submitted.id, owner_id, wait)
+        try:
+            slot = rt.connections.acquire("long_poll", owner_id)
+        except TooManyRequests:
+            slot = None  # a preference may be ignored: at the owner's cap, answer at once instead
+        if slot is not None:
+            try:
+                row = await service.wait_for_final(rt.store, rt.hub, submitted.id, owner_id, wait)
+            finally:
+                slot.release()
     if row is not None and row.status in RequestStatus.FINAL:
         response = model_response(status_out(row), 200)
         response.headers["Preference-Applied"] = f"wait={wait:g}"
@@ -203,7 +213,8 @@ async def get_status(request_id: uuid.UUID, request: Request) -> Response:
     wait = long_poll_seconds(request)
     if wait > 0:
         wait = min(wait, rt.settings.long_poll_max_seconds)
-        row = await service.wait_for_final(rt.store, rt.hub, request_id, owner_id, wait)
+        with rt.connections.hold("long_poll", owner_id):
+            row = await service.wait_for_final(rt.store, rt.hub, request_id, owner_id, wait)
     else:
         row = await service.get_status(rt.store, request_id, owner_id)
     return model_response(await live_status_out(rt, row))
@@ -226,11 +237,13 @@ async def status_events(
     """queued → processing → completed/failed/cancelled/expired, one `status` event each (data: the
     status object, id: 1, 2, 3), then the stream ends. A reconnect with `Last-Event-ID` skips what
     was seen."""
+    slot = rt.connections.acquire("sse", owner_id)
     watch = rt.hub.open_watch(request_id)  # before the read: nothing can slip in between
     try:
         first = await service.get_status(rt.store, request_id, owner_id)
     except BaseException:
         watch.close()
+        slot.release()
         raise
     changes = live.status_changes(
         rt.store,
@@ -242,9 +255,10 @@ async def status_events(
         max_seconds=rt.settings.sse_max_seconds,
     )
     return StreamingResponse(
-        _sse_frames(rt, changes),
+        released_after(slot, _sse_frames(rt, changes)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(slot.release),
     )
 
 

@@ -31,6 +31,10 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"no-referrer"),
 )
 _SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
+# The spreadsheet plugin's pages (service/api/plugin.py) run in an iframe of the user's editor, whose
+# origin the service cannot know: they, and only they, may be framed.
+FRAMEABLE_PREFIX = "/plugin/"
+FRAMEABLE_HEADERS = tuple(header for header in SECURITY_HEADERS if header[0] != b"x-frame-options")
 ROBOTS_TXT = "User-agent: *\nDisallow: /\n"
 
 
@@ -46,6 +50,8 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
+        added = FRAMEABLE_HEADERS if scope["path"].startswith(FRAMEABLE_PREFIX) else SECURITY_HEADERS
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [
@@ -53,7 +59,7 @@ class SecurityHeadersMiddleware:
                     for name, value in message.get("headers", ())
                     if name.lower() not in _SECURITY_HEADER_NAMES
                 ]
-                message = {**message, "headers": [*headers, *SECURITY_HEADERS]}
+                message = {**message, "headers": [*headers, *added]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -3,7 +3,10 @@
 A verified key (and an unknown or revoked one) is remembered for API_KEY_CACHE_SECONDS, keyed by the
 SHA-256 digest of the presented key — the key itself is never kept, logged or compared. A cache miss
 reads the key's row once and compares digests in constant time. Revocation therefore takes effect
-at once in the process that revoked the key and within the cache time everywhere else.
+at once in the process that revoked the key and within the cache time everywhere else. A client
+address that collects AUTH_FAILURES_PER_MINUTE 401s for wrong keys gets 429 for the rest of the
+minute, without a lookup (service/callers/auth_failures.py): guessing keys, or hammering the
+database with them, stops there.
 
 `last_used_at` is not written per request: used key ids are collected in memory and written by one
 batched UPDATE every API_KEY_LAST_USED_FLUSH_SECONDS (and on shutdown).
@@ -20,6 +23,7 @@ import time
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.callers.auth_failures import FailedAuthentications
 from service.callers.model import Caller, anonymous_caller, caller_of
 from service.callers.secrets import digest, key_id_of
 from service.config import Settings
@@ -41,26 +45,44 @@ class Authenticator:
         self._cache: dict[str, tuple[float, Caller | None]] = {}
         self._used: set[str] = set()
         self._flusher: asyncio.Task[None] | None = None
+        self._failures = FailedAuthentications(settings.auth_failures_per_minute)
 
     async def authenticate(
         self, authorization: str | None, api_key: str | None, client: str | None
     ) -> Caller:
         token = _presented_key(authorization, api_key)
+        if token is None and self._settings.allow_anonymous:
+            return anonymous_caller(self._settings, client)
+        try:
+            caller = await self._verify(token, client)
+        except Unauthorized:
+            # Wrong keys count, not missing ones: a key-less call is a misconfiguration, not a
+            # guess, and costs no lookup.
+            if token is not None:
+                self._failures.failed(client)
+            raise
+        if caller.key_id is not None:
+            self._used.add(caller.key_id)
+        return caller
+
+    async def _verify(self, token: str | None, client: str | None) -> Caller:
+        hashed = digest(token) if token else None
+        now = time.monotonic()
+        cached = self._cache.get(hashed) if hashed else None
+        if cached is not None and cached[0] > now and cached[1] is not None:
+            return cached[1]  # a known good key: never held up by others' failures at its address
+        # Past its share of 401s, an address gets 429 before anything is looked up.
+        self._failures.check(client)
         if token is None:
-            if self._settings.allow_anonymous:
-                return anonymous_caller(self._settings, client)
             raise Unauthorized(
                 "An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
                 code="missing_api_key",
             )
         key_id = key_id_of(token)
-        if key_id is None:
+        if key_id is None or hashed is None:
             raise Unauthorized("The API key is malformed.", code="invalid_api_key", headers=_INVALID_TOKEN)
-        hashed = digest(token)
-        now = time.monotonic()
-        cached = self._cache.get(hashed)
         if cached is not None and cached[0] > now:
-            caller = cached[1]
+            caller = cached[1]  # unknown or revoked, remembered: no database read
         else:
             caller = await self._load(key_id, hashed)
             self._remember(hashed, caller, now)
@@ -69,7 +91,6 @@ class Authenticator:
             raise Unauthorized(
                 "The API key is unknown or revoked.", code="invalid_api_key", headers=_INVALID_TOKEN
             )
-        self._used.add(key_id)
         return caller
 
     async def _load(self, key_id: str, hashed: str) -> Caller | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -141,8 +142,17 @@ async def stream_lines(session: AsyncSession, batch_id: uuid.UUID) -> AsyncItera
 # --- the batch lane: releasing held lines fairly ------------------------------------------------------
 
 
-async def lane_occupancy(session: AsyncSession) -> dict[str | None, tuple[int, int]]:
-    """Per owner with held lines: (lines in the lane, lines still held)."""
+@dataclass(slots=True)
+class Occupancy:
+    """One owner's batch lines: in the lane (published, not final), of those still queued, held."""
+
+    in_lane: int = 0
+    queued_in_lane: int = 0
+    held: int = 0
+
+
+async def lane_occupancy(session: AsyncSession) -> dict[str | None, Occupancy]:
+    """Per owner with held lines or lines in the lane; empty when no owner has lines held."""
     held = (
         select(_R.owner_id, func.count())
         .where(_R.priority == Lane.BATCH_HELD, _R.status == RequestStatus.QUEUED)
@@ -151,13 +161,18 @@ async def lane_occupancy(session: AsyncSession) -> dict[str | None, tuple[int, i
     waiting = {owner: count for owner, count in (await session.execute(held)).all()}
     if not waiting:
         return {}
-    in_lane_stmt = (
-        select(_R.owner_id, func.count())
+    occupancy = {owner: Occupancy(held=count) for owner, count in waiting.items()}
+    in_lane = (
+        select(_R.owner_id, _R.status, func.count())
         .where(_R.priority == Lane.BATCH, _R.status.in_(RequestStatus.ACTIVE))
-        .group_by(_R.owner_id)
+        .group_by(_R.owner_id, _R.status)
     )
-    in_lane = {owner: count for owner, count in (await session.execute(in_lane_stmt)).all()}
-    return {owner: (in_lane.get(owner, 0), count) for owner, count in waiting.items()}
+    for owner, status, count in (await session.execute(in_lane)).all():
+        entry = occupancy.setdefault(owner, Occupancy())
+        entry.in_lane += count
+        if status == RequestStatus.QUEUED:
+            entry.queued_in_lane += count
+    return occupancy
 
 
 async def release_lines(

@@ -69,7 +69,11 @@ class RequestStatus:
 ACTIVE_ROWS = "status IN ('queued', 'processing')"
 QUEUED_INTERACTIVE = "status = 'queued' AND batch_id IS NULL"
 QUEUED_BATCH = "status = 'queued' AND batch_id IS NOT NULL"
-FINISHED_INTERACTIVE = "status IN ('completed', 'failed', 'cancelled', 'expired') AND batch_id IS NULL"
+
+
+# Columns the console's aggregates read, carried in its indexes on PostgreSQL (migration 0008).
+USAGE_COLUMNS = ("owner_id", "llm_model", "status", "prompt_tokens", "completion_tokens", "total_tokens")
+PROMPT_STATS_COLUMNS = ("template_version", "status", "error_code", "total_tokens", "owner_id")
 
 
 def partial(condition: str) -> dict[str, Any]:
@@ -126,6 +130,9 @@ class AnalysisRequest(Base):
     # SHA-256 of the submitted body (without its key): a reused idempotency key with another body
     # is a conflict, not a replay of the first request.
     idempotency_hash: Mapped[str | None] = mapped_column(String(64))
+    # What the LLM was sent and answered, as the operator console shows it (migration 0008):
+    # {"calls": [{"messages": [{"role", "content"}, ...], "answer": "raw text"}, ...]}.
+    transcript: Mapped[Any | None] = mapped_column(JSONType)
 
     # Partial indexes: every submit inserts and every request updates its row twice, so each index
     # holds only the rows its queries look for (PostgreSQL CPU per submit drops accordingly).
@@ -133,13 +140,32 @@ class AnalysisRequest(Base):
         # The sweeper's look-ups: unfinished rows by age.
         Index("ix_requests_active", "status", "updated_at", **partial(ACTIVE_ROWS)),
         Index("ix_requests_owner_created", "owner_id", "created_at", **partial("owner_id IS NOT NULL")),
-        Index("ix_requests_batch", "batch_id", **partial("batch_id IS NOT NULL")),
-        # The retention purge: finished interactive rows by end time (batch rows go with their batch).
-        Index("ix_requests_finished", "finished_at", **partial(FINISHED_INTERACTIVE)),
+        # Carries the status on PostgreSQL (migration 0008): a batch's progress is an index-only count.
+        Index(
+            "ix_requests_batch", "batch_id", postgresql_include=["status"], **partial("batch_id IS NOT NULL")
+        ),
         # Queue position (migration 0005): queued rows of each lane by age.
         Index("ix_requests_queued_interactive", "created_at", **partial(QUEUED_INTERACTIVE)),
         Index("ix_requests_queued_batch", "created_at", **partial(QUEUED_BATCH)),
         # Scoped to the owner in its value ("owner:key"), so anonymous callers are deduplicated too.
+        # The operator console (migration 0008): listings newest first, whole or by one filter, with
+        # (created_at, id) as the keyset; figures of the last hour by finish time.
+        # On PostgreSQL the time index also carries what usage sums, and the category index what the
+        # prompt-version figures need, so those aggregates are index-only scans.
+        Index("ix_requests_created", "created_at", "id", postgresql_include=list(USAGE_COLUMNS)),
+        # The owner rides along so that a user's filtered listing rejects other owners' rows in the
+        # index, without reading them.
+        Index("ix_requests_status_created", "status", "created_at", "id", postgresql_include=["owner_id"]),
+        Index("ix_requests_kind_created", "kind", "created_at", "id", postgresql_include=["owner_id"]),
+        Index(
+            "ix_requests_category_created",
+            "category",
+            "created_at",
+            "id",
+            postgresql_include=list(PROMPT_STATS_COLUMNS),
+        ),
+        # Also the retention purge's (finished_at < cutoff implies the partial condition).
+        Index("ix_requests_finished", "finished_at", **partial("finished_at IS NOT NULL")),
         Index(
             "ix_requests_idempotency",
             "idempotency_key",

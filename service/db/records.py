@@ -55,6 +55,9 @@ class RequestRecord:
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(field.name for field in fields(RequestRecord))
+# Columns a record leaves out: what the LLM was sent and answered can be large, and only the operator
+# console reads it (through the ORM), never a status or result read.
+NOT_IN_RECORD: tuple[str, ...] = ("transcript",)
 
 
 @dataclass(frozen=True, slots=True)

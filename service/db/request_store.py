@@ -71,7 +71,7 @@ class RequestStore(Protocol):
 class SqlRequestStore:
     """Portable implementation on SQLAlchemy Core (statements compiled once and cached)."""
 
-    _select = select(_TABLE).where(_TABLE.c.id == bindparam("request_id"))
+    _select = select(*(_TABLE.c[name] for name in FIELD_NAMES)).where(_TABLE.c.id == bindparam("request_id"))
     _select_status = select(*(_TABLE.c[name] for name in STATUS_FIELD_NAMES)).where(
         _TABLE.c.id == bindparam("request_id")
     )

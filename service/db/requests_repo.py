@@ -27,6 +27,8 @@ class LLMAccounting:
     latency_ms: float | None = None
     backend: str | None = None
     model: str | None = None
+    # What was sent and answered, call by call (the console's "prompt as sent" and "raw answer").
+    transcript: Any = None
 
     def as_values(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class LLMAccounting:
             "llm_latency_ms": self.latency_ms,
             "llm_backend": self.backend,
             "llm_model": self.model,
+            "transcript": self.transcript,
         }
 
 
@@ -192,6 +195,7 @@ _ACCOUNTING: dict[str, Any] = {
         "llm_calls", "llm_latency_ms", "llm_backend", "llm_model",
     )
 }  # fmt: skip
+_ACCOUNTING["transcript"] = bindparam("new_transcript", type_=_C.transcript.type)
 COMPLETE = (
     update(_TABLE)
     .where(*_STILL_PROCESSING)
@@ -452,3 +456,21 @@ async def take_back_for_requeue(
         .execution_options(synchronize_session=False)
     )
     return [(row[0], row[1], row[2], bool(row[3])) for row in (await session.execute(stmt)).all()]
+
+
+async def requeue_failed(session: AsyncSession, request_id: uuid.UUID) -> StateChange | None:
+    """failed → queued again (the operator's re-queue, e.g. after a dead-lettered message): the
+    error is cleared, attempts and timestamps of submission are kept. None when not failed."""
+    changed = await _transition_returning(
+        session,
+        _T.id == request_id,
+        _T.status == RequestStatus.FAILED,
+        status=RequestStatus.QUEUED,
+        error_code=None,
+        error_message=None,
+        result=None,
+        started_at=None,
+        finished_at=None,
+        lease_expires_at=None,
+    )
+    return changed[0] if changed else None

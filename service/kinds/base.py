@@ -151,6 +151,10 @@ class Kind(ABC):
         """A Markdown report of a completed row, for kinds that have one (None: no report)."""
         return None
 
+    def report_pdf(self, row: RequestRecord, language: str | None) -> bytes | None:
+        """The same report as a PDF (None: no report). CPU work: callers run it off the event loop."""
+        return None
+
 
 def seed_values(answer: dict[str, Any]) -> list[list[Any]]:
     """The answer as a 2-D array where it has one: a table's values, or a chart's inline series

@@ -22,6 +22,7 @@ from service.pipeline.answer import parse_answer
 from service.pipeline.categories import PROCESS_CATEGORY
 from service.pipeline.prompt import detect_language
 from service.pipeline.report import render_report
+from service.pipeline.report_pdf import render_report_pdf
 from service.schemas.fields import ColumnText, NonBlankText, Text
 from service.schemas.requests import IdempotencyKey
 from service.schemas.webhooks import WebhookSpec
@@ -124,3 +125,9 @@ class ProcessAnalysis(Kind):
             return None
         lang = language or detect_language(row.title, row.description)
         return render_report(row.result, title=row.title, language=lang)
+
+    def report_pdf(self, row: RequestRecord, language: str | None) -> bytes | None:
+        if not isinstance(row.result, dict):
+            return None
+        lang = language or detect_language(row.title, row.description)
+        return render_report_pdf(row.result, title=row.title, language=lang)

@@ -11,29 +11,45 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 
 from service.config import BackendName, Settings
 from service.llm.base import LLMBackend
-from service.llm.gigachat import GigaChatBackend
-from service.llm.openai_compat import OpenAIBackend
 from service.llm.resilience import ResilientBackend
+
+# Each backend's module is imported only when that backend is built: the GigaChat and OpenAI SDKs
+# (with httpx, rich, click, pygments) add ~20 MB to a process that never calls them, and the
+# dryrun backend should not depend on their imports either.
 
 
 def _dryrun(settings: Settings) -> LLMBackend:
-    # Imported lazily so the real backends do not depend on the dryrun module's imports.
     from service.llm.dryrun import DryrunBackend
 
     return DryrunBackend(settings)
 
 
+def _gigachat(mode: Literal["cloud", "mtls"]) -> Callable[[Settings], LLMBackend]:
+    def build(settings: Settings) -> LLMBackend:
+        from service.llm.gigachat import GigaChatBackend
+
+        return GigaChatBackend(settings, mode)
+
+    return build
+
+
+def _openai(settings: Settings) -> LLMBackend:
+    from service.llm.openai_compat import OpenAIBackend
+
+    return OpenAIBackend(settings)
+
+
 BACKENDS: dict[BackendName, Callable[[Settings], LLMBackend]] = {
     "dryrun": _dryrun,
-    "gigachat-cloud": lambda settings: GigaChatBackend(settings, "cloud"),
-    "gigachat-mtls": lambda settings: GigaChatBackend(settings, "mtls"),
-    "openai": OpenAIBackend,
+    "gigachat-cloud": _gigachat("cloud"),
+    "gigachat-mtls": _gigachat("mtls"),
+    "openai": _openai,
 }
 
 

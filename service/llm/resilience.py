@@ -170,6 +170,20 @@ class ResilientBackend:
             raise errors[0]
         return found
 
+    def state(self) -> dict[str, Any]:
+        """Retry policy and fallback circuit as this process sees them (the operator console)."""
+        down_for = self._primary_down_until - time.monotonic()
+        return {
+            "primary": self.primary.name,
+            "fallback": self.fallback.name if self.fallback is not None else None,
+            "max_attempts": self.policy.max_attempts,
+            "retry_base_seconds": self.policy.base_seconds,
+            "retry_max_seconds": self.policy.max_seconds,
+            # Open: the primary failed and calls go to the fallback until the cooldown ends.
+            "circuit": "open" if self.fallback is not None and down_for > 0 else "closed",
+            "circuit_open_for_seconds": round(max(0.0, down_for), 1),
+        }
+
     async def health(self) -> dict[str, Any]:
         """Primary (and fallback) reachability; ok when whichever would serve the next call is up."""
         primary = await self.primary.health()

@@ -27,10 +27,8 @@ from pydantic import ValidationError
 from service.config import Settings
 from service.db.request_stats_repo import lane_of
 from service.messaging.kafka import client_args, stop_client
+from service.messaging.lane_rate import LaneRate
 from service.schemas.events import StatusEvent
-
-# The completion rate behind queue ETAs is measured over this many recent seconds.
-_RATE_WINDOW_SECONDS = 60.0
 
 
 class Watch:
@@ -81,8 +79,8 @@ class StatusHub:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._watches: dict[uuid.UUID, set[Watch]] = {}
-        # Per lane, monotonic times of recent completion events (the queue ETAs' rate).
-        self._finished_at: dict[str, deque[float]] = {}
+        # Per lane, the spans of recent completions (the queue ETAs' rate).
+        self._rates: dict[str, LaneRate] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -133,28 +131,23 @@ class StatusHub:
     def waiting(self) -> int:
         return sum(len(watchers) for watchers in self._watches.values())
 
-    def completions_per_second(self, lane: str) -> float:
-        """Requests of `lane` finished per second over the last minute, as this process saw them."""
-        recent = self._finished_at.get(lane)
-        if not recent:
-            return 0.0
-        self._forget_old(recent, time.monotonic())
-        return len(recent) / _RATE_WINDOW_SECONDS
+    def completions_per_second(self, lane: str) -> float | None:
+        """Requests of `lane` finished per busy second lately, as this process saw them; None when
+        it has seen too few (lane_rate.py)."""
+        rate = self._rates.get(lane)
+        return rate.per_second(time.monotonic()) if rate is not None else None
 
     def deliver(self, event: StatusEvent) -> None:
         if event.is_final and not event.is_batch:
-            now = time.monotonic()
-            recent = self._finished_at.setdefault(lane_of(event.batch_id), deque())
-            recent.append(now)
-            self._forget_old(recent, now)
+            ran = (
+                (event.finished_at - event.started_at).total_seconds()
+                if event.started_at and event.finished_at
+                else 0.0
+            )
+            self._rates.setdefault(lane_of(event.batch_id), LaneRate()).add(time.monotonic(), ran)
         for key in {event.request_id, event.batch_id}:  # a batch's own event names it twice
             for watch in self._watches.get(key, ()) if key is not None else ():
                 watch.push(event)
-
-    @staticmethod
-    def _forget_old(recent: deque[float], now: float) -> None:
-        while recent and recent[0] < now - _RATE_WINDOW_SECONDS:
-            recent.popleft()
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while True:

@@ -49,3 +49,37 @@ async def drained_partitions(settings: Settings, topic: str) -> tuple[int, set[i
         return None
     finally:
         await consumer.stop()
+
+
+async def group_figures(settings: Settings, topics: list[str], dead_letter: str) -> dict[str, int] | None:
+    """The worker group's lag per topic (end offsets minus committed ones, summed over partitions),
+    and under `dead_letter` the number of records that topic holds; None when the broker cannot tell.
+    The operator console's overview shows these."""
+    consumer = AIOKafkaConsumer(
+        **client_args(settings, "console"), group_id=settings.kafka_consumer_group, enable_auto_commit=False
+    )
+    try:
+        await consumer.start()
+        await consumer.topics()  # loads the metadata
+        figures: dict[str, int] = {}
+        for topic in [*topics, dead_letter]:
+            tps = [TopicPartition(topic, n) for n in sorted(consumer.partitions_for_topic(topic) or ())]
+            if not tps:
+                figures[topic] = 0
+                continue
+            ends = await consumer.end_offsets(tps)
+            starts = await consumer.beginning_offsets(tps)
+            if topic == dead_letter:
+                figures[topic] = sum(ends[tp] - starts[tp] for tp in tps)
+                continue
+            lag = 0
+            for tp in tps:
+                committed = await consumer.committed(tp)
+                lag += ends[tp] - (committed if committed is not None else starts[tp])
+            figures[topic] = max(0, lag)
+        return figures
+    except KafkaError as exc:
+        logger.warning("could not read the consumer lag ({})", exc)
+        return None
+    finally:
+        await consumer.stop()

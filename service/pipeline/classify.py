@@ -1,10 +1,11 @@
 """Decide a request's category: a fast local model first, the LLM only when it is unsure.
 
-The local model (classify_model.py) is trained from labelled requests and gives calibrated-enough
-class probabilities; its top probability is the confidence. Below `threshold` the caller asks the
-model with a JSON contract, validated by `parse_llm_classification`. A request with no word the
-labelled set knows, or one the model files as off-topic, is `uncertain` with confidence 0, so it
-always goes to the LLM when one is available. Results are cached by normalised text and input shape.
+The local model (classify_model.py, exported by classify_train.py) is trained from labelled
+requests and gives calibrated-enough class probabilities; its top probability is the confidence.
+Below `threshold` the caller asks the model with a JSON contract, validated by
+`parse_llm_classification`. A request with no word the labelled set knows, or one the model files
+as off-topic, is `uncertain` with confidence 0, so it always goes to the LLM when one is available.
+Results are cached by normalised text and input shape.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import orjson
 
 from service.llm.base import ChatRequest, LLMError
 from service.pipeline import categories as cat
-from service.pipeline.classify_model import ClassifierInput, TextModel, input_shape, normalise, shipped_model
+from service.pipeline.classify_model import ClassifierInput, Model, input_shape, normalise, shipped_model
 from service.pipeline.jsonextract import JSONNotFound, extract_json
 
 __all__ = ["Classification", "Classifier", "ClassifierInput", "classify_local", "normalise"]
@@ -37,7 +38,7 @@ class Classification:
     scores: dict[str, float] = field(default_factory=dict)
 
 
-def classify_local(inp: ClassifierInput, model: TextModel | None = None) -> Classification:
+def classify_local(inp: ClassifierInput, model: Model | None = None) -> Classification:
     """The local decision; `model` defaults to the one trained on the shipped labelled set."""
     if (inp.title or inp.description) and not inp.input_data:
         # The process-analysis clients send title/description; that shape alone decides.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_LABELS = {
+LABELS = {
     "ru": {
         "title": "Анализ процесса",
         "score": "Оценка потенциала автоматизации",
@@ -37,7 +37,7 @@ def _inline(text: Any) -> str:
 
 def render_report(result: dict[str, Any], *, title: str | None = None, language: str = "ru") -> str:
     """Markdown report from a validated process-analysis result (see schemas.ProcessAnalysis)."""
-    labels = _LABELS.get(language, _LABELS["ru"])
+    labels = LABELS.get(language, LABELS["ru"])
     solution = result.get("solution") or {}
     savings = result.get("savings") or {}
     heading = f"# {labels['title']}" + (f": {_inline(title)}" if title else "")
@@ -54,7 +54,7 @@ def render_report(result: dict[str, Any], *, title: str | None = None, language:
     hours = savings.get("hours_per_month")
     lines += [f"## {labels['savings']}", ""]
     if hours is not None:
-        lines.append(f"**≈ {_format_hours(hours)} {labels['hours']}**")
+        lines.append(f"**≈ {format_hours(hours)} {labels['hours']}**")
     if savings.get("description"):
         lines.append(_inline(savings["description"]))
     lines += ["", f"## {labels['implementation']}", ""]
@@ -64,5 +64,5 @@ def render_report(result: dict[str, Any], *, title: str | None = None, language:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _format_hours(hours: float) -> str:
+def format_hours(hours: float) -> str:
     return str(int(hours)) if float(hours).is_integer() else f"{hours:.1f}"

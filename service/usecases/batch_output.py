@@ -74,6 +74,15 @@ async def openai_file_lines(session: AsyncSession, batch: Batch, which: str) -> 
             yield orjson.dumps(line) + b"\n"
 
 
+async def openai_file_sizes(session: AsyncSession, batch: Batch) -> dict[str, int]:
+    """The bytes the output and error files will have when downloaded (one pass over the lines)."""
+    sizes = {"output": 0, "error": 0}
+    async for _number, custom_id, row in lines_in_order(session, batch):
+        kind, line = openai_line(batch, custom_id, row)
+        sizes[kind] += len(orjson.dumps(line)) + 1
+    return sizes
+
+
 async def native_lines(session: AsyncSession, batch: Batch) -> AsyncIterator[bytes]:
     async for number, custom_id, row in lines_in_order(session, batch):
         yield orjson.dumps(native_result_line(number, custom_id, row)) + b"\n"

@@ -221,10 +221,17 @@ async def settle(session: AsyncSession, batch: Batch, ended: list[StateChange]) 
 
 
 async def _create_result_files(session: AsyncSession, batch: Batch, counts: dict[str, int]) -> None:
-    """Output and error files are rows only: their content is rendered from the lines on download."""
+    """Output and error files are rows only: their content is rendered from the lines on download.
+    Their size is measured now, once, by rendering them (the lines are final), so /v1/files reports
+    the bytes a download will have."""
+    # Imported here: batch_output renders with this module's line helpers.
+    from service.usecases.batch_output import openai_file_sizes
+
     unsuccessful = counts["total"] - counts[RequestStatus.COMPLETED]
-    for note, present in (("output", counts[RequestStatus.COMPLETED] > 0), ("error", unsuccessful > 0)):
-        if present:
+    present = {"output": counts[RequestStatus.COMPLETED] > 0, "error": unsuccessful > 0}
+    sizes = await openai_file_sizes(session, batch) if any(present.values()) else {}
+    for note in ("output", "error"):
+        if present[note]:
             await repo.insert_file(
                 session,
                 {
@@ -232,7 +239,7 @@ async def _create_result_files(session: AsyncSession, batch: Batch, counts: dict
                     "owner_id": batch.owner_id,
                     "purpose": "batch_output",
                     "filename": f"batch_{batch.id.hex}_{note}.jsonl",
-                    "bytes": 0,
+                    "bytes": sizes[note],
                     "batch_id": batch.id,
                     "created_at": utcnow(),
                     "note": note,

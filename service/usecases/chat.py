@@ -5,13 +5,19 @@
 - `POST /v1/chat/completions`: an ordinary request of kind `chat` (owned, limited, accounted,
   visible in status and metrics) on the interactive lane. The call waits for its completion event
   on the status hub — never polling the database — up to CHAT_WAIT_SECONDS, then answers in
-  OpenAI's shape; past the limit the route answers 202 with the request id and its status link.
-  `stream: true` answers as OpenAI chunks: the backends answer in one piece through the queue, so
-  the final answer comes as one content chunk, then the finish reason, then `data: [DONE]`.
+  OpenAI's shape. Past the limit it answers what OpenAI's protocol allows, an error (504, `timeout`)
+  naming the request, which goes on: its result stays readable on /api/v1. Never a 202: no OpenAI
+  client understands one (ONLYOFFICE's plugin shows an empty answer).
+  `stream: true` answers as OpenAI chunks. While the request is queued or processing, SSE comments
+  (`: keep-alive`) every SSE_KEEPALIVE_SECONDS keep proxies from closing the connection; the
+  backends answer in one piece through the queue, so the final answer comes as one content chunk,
+  then the finish reason, then `data: [DONE]`. An error after the stream began (the request failed,
+  the wait limit passed) is an OpenAI error event, `data: {"error": {...}}`, which the SDKs raise.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +31,10 @@ from service.errors import AppError, ValidationFailed
 from service.kinds import kind_of
 from service.kinds.chat import ChatInput, chat_input_from_openai
 from service.runtime import Runtime
+from service.schemas.openai_errors import openai_error
 from service.usecases import requests as requests_service
+
+KEEPALIVE = b": keep-alive\n\n"
 
 # Parameters of the streaming protocol itself, not of the request stored.
 _STREAM_PARAMETERS = ("stream", "stream_options")
@@ -52,6 +61,23 @@ class ChatFailed(AppError):
         self.status_code = status_code
 
 
+class ChatTimedOut(AppError):
+    """No answer within CHAT_WAIT_SECONDS. The request itself goes on."""
+
+    status_code = 504
+    code = "timeout"
+
+    def __init__(self, request_id: uuid.UUID, waited: float) -> None:
+        link = f"/api/v1/requests/{request_id}"
+        super().__init__(
+            f"Request {request_id} has no answer after {waited:g} s (CHAT_WAIT_SECONDS). It goes on: "
+            f"its status is at {link} and its answer will be at {link}/result.",
+            # OpenAI's SDKs retry a 5xx (twice by default), which would submit the question again
+            # behind the one still running; this header of theirs says not to.
+            headers={"x-should-retry": "false", "Location": link},
+        )
+
+
 def parse_chat_body(body: Any) -> tuple[ChatInput, bool]:
     """(the request, whether the caller asked to stream); 422 (OpenAI's shape on /v1) otherwise."""
     if not isinstance(body, dict):
@@ -75,16 +101,21 @@ def parse_chat_body(body: Any) -> tuple[ChatInput, bool]:
 @dataclass(frozen=True)
 class ChatOutcome:
     request_id: uuid.UUID
-    completion: dict[str, Any] | None  # None: still running when the wait limit passed
+    completion: dict[str, Any] | None  # None: still running when the first wait ended
 
 
-async def complete(rt: Runtime, payload: ChatInput, owner_id: str | None) -> ChatOutcome:
+async def complete(rt: Runtime, payload: ChatInput, owner_id: str | None, *, wait: float) -> ChatOutcome:
+    """Submit, and wait up to `wait` seconds for the answer; ChatFailed when the request failed."""
     submitted = await requests_service.submit(rt, payload, owner_id)
-    wait = rt.settings.chat_wait_seconds
     status = await requests_service.wait_for_final(rt.store, rt.hub, submitted.id, owner_id, wait)
     if status.status not in RequestStatus.FINAL:
         return ChatOutcome(submitted.id, None)
-    row = await requests_service.get_request(rt.store, submitted.id, owner_id)
+    return ChatOutcome(submitted.id, await _completion(rt, submitted.id, owner_id))
+
+
+async def _completion(rt: Runtime, request_id: uuid.UUID, owner_id: str | None) -> dict[str, Any]:
+    """A final request's answer as a `chat.completion`; ChatFailed when it ended without one."""
+    row = await requests_service.get_request(rt.store, request_id, owner_id)
     if row.status != RequestStatus.COMPLETED or not isinstance(row.result, dict):
         code = row.error_code or row.status
         raise ChatFailed(
@@ -92,7 +123,41 @@ async def complete(rt: Runtime, payload: ChatInput, owner_id: str | None) -> Cha
             code=code,
             status_code=_FAILURE_STATUS.get(code, 502),
         )
-    return ChatOutcome(submitted.id, kind_of(row.kind).chat_completion(row.id, row.result, row.created_at))
+    return kind_of(row.kind).chat_completion(row.id, row.result, row.created_at)
+
+
+async def pending_chunks(
+    rt: Runtime, request_id: uuid.UUID, owner_id: str | None, max_seconds: float
+) -> AsyncIterator[bytes]:
+    """The stream of a request still running: keep-alive comments until it is final (woken by its
+    completion event; the row is read at the start, on the event and at the deadline), then its
+    chunks and [DONE], or an error event when it failed or `max_seconds` passed."""
+    keepalive = rt.settings.sse_keepalive_seconds
+    deadline = time.monotonic() + max_seconds
+    yield KEEPALIVE  # at once: the client and any proxy see the stream is alive
+    with rt.hub.watch(request_id) as watch:
+        row = await requests_service.get_status(rt.store, request_id, owner_id)
+        while row.status not in RequestStatus.FINAL:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                yield _error_event(ChatTimedOut(request_id, rt.settings.chat_wait_seconds))
+                return
+            event = await watch.final(min(keepalive, remaining))
+            if event is not None or time.monotonic() >= deadline:
+                row = await requests_service.get_status(rt.store, request_id, owner_id)
+            else:
+                yield KEEPALIVE
+    try:
+        completion = await _completion(rt, request_id, owner_id)
+    except ChatFailed as failed:
+        yield _error_event(failed)
+        return
+    async for chunk in completion_chunks(completion):
+        yield chunk
+
+
+def _error_event(error: AppError) -> bytes:
+    return b"data: " + orjson.dumps(openai_error(error.status_code, error.code, error.message)) + b"\n\n"
 
 
 async def completion_chunks(completion: dict[str, Any]) -> AsyncIterator[bytes]:

@@ -45,13 +45,14 @@ async def queue_info(
     if position is None:  # claimed meanwhile
         return None
     lane, ahead = position
-    # The rate every worker achieved lately in this lane, as seen on the responses topic.
+    # The rate every worker achieved lately in this lane while busy, as seen on the responses
+    # topic; None (no ETA) until a few requests have completed.
     rate = hub.completions_per_second(lane)
     return QueueInfo(
         lane=lane,
         ahead=ahead,
         ahead_capped=ahead >= QUEUE_COUNT_CAP,
-        eta_seconds=round((ahead + 1) / rate, 1) if rate > 0 else None,
+        eta_seconds=round((ahead + 1) / rate, 1) if rate else None,
     )
 
 

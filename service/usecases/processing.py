@@ -19,7 +19,7 @@ from service.callers.budgets import BUDGET_EXCEEDED, Budgets
 from service.config import Settings
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
 from service.kinds import kind_of
-from service.llm.base import ChatResponse, LLMBackend, LLMError
+from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline.answer import AnswerInvalid, build_repair_request
 from service.usecases.prompt_builder import PromptSources, TemplatePrompts
 
@@ -63,9 +63,12 @@ class Processor:
         kind = kind_of(row.kind)
         prepared = await kind.prompt(row, self._prompts)
         responses: list[ChatResponse] = list(prepared.responses)
+        calls: list[dict[str, Any]] = []  # the transcript: each call's messages and raw answer
         try:
+            calls.append(sent(prepared.chat))
             response = await self._backend.chat(prepared.chat)
             responses.append(response)
+            calls[-1]["answer"] = response.text
             try:
                 result = kind.result(prepared, response)
             except AnswerInvalid as first_error:
@@ -73,12 +76,14 @@ class Processor:
                     raise
                 # One repair round: models usually fix a format slip when told exactly what is wrong.
                 repair = build_repair_request(prepared.chat, response.text, first_error)
+                calls.append(sent(repair))
                 response = await self._backend.chat(repair)
                 responses.append(response)
+                calls[-1]["answer"] = response.text
                 result = kind.result(prepared, response)
         except AnswerInvalid as exc:
             return Outcome(
-                accounting=_account(responses),
+                accounting=_account(responses, calls),
                 category=prepared.category,
                 error_code=exc.code,
                 error_message=without_nul(f"The model's answer was invalid: {exc.message}"),
@@ -86,17 +91,23 @@ class Processor:
         except LLMError as exc:
             responses.extend(exc.billed)  # a moderated answer still cost its tokens
             return Outcome(
-                accounting=_account(responses),
+                accounting=_account(responses, calls),
                 category=prepared.category,
                 error_code=exc.code,
                 error_message=without_nul(exc.message),
             )
         return Outcome(
-            accounting=_account(responses),
+            accounting=_account(responses, calls),
             category=prepared.category,
             result=without_nul(result),
             template_version=prepared.template_version,
         )
+
+
+def sent(request: ChatRequest) -> dict[str, Any]:
+    """One LLM call as the transcript keeps it: the messages exactly as sent; its answer once known."""
+    messages = [{"role": m.role, "content": m.content} for m in request.conversation()]
+    return {"messages": messages, "answer": None}
 
 
 def without_nul(value: Any) -> Any:
@@ -110,9 +121,11 @@ def without_nul(value: Any) -> Any:
     return value
 
 
-def _account(responses: list[ChatResponse]) -> LLMAccounting:
+def _account(responses: list[ChatResponse], calls: list[dict[str, Any]]) -> LLMAccounting:
+    # What was sent and answered, for the operator console (requests.transcript).
+    transcript = without_nul({"calls": calls}) if calls else None
     if not responses:
-        return LLMAccounting()
+        return LLMAccounting(transcript=transcript)
     last = responses[-1]
     return LLMAccounting(
         prompt_tokens=sum(r.usage.prompt_tokens for r in responses),
@@ -123,4 +136,5 @@ def _account(responses: list[ChatResponse]) -> LLMAccounting:
         latency_ms=sum(r.latency_ms for r in responses),
         backend=last.backend,
         model=last.model,
+        transcript=transcript,
     )

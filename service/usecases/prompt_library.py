@@ -220,8 +220,8 @@ async def classify(
     session: AsyncSession | None, inp: ClassifierInput, *, threshold: float, ask: AskModel | None
 ) -> Classification:
     if not classify_model.is_trained():
-        # An API process trains its model at the first classification (workers at start-up), in a
-        # thread: the event loop keeps serving while it does.
+        # An API process loads the exported model at the first classification (workers at
+        # start-up), in a thread: the event loop keeps serving while it does.
         async with _training:
             await asyncio.to_thread(classify_model.warm_up)
     descriptions = await category_descriptions(session) if session is not None else None

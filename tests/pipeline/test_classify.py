@@ -17,8 +17,9 @@ from service.pipeline.classify import (
     normalise,
     parse_llm_classification,
 )
-from service.pipeline.classify_eval import HOLDOUT_SET, cross_validate, evaluate, load_labelled
-from service.pipeline.classify_model import shipped_model, train
+from service.pipeline.classify_eval import HOLDOUT_SET, UNSEEN_SET, cross_validate, evaluate, load_labelled
+from service.pipeline.classify_model import shipped_model
+from service.pipeline.classify_train import train
 
 DESCRIPTIONS = {name: f"about {name}" for name in cat.ACTIVE_CATEGORIES}
 
@@ -41,7 +42,7 @@ def test_holdout_never_overlaps_the_training_set() -> None:
 @pytest.fixture(scope="module")
 def cv_report() -> dict[str, Any]:
     # Each item is decided by a model trained without it: the figure is not a training-set score.
-    return cross_validate(load_labelled(), threshold=0.55, folds=5, seed=0)
+    return cross_validate(load_labelled(), threshold=0.65, folds=5, seed=0)
 
 
 def test_cross_validated_accuracy_reaches_target(cv_report: dict[str, Any]) -> None:
@@ -65,8 +66,16 @@ def test_confidence_threshold_separates_sure_from_unsure_decisions(cv_report: di
 
 
 def test_shipped_model_on_the_held_out_set() -> None:
-    report = evaluate(load_labelled(HOLDOUT_SET), threshold=0.55, model=shipped_model())
+    report = evaluate(load_labelled(HOLDOUT_SET), threshold=0.65, model=shipped_model())
     assert report["accuracy"] >= 0.90, report["mistakes"]
+
+
+@pytest.mark.skipif(not UNSEEN_SET.exists(), reason="the unseen set is not written yet")
+def test_shipped_model_on_phrasing_it_has_never_seen() -> None:
+    """Another author's phrasings, never read by whoever labels the training data. Only the figure
+    is reported, never the misses: reading them would turn the set into training data."""
+    accuracy = float(evaluate(load_labelled(UNSEEN_SET), threshold=0.65, model=shipped_model())["accuracy"])
+    assert accuracy >= 0.92
 
 
 def test_training_is_deterministic() -> None:
@@ -75,7 +84,7 @@ def test_training_is_deterministic() -> None:
     assert train(items).predict(probe) == train(items).predict(probe)
 
 
-def test_model_is_not_trained_at_import() -> None:
+def test_model_is_not_loaded_at_import() -> None:
     code = (
         "import service.pipeline.classify, service.kinds, service.usecases.prompt_library\n"
         "from service.pipeline.classify_model import shipped_model\n"
@@ -185,7 +194,7 @@ class FakeModel:
 
 def test_confident_local_result_skips_model_and_is_cached() -> None:
     model = FakeModel('{"category": "data-chart"}')
-    classifier = Classifier(threshold=0.55)
+    classifier = Classifier(threshold=0.65)
     inp = ClassifierInput("Построй гистограмму распределения зарплат", [["a", 1]])
     first = asyncio.run(classifier.classify(inp, ask=model, descriptions=DESCRIPTIONS))
     second = asyncio.run(
