@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -16,10 +16,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import console_repo
 from service.db.batch_models import Batch, BatchLine, BatchStatus, FilePart, StoredFile
 from service.db.feedback_models import Feedback
 from service.db.key_models import ApiKey
-from service.db.models import AnalysisRequest, RequestStatus, UsagePurged
+from service.db.models import AnalysisRequest, RequestStatus, UsagePurged, utcnow
 from service.db.webhook_models import WebhookDelivery
 
 _T = AnalysisRequest
@@ -103,6 +104,12 @@ async def roll_up(session: AsyncSession, ids: Sequence[uuid.UUID]) -> Rolled:
         }
         for d, owner, status, model, n, p, c, t in groups
     ]
+    # The console's per-day rollup (usage_days) sums closed days from requests on first view: sum
+    # the days about to lose rows now, while the rows are still there.
+    days = sorted({v["day"] for v in values})
+    open_day = (await console_repo.open_since(session, utcnow())).date()
+    if days[0] < open_day:
+        await console_repo.roll_up(session, days[0], min(days[-1] + timedelta(days=1), open_day))
     insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt_in = insert(UsagePurged).values(values)
     excluded = stmt_in.excluded
