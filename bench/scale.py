@@ -62,7 +62,7 @@ SELECT gen_random_uuid(), 'spreadsheet', s.status, 'analysis', 'Summarise revenu
     CASE WHEN s.status IN ('queued', 'processing') THEN NULL ELSE s.created + interval '2 seconds' END
 FROM generate_series(1, $N) AS g,
 LATERAL (
-    SELECT now() - (interval '120 days' * ((g * 7919) % $N)::float8 / $N) AS created,
+    SELECT now() - (interval '120 days' * ((g::bigint * 7919) % $N)::float8 / $N) AS created,
         CASE WHEN g % 100 = 0 THEN 'queued' WHEN g % 1000 = 1 THEN 'processing'
              WHEN g % 50 = 3 THEN 'failed' ELSE 'completed' END AS status
 ) AS s
