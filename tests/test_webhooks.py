@@ -104,8 +104,12 @@ async def test_gone_disables_the_endpoint_and_replay_resends(postgres_url: str, 
             # An owner endpoint sees every request of its owner, without a per-request webhook.
             await svc.wait_final((await svc.submit(SPREADSHEET)).json()["id"])
             await until(lambda: bool(receiver.answered(204)))
-            log = (await svc.client.get(f"/api/v1/webhooks/endpoints/{endpoint['id']}/deliveries")).json()
-            delivered = [entry for entry in log if entry["state"] == "delivered"]
+            for _ in range(200):  # the outcome is committed just after the 204 arrived
+                log = (await svc.client.get(f"/api/v1/webhooks/endpoints/{endpoint['id']}/deliveries")).json()
+                delivered = [entry for entry in log if entry["state"] == "delivered"]
+                if delivered:
+                    break
+                await asyncio.sleep(0.05)
             assert delivered and delivered[0]["event_type"] == "request.completed"
             assert receiver.received[0].payload is not None
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import ConsumerRecord
 from loguru import logger
-from pydantic import ValidationError
 
 from service import monitoring
 from service.config import Settings
@@ -16,7 +14,6 @@ from service.messaging.kafka import RequestPublisher
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
 from service.usecases.processing import Outcome, Processor
-from workers.runner import PoisonMessage
 
 _FINISH_ATTEMPTS = 5
 
@@ -35,12 +32,8 @@ class RequestHandler:
         self._processor = processor
         self._events = events
 
-    async def __call__(self, record: ConsumerRecord) -> None:
-        try:
-            envelope = RequestEnvelope.from_bytes(record.value)
-        except ValidationError as exc:
-            raise PoisonMessage(f"not a valid request envelope: {exc.errors(include_url=False)[:3]}") from exc
-
+    async def __call__(self, envelope: RequestEnvelope) -> None:
+        # Decoded and validated by the runner: a record that is no envelope never gets here.
         # The claim is the exactly-once gate: only one delivery ever moves a row out of `queued`.
         row = await self._store.claim(envelope.request_id, self._lease_seconds)
         if row is None:
