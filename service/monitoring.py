@@ -60,6 +60,8 @@ IN_FLIGHT = Gauge("gigaoffice_worker_in_flight", "Requests being processed", mul
 WEBHOOK_DELIVERIES = Counter(
     "gigaoffice_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]
 )
+# hit: answered from the answer cache; miss: made the LLM call; takeover: made it after a lost lead.
+ANSWER_CACHE_LOOKUPS = Counter("gigaoffice_answer_cache_lookups_total", "Answer cache look-ups", ["outcome"])
 REFUSALS = Counter("gigaoffice_refusals_total", "Requests refused by a rate limit or budget", ["reason"])
 # Broker loss and readiness (issue 7): a standalone worker's health view is its metrics port.
 BROKER_UP = Gauge(

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import monitoring
 from service.config import Settings
+from service.db import answer_cache_repo
 from service.db import requests_repo as repo
 from service.db.models import RequestStatus, utcnow
 from service.errors import ServiceUnavailable
@@ -136,6 +137,8 @@ class Sweeper:
             failed = await repo.fail_exhausted_leases(session, self._settings.worker_max_attempts)
             stale_before = now - timedelta(seconds=self._settings.requeue_after_seconds)
             candidates = await repo.requeue_candidates(session, stale_before=stale_before, limit=_CANDIDATES)
+            # Answers past their TTL are never served again: drop them, or the table keeps every key.
+            await answer_cache_repo.purge_expired(session, now)
             await session.commit()
         # Announced once committed: a waiter woken by an event must find the final row.
         await self._publisher.publish_events([*expired, *failed])

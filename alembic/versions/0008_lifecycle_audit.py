@@ -1,7 +1,7 @@
 """Data lifecycle: the audit log.
 
 Revision ID: r0008_lifecycle_audit
-Revises: r0008_console
+Revises: r0009_cost_cache
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ from service.db.audit_models import AuditId
 from service.db.models import JSONType, UTCDateTime
 
 revision = "r0008_lifecycle_audit"
-down_revision = "r0008_console"
+down_revision = "r0009_cost_cache"
 branch_labels = None
 depends_on = None
 

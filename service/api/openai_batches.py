@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import OwnerDep, RuntimeDep, SessionDep
+from service.api.deps import CallerDep, OwnerDep, RuntimeDep, SessionDep
 from service.db import batches_repo as repo
 from service.db import unit_of_work
 from service.db.batch_models import BatchStatus
@@ -133,10 +133,10 @@ async def delete_file(file_id: FileIdText, session: SessionDep, owner_id: OwnerD
 
 @router.post("/batches", response_model=OpenAIBatch, summary="Create a batch from an uploaded input file")
 async def create_batch(
-    body: CreateBatchBody, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep
+    body: CreateBatchBody, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep, caller: CallerDep
 ) -> OpenAIBatch:
     stored = await file_service.get_file(session, body.input_file_id, owner_id)
-    checker = service.checker(rt.settings, body.endpoint)
+    checker = service.checker(rt.settings, body.endpoint, caller.limits)
     service.window_hours(body.completion_window)
     parsed = await check_jsonl(file_service.input_parts(session, stored), checker)
     batch_id = await service.store_batch(

@@ -130,6 +130,12 @@ class AnalysisRequest(Base):
     # SHA-256 of the submitted body (without its key): a reused idempotency key with another body
     # is a conflict, not a replay of the first request.
     idempotency_hash: Mapped[str | None] = mapped_column(String(64))
+    # The answer cache (migration 0009): the request whose LLM call paid for this cached answer (None:
+    # not from the cache), the prompt tokens the provider served from its own prompt cache (part of
+    # prompt_tokens, billed at the cached price), and the tokens a cache hit did not spend.
+    cached_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    cached_prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tokens_saved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # What the LLM was sent and answered, as the operator console shows it (migration 0008):
     # {"calls": [{"messages": [{"role", "content"}, ...], "answer": "raw text"}, ...]}.
     transcript: Mapped[Any | None] = mapped_column(JSONType)

@@ -77,6 +77,11 @@ class UsageRow:
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # Prompt tokens the provider served from its prompt cache; answers from the answer cache (no
+    # tokens of their own) and the tokens they did not spend again.
+    cached_prompt_tokens: int = 0
+    cached_answers: int = 0
+    tokens_saved: int = 0
 
 
 async def usage_since(
@@ -93,13 +98,16 @@ async def usage_since(
             func.coalesce(func.sum(_T.prompt_tokens), 0),
             func.coalesce(func.sum(_T.completion_tokens), 0),
             func.coalesce(func.sum(_T.total_tokens), 0),
+            func.coalesce(func.sum(_T.cached_prompt_tokens), 0),
+            func.coalesce(func.sum(case((_T.cached_from.is_not(None), 1), else_=0)), 0),
+            func.coalesce(func.sum(_T.tokens_saved), 0),
         )
         .where(_T.created_at >= month_start, *_owned(owner_id))
         .group_by(_T.status, _T.llm_model, today)
     )
     live = [
-        UsageRow(status, model, bool(is_today), int(n), int(p), int(c), int(t))
-        for status, model, is_today, n, p, c, t in (await session.execute(stmt)).all()
+        UsageRow(status, model, bool(is_today), int(n), int(p), int(c), int(t), int(k), int(a), int(s))
+        for status, model, is_today, n, p, c, t, k, a, s in (await session.execute(stmt)).all()
     ]
     # Requests the retention purge removed still count, from their daily aggregates.
     purged_today = case((_P.day >= _first_whole_day(day_start), 1), else_=0).label("today")

@@ -41,6 +41,7 @@ class KindInput(BaseModel):
         kind: str
         idempotency_key: str | None
         webhook: WebhookSpec | None
+        cache: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ class ChatInput(KindInput):
     max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
+    cache: bool = Field(True, description="false: never answered from the answer cache.")
 
     @model_validator(mode="after")
     def _has_user_turn(self) -> ChatInput:
@@ -77,9 +78,8 @@ def chat_input_from_openai(body: dict[str, Any]) -> ChatInput:
         raise ValueError("stream: streaming is not available here")
     if body.get("n") not in (None, 1):
         raise ValueError("n: only one choice per request is supported")
-    unknown = (
-        set(body) - _IGNORED - {"model", "messages", "temperature", "max_tokens", "max_completion_tokens"}
-    )
+    known = {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "cache"}
+    unknown = set(body) - _IGNORED - known
     unknown.discard("stream")
     if unknown:
         raise ValueError(f"{sorted(unknown)[0]}: unsupported parameter")
@@ -98,6 +98,7 @@ def chat_input_from_openai(body: dict[str, Any]) -> ChatInput:
             "model": body.get("model"),
             "temperature": body.get("temperature"),
             "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
+            "cache": body.get("cache", True),
         }
     )
 

@@ -91,6 +91,7 @@ class SpreadsheetInput(KindInput):
     )
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
+    cache: bool = Field(True, description="false: never answered from the answer cache.")
 
     @field_validator("input_range", "output_range")
     @classmethod

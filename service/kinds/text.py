@@ -41,6 +41,7 @@ class TextInput(KindInput):
     language: Language | None = Field(None, description="Answer language; omitted: the question's.")
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
+    cache: bool = Field(True, description="false: never answered from the answer cache.")
 
 
 SYSTEM: dict[str, str] = {

@@ -10,7 +10,8 @@ own, so no connection is held while the model thinks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,8 +20,10 @@ from service.callers.budgets import BUDGET_EXCEEDED, Budgets
 from service.config import Settings
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
 from service.kinds import kind_of
+from service.kinds.base import BuiltPrompt
 from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline.answer import AnswerInvalid, build_repair_request
+from service.usecases.answer_cache import AnswerCache, bypassed, cache_key
 from service.usecases.prompt_builder import PromptSources, TemplatePrompts
 
 
@@ -52,6 +55,9 @@ class Processor:
         self._backend = backend
         self._prompts = TemplatePrompts(settings, backend, PromptSources(sessions))
         self._budgets = budgets
+        # The dryrun backend costs nothing and answers from the input alone: nothing to save.
+        cached = settings.answer_cache and backend.name != "dryrun"
+        self._cache = AnswerCache(settings, sessions) if cached else None
 
     async def process(self, row: ClaimedRequest) -> Outcome:
         # Before anything that may call the model (classification included): an owner who ran out
@@ -62,6 +68,44 @@ class Processor:
                 return Outcome(accounting=LLMAccounting(), error_code=BUDGET_EXCEEDED, error_message=refusal)
         kind = kind_of(row.kind)
         prepared = await kind.prompt(row, self._prompts)
+        if self._settings.gigachat_session_cache:
+            chat = replace(prepared.chat, session_id=prompt_session_id(row, prepared))
+            prepared = replace(prepared, chat=chat)
+        if self._cache is None or bypassed(row):
+            return await self._answer(row, prepared)
+        # Between the rendered messages and the LLM call: the same call made before (or being made
+        # now, by any worker) answers this request too.
+        key = cache_key(self._settings, self._backend.name, row, prepared.chat)
+        cached = await self._cache.lead_or_answer(key, row.id)
+        if cached is not None:
+            classification = _account(list(prepared.responses), [])
+            return Outcome(
+                accounting=replace(
+                    classification,
+                    backend=cached.backend,
+                    model=cached.model,
+                    cached_from=cached.leader_id,
+                    tokens_saved=cached.total_tokens,
+                ),
+                category=cached.category or prepared.category,
+                result=cached.result,
+                template_version=cached.template_version,
+            )
+        try:
+            outcome = await self._answer(row, prepared)
+        except BaseException:
+            await self._cache.give_up(key, row.id)
+            raise
+        if outcome.ok:
+            await self._cache.store(
+                key, row.id, outcome.result, outcome.accounting, outcome.category, outcome.template_version
+            )
+        else:
+            await self._cache.give_up(key, row.id)  # a follower tries for itself
+        return outcome
+
+    async def _answer(self, row: ClaimedRequest, prepared: BuiltPrompt) -> Outcome:
+        kind = kind_of(row.kind)
         responses: list[ChatResponse] = list(prepared.responses)
         calls: list[dict[str, Any]] = []  # the transcript: each call's messages and raw answer
         try:
@@ -110,6 +154,17 @@ def sent(request: ChatRequest) -> dict[str, Any]:
     return {"messages": messages, "answer": None}
 
 
+def prompt_session_id(row: ClaimedRequest, prepared: BuiltPrompt) -> str:
+    """One provider session per (owner, kind, category, template version): their requests share
+    the rendered system prompt and examples, which GigaChat then bills as cached prompt tokens. A
+    hash, so the header names no owner; a new template version starts a new session."""
+    identity = f"{row.owner_id or '-'}|{row.kind}|{prepared.category or '-'}|{prepared.template_version}"
+    return str(uuid.uuid5(_SESSION_NAMESPACE, identity))
+
+
+_SESSION_NAMESPACE = uuid.UUID("6f0c8d1e-3b7a-4c55-9a0e-2d4b1c7e9f10")
+
+
 def without_nul(value: Any) -> Any:
     """A model may emit U+0000, which PostgreSQL text and JSONB cannot store: drop it everywhere."""
     if isinstance(value, str):
@@ -136,5 +191,6 @@ def _account(responses: list[ChatResponse], calls: list[dict[str, Any]]) -> LLMA
         latency_ms=sum(r.latency_ms for r in responses),
         backend=last.backend,
         model=last.model,
+        cached_tokens=sum(r.usage.cached_tokens for r in responses),
         transcript=transcript,
     )
