@@ -208,6 +208,14 @@ class WorkerSettings(BaseModel):
     request_ttl_seconds: int = Field(
         86_400, ge=60, description="A request not finished this long after submission ends as `expired`."
     )
+    # Data lifecycle (docs/lifecycle.md), run by the sweeper.
+    retention_days: int = Field(
+        90, ge=1, le=36_500, description="Days a finished request is kept (a key may set fewer)."
+    )
+    purge_batch_rows: int = Field(1_000, ge=1, le=50_000, description="Rows per purge transaction.")
+    purge_max_rows_per_sweep: int = Field(
+        50_000, ge=0, description="Requests purged per sweep at most (0: only `python -m service purge`)."
+    )
 
 
 class MetricsSettings(BaseModel):

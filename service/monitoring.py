@@ -50,6 +50,9 @@ LLM_LATENCY = Histogram(
 LLM_TOKENS = Counter("gigaoffice_llm_tokens_total", "Tokens used", ["backend", "model", "type"])
 LLM_RETRIES = Counter("gigaoffice_llm_retries_total", "LLM calls beyond the first per request", ["backend"])
 QUEUE_DEPTH = Gauge("gigaoffice_queue_depth", "Queued requests per lane", ["lane"], multiprocess_mode="max")
+# The retention purge (service/usecases/retention.py): rows removed by kind, and run durations.
+PURGED_ROWS = Counter("gigaoffice_purged_rows_total", "Rows removed by the retention purge", ["kind"])
+PURGE_SECONDS = Histogram("gigaoffice_purge_seconds", "Duration of one purge run", buckets=_LATENCY_BUCKETS)
 CONSUMER_LAG = Gauge(
     "gigaoffice_consumer_lag", "Messages not yet consumed per topic", ["topic"], multiprocess_mode="max"
 )

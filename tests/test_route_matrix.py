@@ -87,6 +87,9 @@ ADMIN_ROUTES = {
     ("PATCH", "/api/v1/keys/{key_id}"),
     ("DELETE", "/api/v1/keys/{key_id}"),
     ("GET", "/metrics"),
+    ("GET", "/api/v1/audit"),  # the audit log (lifecycle)
+    ("GET", "/api/v1/owners/{owner_id}/export"),  # any owner's data (lifecycle)
+    ("DELETE", "/api/v1/owners/{owner_id}"),  # erasure of an owner (lifecycle)
 }
 ADMIN_GATES = {require_admin, require_metrics_reader}
 
@@ -94,6 +97,7 @@ ADMIN_GATES = {require_admin, require_metrics_reader}
 SHARED_ID_PARAMETERS = {
     "template_id",  # prompt templates: one catalogue (writes are admin-only)
     "key_id",  # keys: admin objects of the whole deployment
+    "owner_id",  # owners: named by admin routes only (export and erasure)
 }
 
 # Bodies for routes that need one to get past validation (an empty object otherwise).

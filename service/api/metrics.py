@@ -27,7 +27,7 @@ async def metrics(
     hours: int = Hours,
     owner: OwnerText = Owner,
 ) -> dict[str, Any]:
-    return await usage_metrics(session, owner_scope(caller, owner, "metrics"), hours, settings)
+    return await usage_metrics(session, owner_scope(caller, owner, "metrics", session), hours, settings)
 
 
 @router.get(
@@ -40,5 +40,5 @@ async def metrics_compat(
     hours: int = Hours,
     owner: OwnerText = Owner,
 ) -> dict[str, Any]:
-    scope = owner_scope(caller, owner, "metrics")
+    scope = owner_scope(caller, owner, "metrics", session)
     return {"success": True, **await usage_metrics(session, scope, hours, settings)}

@@ -56,11 +56,23 @@ async def upload_file(
     owner_id: OwnerDep,
     file: Annotated[UploadFile, File()],
     purpose: Annotated[PurposeText, Form()],
+    # OpenAI's `expires_after` as multipart fields: expires_after[anchor]=created_at and
+    # expires_after[seconds]=3600..2592000 (one hour to 30 days).
+    expires_anchor: Annotated[Literal["created_at"] | None, Form(alias="expires_after[anchor]")] = None,
+    expires_seconds: Annotated[
+        int | None, Form(alias="expires_after[seconds]", ge=3600, le=2_592_000)
+    ] = None,
 ) -> OpenAIFile:
     # The multipart parser spools the upload to disk past 1 MB; it is copied into the database in
     # parts, so a 200 MB file never sits in the API's memory.
     stored = await file_service.store_upload(
-        session, rt.settings, file, filename=file.filename or "", purpose=purpose, owner_id=owner_id
+        session,
+        rt.settings,
+        file,
+        filename=file.filename or "",
+        purpose=purpose,
+        owner_id=owner_id,
+        expires_after_seconds=expires_seconds,
     )
     return OpenAIFile.of(stored)
 

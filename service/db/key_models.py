@@ -34,6 +34,8 @@ class ApiKey(Base):
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
     daily_tokens: Mapped[int | None] = mapped_column(Integer)
     monthly_tokens: Mapped[int | None] = mapped_column(Integer)
+    # Days a finished request of this key is kept; only a figure below RETENTION_DAYS has effect.
+    retention_days: Mapped[int | None] = mapped_column(Integer)
     # Models this key may name (NULL: any the settings allow; migration 0009).
     allowed_models: Mapped[list[str] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator, Uuid, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -156,6 +170,7 @@ class AnalysisRequest(Base):
             "id",
             postgresql_include=list(PROMPT_STATS_COLUMNS),
         ),
+        # Also the retention purge's (finished_at < cutoff implies the partial condition).
         Index("ix_requests_finished", "finished_at", **partial("finished_at IS NOT NULL")),
         Index(
             "ix_requests_idempotency",
@@ -164,3 +179,19 @@ class AnalysisRequest(Base):
             **partial("idempotency_key IS NOT NULL"),
         ),
     )
+
+
+class UsagePurged(Base):
+    """Usage of requests the retention purge removed, per day, owner, status and model ("" for
+    none), so usage and cost figures stay what they were. Live rows + these = all usage ever."""
+
+    __tablename__ = "usage_purged"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -20,6 +20,8 @@ class KeyLimits(BaseModel):
     tokens_per_minute: Annotated[int, ColumnInt(ApiKey.tokens_per_minute, ge=0, strict=True)] | None = None
     daily_tokens: Annotated[int, ColumnInt(ApiKey.daily_tokens, ge=0, strict=True)] | None = None
     monthly_tokens: Annotated[int, ColumnInt(ApiKey.monthly_tokens, ge=0, strict=True)] | None = None
+    # Days a finished request is kept (shorter than RETENTION_DAYS only; null: the setting).
+    retention_days: Annotated[int, ColumnInt(ApiKey.retention_days, ge=1, strict=True)] | None = None
     allowed_models: list[Annotated[str, Text(max_length=128)]] | None = Field(
         None,
         max_length=100,
