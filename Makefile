@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test lint format bench bench-classify classifier-model migrate seed clean
+.PHONY: run test lint format docs bench bench-classify classifier-model migrate seed clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+docs: $(VENV)/.dev  ## the documentation site (MkDocs, offline) into site/; --strict fails on a broken link
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 bench: $(VENV)/.dev  ## load benchmark against a service it starts (see bench/README.md)
 	$(PY) -m bench.load $(BENCH_ARGS)
 
@@ -46,4 +49,4 @@ seed: $(VENV)/.runtime
 	$(PY) -m service seed
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data site .pytest_cache .mypy_cache .ruff_cache

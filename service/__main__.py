@@ -22,6 +22,7 @@ from service.cli import run as run_client_command
 from service.config import Settings, get_settings, settings_problems
 from service.errors import ConfigurationError
 from service.keys_cli import register as register_keys
+from service.lifecycle_cli import register as register_lifecycle
 from service.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -292,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("worker", "up"):
             sub.add_argument("--concurrency", dest="worker_concurrency", type=int, help="WORKER_CONCURRENCY")
     register_keys(commands)  # server side: needs the settings (the database)
+    register_lifecycle(commands)  # purge, export, erase (server side too)
     register_client_commands(commands)  # client side: a URL and a key, never the server's settings
     return parser
 

@@ -10,15 +10,18 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from service.api import (
+    audit,
     batch_events,
     batches,
     compat,
+    conversations,
     feedback,
     health,
     keys,
     metrics,
     openai_batches,
     openai_chat,
+    owners,
     prometheus,
     prompts,
     prompts_compat,
@@ -75,7 +78,21 @@ def create_app(
     )
     install_error_handlers(app)
     install_web(app, settings)
-    for module in (requests, reports, health, metrics, compat, keys, usage, feedback, prometheus, webhooks):
+    for module in (
+        requests,
+        reports,
+        health,
+        metrics,
+        compat,
+        keys,
+        usage,
+        feedback,
+        prometheus,
+        webhooks,
+        audit,
+        owners,
+        conversations,
+    ):
         # Every operation documents the error envelope for the statuses any route can answer.
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(batch_events.router, responses=ERROR_RESPONSES)

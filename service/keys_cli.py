@@ -22,6 +22,7 @@ _LIMITS = (
     ("--tpm", "tokens_per_minute", "LLM tokens per minute"),
     ("--daily-tokens", "daily_tokens", "token budget per UTC day"),
     ("--monthly-tokens", "monthly_tokens", "token budget per UTC month"),
+    ("--retention-days", "retention_days", "days a finished request is kept (below RETENTION_DAYS)"),
 )
 
 

@@ -50,6 +50,9 @@ LLM_LATENCY = Histogram(
 LLM_TOKENS = Counter("gigaoffice_llm_tokens_total", "Tokens used", ["backend", "model", "type"])
 LLM_RETRIES = Counter("gigaoffice_llm_retries_total", "LLM calls beyond the first per request", ["backend"])
 QUEUE_DEPTH = Gauge("gigaoffice_queue_depth", "Queued requests per lane", ["lane"], multiprocess_mode="max")
+# The retention purge (service/usecases/retention.py): rows removed by kind, and run durations.
+PURGED_ROWS = Counter("gigaoffice_purged_rows_total", "Rows removed by the retention purge", ["kind"])
+PURGE_SECONDS = Histogram("gigaoffice_purge_seconds", "Duration of one purge run", buckets=_LATENCY_BUCKETS)
 CONSUMER_LAG = Gauge(
     "gigaoffice_consumer_lag", "Messages not yet consumed per topic", ["topic"], multiprocess_mode="max"
 )
@@ -57,6 +60,8 @@ IN_FLIGHT = Gauge("gigaoffice_worker_in_flight", "Requests being processed", mul
 WEBHOOK_DELIVERIES = Counter(
     "gigaoffice_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]
 )
+# hit: answered from the answer cache; miss: made the LLM call; takeover: made it after a lost lead.
+ANSWER_CACHE_LOOKUPS = Counter("gigaoffice_answer_cache_lookups_total", "Answer cache look-ups", ["outcome"])
 REFUSALS = Counter("gigaoffice_refusals_total", "Requests refused by a rate limit or budget", ["reason"])
 # Broker loss and readiness (issue 7): a standalone worker's health view is its metrics port.
 BROKER_UP = Gauge(

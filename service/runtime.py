@@ -190,7 +190,7 @@ async def open_runtime(
         else:
             store = await open_request_store(settings, engine)
             opened.push_async_callback(store.close)
-            hub = StatusHub(settings)
+            hub = StatusHub(settings, monitor)
             await hub.start()
             opened.push_async_callback(hub.close)
             authenticator = Authenticator(settings, sessions)

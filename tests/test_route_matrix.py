@@ -87,6 +87,9 @@ ADMIN_ROUTES = {
     ("PATCH", "/api/v1/keys/{key_id}"),
     ("DELETE", "/api/v1/keys/{key_id}"),
     ("GET", "/metrics"),
+    ("GET", "/api/v1/audit"),  # the audit log (lifecycle)
+    ("GET", "/api/v1/owners/{owner_id}/export"),  # any owner's data (lifecycle)
+    ("DELETE", "/api/v1/owners/{owner_id}"),  # erasure of an owner (lifecycle)
 }
 ADMIN_GATES = {require_admin, require_metrics_reader}
 
@@ -94,6 +97,7 @@ ADMIN_GATES = {require_admin, require_metrics_reader}
 SHARED_ID_PARAMETERS = {
     "template_id",  # prompt templates: one catalogue (writes are admin-only)
     "key_id",  # keys: admin objects of the whole deployment
+    "owner_id",  # owners: named by admin routes only (export and erasure)
 }
 
 # Bodies for routes that need one to get past validation (an empty object otherwise).
@@ -188,6 +192,12 @@ async def _batch(c: Callers, ids: dict[str, str]) -> str:
     return str(created.json()["id"])
 
 
+async def _conversation(c: Callers) -> str:
+    created = await c.svc.client.post("/api/v1/conversations", json={"title": "matrix"}, headers=c.a)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
 # Each kind of object: the ids its factory needs first, and the factory (in a workable order).
 OBJECT_FACTORIES: dict[str, tuple[tuple[str, ...], Callable[[Callers, dict[str, str]], Awaitable[str]]]] = {
     "request_id": ((), lambda c, ids: _request(c)),
@@ -195,6 +205,7 @@ OBJECT_FACTORIES: dict[str, tuple[tuple[str, ...], Callable[[Callers, dict[str, 
     "delivery_id": (("endpoint_id", "request_id"), _delivery),
     "file_id": ((), lambda c, ids: _file(c)),
     "batch_id": (("file_id",), _batch),
+    "conversation_id": ((), lambda c, ids: _conversation(c)),
 }
 
 

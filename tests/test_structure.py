@@ -24,7 +24,7 @@ ALLOWED_COMMITS = {
     "workers.sweeper": "the sweeper's passes are units of work",
     "workers.feeder": "the batch feeder's passes are units of work",
     "workers.handlers": "the worker's per-message handler",
-    "workers.runner": "Kafka offsets (consumer.commit), not a database transaction",
+    "service.messaging.runner": "Kafka offsets (consumer.commit), not a database transaction",
     "service.webhooks.dispatcher": "per-delivery units of work, and its Kafka offsets",
     "service.keys_cli": "CLI commands",
     "service.cli": "CLI commands",

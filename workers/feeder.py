@@ -8,8 +8,8 @@ behind at most one window of every other owner's lines, however large their batc
 is not topped up while another owner with no more lines in the lane still has some queued there,
 only once those have started. (Topping it up at once let ~1.7 windows finish first: the lane's
 partitions are served side by side, so lines published after the small batch, in other
-partitions, ran before it.) Workers serve the lane after interactive requests (workers/runner.py
-lane limits).
+partitions, ran before it.) Workers serve the lane after interactive requests
+(service/messaging/runner.py lane limits).
 
 Settling. Open batches past their completion window have their unstarted lines expired; a batch
 with no line queued or running is finalised (completed, cancelled or expired) by one conditional

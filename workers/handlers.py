@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import ConsumerRecord
 from loguru import logger
-from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import monitoring, tracing
 from service.config import Settings
+from service.db import requests_repo
 from service.db.requests_repo import ClaimRef, LLMAccounting, StateChange
 from service.db.worker_store import WorkerStore
 from service.messaging.kafka import RequestPublisher
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
-from service.usecases.processing import Outcome, Processor
-from workers.runner import PoisonMessage
+from service.usecases import conversations
+from service.usecases.processing import Outcome, Processor, Turn
 
 _FINISH_ATTEMPTS = 5
 
@@ -26,7 +26,12 @@ class RequestHandler:
     on its own (service/db/worker_store.py); no connection is held while the model thinks."""
 
     def __init__(
-        self, settings: Settings, store: WorkerStore, processor: Processor, events: RequestPublisher
+        self,
+        settings: Settings,
+        store: WorkerStore,
+        processor: Processor,
+        events: RequestPublisher,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._lease_seconds = settings.worker_lease_seconds
         # Leave time to store the outcome before the lease runs out.
@@ -34,21 +39,20 @@ class RequestHandler:
         self._store = store
         self._processor = processor
         self._events = events
+        self._sessions = sessions  # for completions that join a conversation
+        self._topic_requests = settings.kafka_topic_requests
         self._topic_responses = settings.kafka_topic_responses
 
-    async def __call__(self, record: ConsumerRecord) -> None:
-        try:
-            envelope = RequestEnvelope.from_bytes(record.value)
-        except ValidationError as exc:
-            raise PoisonMessage(f"not a valid request envelope: {exc.errors(include_url=False)[:3]}") from exc
+    async def __call__(self, envelope: RequestEnvelope) -> None:
+        # Decoded and validated by the runner: a record that is no envelope never gets here.
         # The trace continues from the context the message carried (the API's publish span).
         with tracing.span(
-            f"process {record.topic}",
+            f"process {self._topic_requests}",
             context=tracing.extract(envelope.traceparent),
             kind=tracing.SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",
-                "messaging.destination.name": record.topic,
+                "messaging.destination.name": self._topic_requests,
                 "gigaoffice.request.id": str(envelope.request_id),
                 "gigaoffice.request.kind": envelope.kind,
             },
@@ -133,6 +137,8 @@ class RequestHandler:
             logger.info("request {} failed: {}", claim.request_id, outcome.error_code)
 
     async def _store_outcome(self, claim: ClaimRef, outcome: Outcome) -> StateChange | None:
+        if outcome.ok and outcome.turn is not None and self._sessions is not None:
+            return await self._complete_in_conversation(claim, outcome, outcome.turn)
         if outcome.ok:
             return await self._store.complete(
                 claim,
@@ -147,3 +153,24 @@ class RequestHandler:
             message=outcome.error_message or "",
             accounting=outcome.accounting,
         )
+
+    async def _complete_in_conversation(
+        self, claim: ClaimRef, outcome: Outcome, turn: Turn
+    ) -> StateChange | None:
+        """processing → completed and the answer joining its conversation, in one transaction: a
+        follow-up submitted as soon as this one reads completed already sees the turn."""
+        assert self._sessions is not None
+        async with self._sessions.begin() as session:
+            changed = await requests_repo.complete(
+                await session.connection(),
+                claim,
+                result=outcome.result,
+                category=outcome.category,
+                accounting=outcome.accounting,
+                template_version=outcome.template_version,
+            )
+            if changed is not None:  # cancelled meanwhile: no answer, nothing joins
+                await conversations.add_answer(
+                    session, turn.conversation_id, claim.request_id, turn.question, turn.answer
+                )
+            return changed

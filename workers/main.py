@@ -8,22 +8,23 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from loguru import logger
 
+from service import monitoring
 from service.config import Settings
 from service.db.models import utcnow
 from service.llm.base import LLMBackend
-from service.messaging.kafka import client_args
 from service.messaging.monitor import BrokerMonitor
+from service.messaging.runner import BatchLane, ConsumerRunner, Subscription
 from service.pipeline.classify_model import warm_up as load_classifier
 from service.runtime import open_runtime
+from service.schemas.envelope import RequestEnvelope
 from service.usecases.processing import Processor
 from workers.feeder import BatchFeeder
 from workers.gauges import refresh_gauges
 from workers.handlers import RequestHandler
-from workers.runner import ConsumerRunner
 from workers.sweeper import Sweeper
 
 _START_RETRY_FIRST_SECONDS = 0.5
@@ -42,7 +43,7 @@ class Worker:
         self.settings = settings
         self._backend = backend
         self._stopping = asyncio.Event()
-        self._runner: ConsumerRunner | None = None
+        self._runner: ConsumerRunner[RequestEnvelope] | None = None
         self._monitor: BrokerMonitor | None = None
 
     def stop(self) -> None:
@@ -113,12 +114,12 @@ class Worker:
             monitor = self._monitor = rt.monitor
             broker_timeout = settings.kafka_request_timeout_ms / 1000
 
-            def new_consumer() -> AIOKafkaConsumer:
-                return AIOKafkaConsumer(
-                    **client_args(settings, "worker"),
-                    group_id=settings.kafka_consumer_group,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
+            subscription = Subscription(
+                [settings.kafka_topic_requests, settings.kafka_topic_requests_batch],
+                group=settings.kafka_consumer_group,
+                start="earliest",
+                role="worker",
+                options=dict(
                     max_poll_records=settings.worker_concurrency,
                     # Tansu answers a fetch only when this wait is over, even if a message arrived
                     # meanwhile (it ignores fetch_min_bytes; measured: a 500 ms wait gave ~240 ms
@@ -131,7 +132,8 @@ class Worker:
                     # a shorter session also notices a vanished member sooner.
                     session_timeout_ms=settings.kafka_session_timeout_ms,
                     heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 6),
-                )
+                ),
+            )
 
             async def dead_letter(record: ConsumerRecord, reason: str, detail: str) -> None:
                 headers = [
@@ -144,21 +146,24 @@ class Worker:
                 )
 
             processor = Processor(settings, backend, sessions, rt.budgets)
-            handler = RequestHandler(settings, store, processor, publisher)
+            handler = RequestHandler(settings, store, processor, publisher, sessions)
             sweeper = Sweeper(settings, sessions, publisher, monitor)
             runner = self._runner = ConsumerRunner(
-                new_consumer,
-                [settings.kafka_topic_requests, settings.kafka_topic_requests_batch],
+                settings,
+                subscription,
+                RequestEnvelope.from_bytes,
                 handler,
-                dead_letter,
+                dead_letter=dead_letter,
                 concurrency=settings.worker_concurrency,
                 commit_interval=settings.worker_commit_interval_ms / 1000,
                 shutdown_grace=settings.worker_shutdown_grace_seconds,
-                batch_topic=settings.kafka_topic_requests_batch,
-                batch_limit=settings.batch_concurrency,
-                batch_limit_busy=settings.worker_batch_concurrency_busy,
-                broker_timeout=broker_timeout,
+                lane=BatchLane(
+                    settings.kafka_topic_requests_batch,
+                    limit=settings.batch_concurrency,
+                    limit_busy=settings.worker_batch_concurrency_busy,
+                ),
                 on_offsets_regressed=lambda: sweeper.request_recovery(utcnow()),
+                on_consuming=lambda consuming: monitoring.WORKER_CONSUMING.set(int(consuming)),
                 broker_available=lambda: monitor.is_up,
             )
 

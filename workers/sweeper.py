@@ -11,7 +11,9 @@
 - after the broker lost its state (the monitor starts a new epoch, or a partition's offsets went
   back), every queued row not touched since then is published again at once, without waiting
   REQUEUE_AFTER_SECONDS and without the lag check (the lag of a re-created topic says nothing):
-  its message may be gone.
+  its message may be gone;
+- the retention purge (service/usecases/retention.py) removes, a bounded share per sweep, what
+  outlived RETENTION_DAYS.
 While the broker is known to be down it does nothing (publishing would go nowhere).
 Rows it finishes get their completion events (schemas/events.py) once the sweep is committed.
 """
@@ -28,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import monitoring
 from service.config import Settings
+from service.db import answer_cache_repo
 from service.db import requests_repo as repo
 from service.db.models import RequestStatus, utcnow
 from service.errors import ServiceUnavailable
@@ -36,6 +39,7 @@ from service.messaging.kafka import RequestPublisher
 from service.messaging.lag import drained_partitions, partition_of
 from service.messaging.monitor import BrokerMonitor
 from service.schemas.envelope import RequestEnvelope
+from service.usecases import retention
 
 _BATCH = 500
 # Rows looked at per sweep: waiting rows (partition with lag) are skipped, not taken back, so they
@@ -77,6 +81,7 @@ class Sweeper:
                     throttled("sweep-failed").warning(
                         "sweep failed ({}: {}); trying again next interval", type(exc).__name__, exc
                     )
+            await self.purge_once()
             interval = self._settings.sweep_interval_seconds
             if self._recover_before is not None:
                 interval = min(interval, 1.0)  # recovery was cut short: try again soon
@@ -84,6 +89,18 @@ class Sweeper:
             await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waits:
                 waiter.cancel()
+
+    async def purge_once(self) -> int:
+        """The retention purge, a bounded share per sweep (its own short units of work; it needs
+        the database only, so it runs while the broker is down too)."""
+        budget = self._settings.purge_max_rows_per_sweep
+        if budget <= 0:
+            return 0
+        try:
+            return (await retention.purge(self._sessions, self._settings, max_rows=budget)).rows
+        except Exception as exc:
+            throttled("purge-failed").warning("purge failed ({}: {}); trying again", type(exc).__name__, exc)
+            return 0
 
     async def recover(self) -> int:
         before = self._recover_before
@@ -120,6 +137,8 @@ class Sweeper:
             failed = await repo.fail_exhausted_leases(session, self._settings.worker_max_attempts)
             stale_before = now - timedelta(seconds=self._settings.requeue_after_seconds)
             candidates = await repo.requeue_candidates(session, stale_before=stale_before, limit=_CANDIDATES)
+            # Answers past their TTL are never served again: drop them, or the table keeps every key.
+            await answer_cache_repo.purge_expired(session, now)
             await session.commit()
         # Announced once committed: a waiter woken by an event must find the final row.
         await self._publisher.publish_events([*expired, *failed])

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import OwnerDep, RuntimeDep, SessionDep
+from service.api.deps import CallerDep, OwnerDep, RuntimeDep, SessionDep
 from service.errors import NotFound, ValidationFailed
 from service.schemas.batches import (
     BatchIdText,
@@ -77,12 +77,13 @@ async def create_batch(
     rt: RuntimeDep,
     session: SessionDep,
     owner_id: OwnerDep,
+    caller: CallerDep,
     completion_window: Annotated[
         WindowText, Query(description="e.g. 24h; unfinished lines then end as expired")
     ] = "24h",
 ) -> NativeBatch:
     settings = rt.settings
-    checker = service.checker(settings, NATIVE_REQUESTS)
+    checker = service.checker(settings, NATIVE_REQUESTS, caller.limits)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     parsed: ParsedBatch
     if content_type in _JSONL_TYPES:

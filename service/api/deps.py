@@ -25,6 +25,7 @@ from service.db import unit_of_work
 from service.db.request_store import RequestStore
 from service.errors import Forbidden
 from service.runtime import Runtime
+from service.usecases import audit
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -92,14 +93,16 @@ async def require_metrics_reader(request: Request) -> None:
         await require_admin(request)
 
 
-def owner_scope(caller: Caller, owner: str | None, route: str) -> str | None:
+def owner_scope(caller: Caller, owner: str | None, route: str, session: AsyncSession) -> str | None:
     """The owner a route with `?owner=` reads: the caller's own unless an admin names another one
-    ("*" = every owner). Cross-owner reads are logged; a user key asking for them gets 403."""
+    ("*" = every owner). Cross-owner reads go into the audit log (committed with the route's
+    session); a user key asking for them gets 403."""
     if owner is None or owner == caller.owner_id:
         return caller.owner_id
     if not caller.is_admin:
         raise Forbidden("Only admin keys may read another owner's figures.")
     logger.info("admin {} reads {} of owner {}", caller.key_id, route, owner)
+    audit.record(session, caller.key_id, f"admin_read.{route}", "owner", owner)
     return None if owner == "*" else owner
 
 

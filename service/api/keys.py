@@ -14,6 +14,7 @@ from service.db.unit_of_work import after_commit
 from service.runtime import Runtime
 from service.schemas.fields import ColumnText
 from service.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyUpdate
+from service.usecases import audit
 from service.usecases import keys as service
 
 KeyId = Annotated[str, ColumnText(ApiKey.id, min_length=1)]
@@ -29,7 +30,7 @@ def key_out(row: ApiKey) -> KeyOut:
     "", status_code=201, response_model=KeyCreated, summary="Create a key (the secret is shown once)"
 )
 async def create_key(payload: KeyCreate, session: SessionDep, admin: AdminDep) -> KeyCreated:
-    created = await service.create_key(session, **payload.model_dump())
+    created = await service.create_key(session, **payload.model_dump(), actor=admin.key_id or audit.CLI)
     return KeyCreated(**key_out(created.row).model_dump(), secret=created.secret)
 
 
@@ -51,14 +52,14 @@ async def update_key(
     for required in ("name", "role"):
         if values.get(required, "") is None:
             values.pop(required)
-    row = await service.update_key(session, key_id, values)
+    row = await service.update_key(session, key_id, values, actor=admin.key_id or audit.CLI)
     _forget_after_commit(request, session, key_id)
     return key_out(row)
 
 
 @router.delete("/{key_id}", response_model=KeyOut, summary="Revoke a key (kept for the record)")
 async def revoke_key(key_id: KeyId, request: Request, session: SessionDep, admin: AdminDep) -> KeyOut:
-    row = await service.revoke_key(session, key_id)
+    row = await service.revoke_key(session, key_id, actor=admin.key_id or audit.CLI)
     _forget_after_commit(request, session, key_id)
     return key_out(row)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import CallerDep, SessionDep, owner_scope
+from service.api.deps import CallerDep, SessionDep, SettingsDep, owner_scope
 from service.db.models import AnalysisRequest
 from service.schemas.fields import ColumnText
 from service.usecases.metrics import usage_metrics
@@ -21,15 +21,24 @@ OwnerText = Annotated[str, ColumnText(AnalysisRequest.owner_id)] | None
 
 @router.get("/api/v1/metrics", summary="Usage statistics")
 async def metrics(
-    session: SessionDep, caller: CallerDep, hours: int = Hours, owner: OwnerText = Owner
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    hours: int = Hours,
+    owner: OwnerText = Owner,
 ) -> dict[str, Any]:
-    return await usage_metrics(session, owner_scope(caller, owner, "metrics"), hours)
+    return await usage_metrics(session, owner_scope(caller, owner, "metrics", session), hours, settings)
 
 
 @router.get(
     "/api/metrics", summary="Usage statistics (seed contract)", tags=["compatibility (seed contract)"]
 )
 async def metrics_compat(
-    session: SessionDep, caller: CallerDep, hours: int = Hours, owner: OwnerText = Owner
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    hours: int = Hours,
+    owner: OwnerText = Owner,
 ) -> dict[str, Any]:
-    return {"success": True, **await usage_metrics(session, owner_scope(caller, owner, "metrics"), hours)}
+    scope = owner_scope(caller, owner, "metrics", session)
+    return {"success": True, **await usage_metrics(session, scope, hours, settings)}

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import OwnerDep, RuntimeDep, SessionDep
+from service.api.deps import CallerDep, OwnerDep, RuntimeDep, SessionDep
 from service.db import batches_repo as repo
 from service.db import unit_of_work
 from service.db.batch_models import BatchStatus
@@ -56,11 +56,23 @@ async def upload_file(
     owner_id: OwnerDep,
     file: Annotated[UploadFile, File()],
     purpose: Annotated[PurposeText, Form()],
+    # OpenAI's `expires_after` as multipart fields: expires_after[anchor]=created_at and
+    # expires_after[seconds]=3600..2592000 (one hour to 30 days).
+    expires_anchor: Annotated[Literal["created_at"] | None, Form(alias="expires_after[anchor]")] = None,
+    expires_seconds: Annotated[
+        int | None, Form(alias="expires_after[seconds]", ge=3600, le=2_592_000)
+    ] = None,
 ) -> OpenAIFile:
     # The multipart parser spools the upload to disk past 1 MB; it is copied into the database in
     # parts, so a 200 MB file never sits in the API's memory.
     stored = await file_service.store_upload(
-        session, rt.settings, file, filename=file.filename or "", purpose=purpose, owner_id=owner_id
+        session,
+        rt.settings,
+        file,
+        filename=file.filename or "",
+        purpose=purpose,
+        owner_id=owner_id,
+        expires_after_seconds=expires_seconds,
     )
     return OpenAIFile.of(stored)
 
@@ -121,10 +133,10 @@ async def delete_file(file_id: FileIdText, session: SessionDep, owner_id: OwnerD
 
 @router.post("/batches", response_model=OpenAIBatch, summary="Create a batch from an uploaded input file")
 async def create_batch(
-    body: CreateBatchBody, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep
+    body: CreateBatchBody, rt: RuntimeDep, session: SessionDep, owner_id: OwnerDep, caller: CallerDep
 ) -> OpenAIBatch:
     stored = await file_service.get_file(session, body.input_file_id, owner_id)
-    checker = service.checker(rt.settings, body.endpoint)
+    checker = service.checker(rt.settings, body.endpoint, caller.limits)
     service.window_hours(body.completion_window)
     parsed = await check_jsonl(file_service.input_parts(session, stored), checker)
     batch_id = await service.store_batch(

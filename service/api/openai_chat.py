@@ -8,7 +8,7 @@ import time
 from typing import Annotated, cast
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
@@ -17,7 +17,7 @@ from service.api.deps import AdmissionDep, get_caller
 from service.callers.connections import released_after
 from service.runtime import Runtime
 from service.schemas.batches import OpenAIErrorEnvelope
-from service.schemas.fields import SafeJsonObject
+from service.schemas.fields import SafeJsonObject, Text
 from service.usecases import chat as service
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible chat"])
@@ -81,8 +81,13 @@ async def chat_completions(
         SafeJsonObject,
         Body(examples=[{"model": "GigaChat", "messages": [{"role": "user", "content": "Hi"}]}]),
     ],
+    cache_control: Annotated[
+        Annotated[str, Text(max_length=200)] | None, Header(description="`no-cache`: bypass the answer cache")
+    ] = None,
 ) -> Response:
     payload, stream = service.parse_chat_body(body)
+    if "no-cache" in (cache_control or "").lower():
+        payload = payload.model_copy(update={"cache": False})  # bypass the answer cache
     rt = admitted.rt
     wait = rt.settings.chat_wait_seconds
     # A stream first waits like a plain call for one keep-alive interval: an answer or a failure by
@@ -91,7 +96,9 @@ async def chat_completions(
     # The call holds a connection open all along: a slot of the owner's cap, taken before submitting.
     slot = rt.connections.acquire("sse" if stream else "long_poll", admitted.owner_id)
     try:
-        outcome = await service.complete(rt, payload, admitted.owner_id, wait=first_wait)
+        outcome = await service.complete(
+            rt, payload, admitted.owner_id, wait=first_wait, limits=admitted.caller.limits
+        )
     except BaseException:
         slot.release()
         raise

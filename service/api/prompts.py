@@ -128,7 +128,7 @@ async def update_template(
 
 @router.delete("/prompts/{template_id}", status_code=204, summary="Delete a version (kept in history)")
 async def delete_template(template_id: TemplateId, session: SessionDep, actor: PromptAdminDep) -> Response:
-    await service.delete_template(session, template_id)
+    await service.delete_template(session, template_id, actor)
     return Response(status_code=204)
 
 

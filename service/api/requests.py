@@ -98,6 +98,10 @@ def usage_out(row: RequestRecord) -> UsageInfo:
         llm_latency_ms=row.llm_latency_ms,
         backend=row.llm_backend,
         model=row.llm_model,
+        cached=row.cached_from is not None,
+        cached_from=row.cached_from,
+        cached_prompt_tokens=row.cached_prompt_tokens,
+        tokens_saved=row.tokens_saved,
     )
 
 
@@ -143,7 +147,7 @@ async def submit_request(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     rt, owner_id = admitted.rt, admitted.owner_id
-    submitted = await service.submit(rt, payload, owner_id, idempotency_key)
+    submitted = await service.submit(rt, payload, owner_id, idempotency_key, admitted.caller.limits)
     wait = prefer_wait(prefer, rt.settings.long_poll_max_seconds)
     row = None
     if wait > 0:
@@ -293,6 +297,8 @@ async def get_result(request_id: uuid.UUID, store: StoreDep, owner_id: OwnerDep)
         template_version=row.template_version,
         usage=usage_out(row),
         processing_time=processing_seconds(row),
+        cached=row.cached_from is not None,
+        cached_from=row.cached_from,
     )
 
 

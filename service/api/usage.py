@@ -21,5 +21,5 @@ async def usage(
     caller: CallerDep,
     owner: OwnerText = Query(None, description="Admin keys only: a key id (owner), or *."),
 ) -> dict[str, Any]:
-    scope = owner_scope(caller, owner, "usage")
+    scope = owner_scope(caller, owner, "usage", session)
     return await usage_report(session, request.app.state.runtime.budgets, settings, scope)

@@ -18,6 +18,7 @@ class Limits:
     tokens_per_minute: int | None = None
     daily_tokens: int | None = None
     monthly_tokens: int | None = None
+    allowed_models: tuple[str, ...] | None = None  # None: any the settings allow
 
     @property
     def has_token_limits(self) -> bool:
@@ -43,11 +44,14 @@ class Caller:
 
 
 def limits_of(row: ApiKey) -> Limits:
-    return Limits(row.requests_per_minute, row.tokens_per_minute, row.daily_tokens, row.monthly_tokens)
+    allowed = tuple(row.allowed_models) if row.allowed_models is not None else None
+    return Limits(
+        row.requests_per_minute, row.tokens_per_minute, row.daily_tokens, row.monthly_tokens, allowed
+    )
 
 
 def caller_of(row: ApiKey) -> Caller:
-    # A key is its own owner (README, "API keys"): owner_id of its requests is the key id.
+    # A key is its own owner (docs/callers.md, "Owner = key"): owner_id of its requests is the key id.
     return Caller(
         owner_id=row.id, key_id=row.id, role=row.role, limits=limits_of(row), rate_key=f"key:{row.id}"
     )

@@ -99,7 +99,7 @@ async def create_key(request: Request, user: AdminDep, session: SessionDep) -> R
     form = await checked_form(request)
     name = _text(form, "name", 200, required=True)
     role = _text(form, "role", 16) or Role.USER
-    created = await keys_usecase.create_key(session, name, role, **_limits(form))
+    created = await keys_usecase.create_key(session, name, role, actor=_actor(user), **_limits(form))
     # The secret is on this one answer only (never stored, never in a URL): no redirect.
     return await _keys_page(request, session, new_secret=created.secret, new_name=name)
 
@@ -107,7 +107,7 @@ async def create_key(request: Request, user: AdminDep, session: SessionDep) -> R
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(request: Request, key_id: str, user: AdminDep, session: SessionDep) -> Response:
     await checked_form(request)
-    await keys_usecase.revoke_key(session, plain_id(key_id, "API key"))
+    await keys_usecase.revoke_key(session, plain_id(key_id, "API key"), actor=_actor(user))
     _forget_after_commit(request, session, key_id)
     return see_other("/console/keys?done=revoked")
 
@@ -115,9 +115,14 @@ async def revoke_key(request: Request, key_id: str, user: AdminDep, session: Ses
 @router.post("/keys/{key_id}/limits")
 async def edit_limits(request: Request, key_id: str, user: AdminDep, session: SessionDep) -> Response:
     form = await checked_form(request)
-    await keys_usecase.update_key(session, plain_id(key_id, "API key"), _limits(form))
+    await keys_usecase.update_key(session, plain_id(key_id, "API key"), _limits(form), actor=_actor(user))
     _forget_after_commit(request, session, key_id)
     return see_other("/console/keys?done=limits")
+
+
+def _actor(user: Any) -> str:
+    """Who the audit log names for a console change: the signed-in admin's key."""
+    return str(user.caller.key_id or "console")
 
 
 def _forget_after_commit(request: Request, session: AsyncSession, key_id: str) -> None:

@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db.key_models import ApiKey
 
 # Limits and descriptive fields an update may change; the hash, id and timestamps never change.
-UPDATABLE = ("name", "role", "requests_per_minute", "tokens_per_minute", "daily_tokens", "monthly_tokens")
+UPDATABLE = (
+    "name",
+    "role",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "daily_tokens",
+    "monthly_tokens",
+    "retention_days",
+)
 
 
 async def add_key(session: AsyncSession, row: ApiKey) -> ApiKey:

@@ -92,8 +92,14 @@ class StoredFile(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted: Mapped[bool] = mapped_column(default=False)
     note: Mapped[str | None] = mapped_column(Text)
+    # `expires_after` of the upload (OpenAI Files API); batch output and error files take their
+    # batch's retention instead (the purge removes them with the batch).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_files_owner_created", "owner_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_files_owner_created", "owner_id", "created_at"),
+        Index("ix_files_expires", "expires_at", **partial("expires_at IS NOT NULL")),
+    )
 
 
 class FilePart(Base):

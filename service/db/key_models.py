@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.models import Base, UTCDateTime
+from service.db.models import Base, JSONType, UTCDateTime
 
 
 class Role:
@@ -34,6 +34,10 @@ class ApiKey(Base):
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
     daily_tokens: Mapped[int | None] = mapped_column(Integer)
     monthly_tokens: Mapped[int | None] = mapped_column(Integer)
+    # Days a finished request of this key is kept; only a figure below RETENTION_DAYS has effect.
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    # Models this key may name (NULL: any the settings allow; migration 0009).
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

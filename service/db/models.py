@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator, Uuid, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -116,6 +130,12 @@ class AnalysisRequest(Base):
     # SHA-256 of the submitted body (without its key): a reused idempotency key with another body
     # is a conflict, not a replay of the first request.
     idempotency_hash: Mapped[str | None] = mapped_column(String(64))
+    # The answer cache (migration 0009): the request whose LLM call paid for this cached answer (None:
+    # not from the cache), the prompt tokens the provider served from its own prompt cache (part of
+    # prompt_tokens, billed at the cached price), and the tokens a cache hit did not spend.
+    cached_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    cached_prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tokens_saved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # What the LLM was sent and answered, as the operator console shows it (migration 0008):
     # {"calls": [{"messages": [{"role", "content"}, ...], "answer": "raw text"}, ...]}.
     transcript: Mapped[Any | None] = mapped_column(JSONType)
@@ -150,6 +170,7 @@ class AnalysisRequest(Base):
             "id",
             postgresql_include=list(PROMPT_STATS_COLUMNS),
         ),
+        # Also the retention purge's (finished_at < cutoff implies the partial condition).
         Index("ix_requests_finished", "finished_at", **partial("finished_at IS NOT NULL")),
         Index(
             "ix_requests_idempotency",
@@ -158,3 +179,19 @@ class AnalysisRequest(Base):
             **partial("idempotency_key IS NOT NULL"),
         ),
     )
+
+
+class UsagePurged(Base):
+    """Usage of requests the retention purge removed, per day, owner, status and model ("" for
+    none), so usage and cost figures stay what they were. Live rows + these = all usage ever."""
+
+    __tablename__ = "usage_purged"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -48,6 +48,9 @@ class RequestRecord:
     finished_at: datetime | None
     lease_expires_at: datetime | None
     idempotency_hash: str | None
+    cached_from: uuid.UUID | None = None
+    cached_prompt_tokens: int = 0
+    tokens_saved: int = 0
 
     @classmethod
     def from_object(cls, row: Any) -> RequestRecord:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import AnalysisRequest, RequestStatus
@@ -95,6 +95,28 @@ async def token_totals(session: AsyncSession, owner_id: str | None, since: datet
     stmt = stmt.where(*_owned_by(owner_id))
     prompt, completion, total = (await session.execute(stmt)).one()
     return {"prompt": int(prompt), "completion": int(completion), "total": int(total)}
+
+
+async def cost_figures(
+    session: AsyncSession, owner_id: str | None, since: datetime
+) -> list[tuple[str | None, int, int, int, int, int]]:
+    """(model, prompt, completion, cached prompt tokens, requests, answer-cache hits) per model."""
+    stmt = (
+        select(
+            _T.llm_model,
+            func.coalesce(func.sum(_T.prompt_tokens), 0),
+            func.coalesce(func.sum(_T.completion_tokens), 0),
+            func.coalesce(func.sum(_T.cached_prompt_tokens), 0),
+            func.count(),
+            func.coalesce(func.sum(case((_T.cached_from.is_not(None), 1), else_=0)), 0),
+        )
+        .where(_T.created_at >= since, *_owned_by(owner_id))
+        .group_by(_T.llm_model)
+    )
+    return [
+        (m, int(p), int(c), int(k), int(n), int(h))
+        for m, p, c, k, n, h in (await session.execute(stmt)).all()
+    ]
 
 
 async def recent_processing_spans(

@@ -27,6 +27,11 @@ class LLMAccounting:
     latency_ms: float | None = None
     backend: str | None = None
     model: str | None = None
+    # Prompt tokens the provider served from its prompt cache (part of prompt_tokens).
+    cached_tokens: int = 0
+    # An answer from the answer cache: the request that paid for it, and the tokens not spent again.
+    cached_from: uuid.UUID | None = None
+    tokens_saved: int = 0
     # What was sent and answered, call by call (the console's "prompt as sent" and "raw answer").
     transcript: Any = None
 
@@ -40,6 +45,9 @@ class LLMAccounting:
             "llm_latency_ms": self.latency_ms,
             "llm_backend": self.backend,
             "llm_model": self.model,
+            "cached_prompt_tokens": self.cached_tokens,
+            "cached_from": self.cached_from,
+            "tokens_saved": self.tokens_saved,
             "transcript": self.transcript,
         }
 
@@ -193,6 +201,7 @@ _ACCOUNTING: dict[str, Any] = {
     for column in (
         "prompt_tokens", "completion_tokens", "total_tokens", "tokens_estimated",
         "llm_calls", "llm_latency_ms", "llm_backend", "llm_model",
+        "cached_prompt_tokens", "cached_from", "tokens_saved",
     )
 }  # fmt: skip
 _ACCOUNTING["transcript"] = bindparam("new_transcript", type_=_C.transcript.type)

@@ -6,15 +6,16 @@ Both queries use the (owner_id, created_at) index: a request counts in the perio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.models import AnalysisRequest, RequestStatus
+from service.db.models import AnalysisRequest, RequestStatus, UsagePurged
 
 _T = AnalysisRequest
+_P = UsagePurged
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,30 @@ async def spend_since(
         columns.append(func.coalesce(func.sum(case((in_period & active, 1), else_=0)), 0))
     stmt = select(*columns).where(_T.owner_id == owner_id, _T.created_at >= min(starts.values()))
     row = (await session.execute(stmt)).one()
-    return {name: SpendRow(int(row[2 * index]), int(row[2 * index + 1])) for index, name in enumerate(starts)}
+    purged = await _purged_tokens(session, owner_id, starts)
+    return {
+        name: SpendRow(int(row[2 * index]) + purged[name], int(row[2 * index + 1]))
+        for index, name in enumerate(starts)
+    }
+
+
+def _first_whole_day(start: datetime) -> date:
+    """The first day whose purged usage lies wholly after `start` (aggregates are per day)."""
+    day = start.date()
+    return day if start.time() == time(0) else day + timedelta(1)
+
+
+async def _purged_tokens(session: AsyncSession, owner_id: str, starts: dict[str, datetime]) -> dict[str, int]:
+    """Tokens of purged requests per period (service/usecases/retention.py keeps them per day)."""
+    columns = [
+        func.coalesce(func.sum(case((_P.day >= _first_whole_day(start), _P.total_tokens), else_=0)), 0)
+        for start in starts.values()
+    ]
+    stmt = select(*columns).where(
+        _P.owner_id == owner_id, _P.day >= min(map(_first_whole_day, starts.values()))
+    )
+    row = (await session.execute(stmt)).one()
+    return {name: int(row[index]) for index, name in enumerate(starts)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +77,11 @@ class UsageRow:
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # Prompt tokens the provider served from its prompt cache; answers from the answer cache (no
+    # tokens of their own) and the tokens they did not spend again.
+    cached_prompt_tokens: int = 0
+    cached_answers: int = 0
+    tokens_saved: int = 0
 
 
 async def usage_since(
@@ -69,11 +98,35 @@ async def usage_since(
             func.coalesce(func.sum(_T.prompt_tokens), 0),
             func.coalesce(func.sum(_T.completion_tokens), 0),
             func.coalesce(func.sum(_T.total_tokens), 0),
+            func.coalesce(func.sum(_T.cached_prompt_tokens), 0),
+            func.coalesce(func.sum(case((_T.cached_from.is_not(None), 1), else_=0)), 0),
+            func.coalesce(func.sum(_T.tokens_saved), 0),
         )
         .where(_T.created_at >= month_start, *_owned(owner_id))
         .group_by(_T.status, _T.llm_model, today)
     )
-    return [
-        UsageRow(status, model, bool(is_today), int(n), int(p), int(c), int(t))
-        for status, model, is_today, n, p, c, t in (await session.execute(stmt)).all()
+    live = [
+        UsageRow(status, model, bool(is_today), int(n), int(p), int(c), int(t), int(k), int(a), int(s))
+        for status, model, is_today, n, p, c, t, k, a, s in (await session.execute(stmt)).all()
+    ]
+    # Requests the retention purge removed still count, from their daily aggregates.
+    purged_today = case((_P.day >= _first_whole_day(day_start), 1), else_=0).label("today")
+    purged = (
+        select(
+            _P.status,
+            _P.model,
+            purged_today,
+            func.sum(_P.requests),
+            func.sum(_P.prompt_tokens),
+            func.sum(_P.completion_tokens),
+            func.sum(_P.total_tokens),
+        )
+        .where(
+            _P.day >= _first_whole_day(month_start), *([] if owner_id is None else [_P.owner_id == owner_id])
+        )
+        .group_by(_P.status, _P.model, purged_today)
+    )
+    return live + [
+        UsageRow(status, model or None, bool(is_today), int(n), int(p), int(c), int(t))
+        for status, model, is_today, n, p, c, t in (await session.execute(purged)).all()
     ]

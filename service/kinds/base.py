@@ -41,6 +41,7 @@ class KindInput(BaseModel):
         kind: str
         idempotency_key: str | None
         webhook: WebhookSpec | None
+        cache: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,10 @@ class Kind(ABC):
     @abstractmethod
     async def prompt(self, row: ClaimedRequest, prompts: Prompts) -> BuiltPrompt:
         """The prompt or messages for a claimed row."""
+
+    def turn_text(self, row: ClaimedRequest) -> str:
+        """The user's words of this request, as its conversation keeps them (not the range data)."""
+        return row.query_text or ""
 
     @abstractmethod
     def result(self, built: BuiltPrompt, response: ChatResponse) -> Any:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from service.config import Settings
 from service.db.requests_repo import ClaimedRequest
 from service.kinds.base import BuiltPrompt, Kind, KindInput, Problem, Prompts, completion_object
+from service.kinds.history import ConversationId, conversation_field
 from service.llm.base import ChatMessage, ChatRequest, ChatResponse
 from service.schemas.fields import SafeText, Text
 from service.schemas.requests import IdempotencyKey
@@ -43,8 +44,10 @@ class ChatInput(KindInput):
     )
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
+    conversation_id: ConversationId | None = conversation_field()
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
+    cache: bool = Field(True, description="false: never answered from the answer cache.")
 
     @model_validator(mode="after")
     def _has_user_turn(self) -> ChatInput:
@@ -77,9 +80,8 @@ def chat_input_from_openai(body: dict[str, Any]) -> ChatInput:
         raise ValueError("stream: streaming is not available here")
     if body.get("n") not in (None, 1):
         raise ValueError("n: only one choice per request is supported")
-    unknown = (
-        set(body) - _IGNORED - {"model", "messages", "temperature", "max_tokens", "max_completion_tokens"}
-    )
+    known = {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "cache"}
+    unknown = set(body) - _IGNORED - known
     unknown.discard("stream")
     if unknown:
         raise ValueError(f"{sorted(unknown)[0]}: unsupported parameter")
@@ -98,6 +100,7 @@ def chat_input_from_openai(body: dict[str, Any]) -> ChatInput:
             "model": body.get("model"),
             "temperature": body.get("temperature"),
             "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
+            "cache": body.get("cache", True),
         }
     )
 
@@ -174,6 +177,10 @@ class Chat(Kind):
             context={"kind": self.name},
         )
         return BuiltPrompt(chat, category=None)
+
+    def turn_text(self, row: ClaimedRequest) -> str:
+        users = [m["content"] for m in row.input_data or [] if m.get("role") == "user"]
+        return users[-1] if users else ""
 
     def result(self, built: BuiltPrompt, response: ChatResponse) -> Any:
         """The assistant message and what it cost."""

@@ -39,6 +39,7 @@ class ProcessAnalysisInput(KindInput):
     language: Literal["ru", "en"] | None = None
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
+    cache: bool = Field(True, description="false: never answered from the answer cache.")
 
 
 def dryrun_analysis(context: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from service.db.requests_repo import ClaimedRequest
 from service.errors import ValidationFailed
 from service.kinds import spreadsheet_answers
 from service.kinds.base import BuiltPrompt, Kind, KindInput, Problem, Prompts, too_long
+from service.kinds.history import ConversationId, conversation_field
 from service.kinds.spreadsheet_statistics import spreadsheet_answer
 from service.llm.base import ChatRequest, ChatResponse
 from service.pipeline.answer import parse_answer
@@ -89,8 +90,10 @@ class SpreadsheetInput(KindInput):
     category: Annotated[str, ColumnText(Row.category)] | None = Field(
         None, description="Category name or alias; omitted = classified."
     )
+    conversation_id: ConversationId | None = conversation_field()
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
+    cache: bool = Field(True, description="false: never answered from the answer cache.")
 
     @field_validator("input_range", "output_range")
     @classmethod

@@ -20,6 +20,7 @@ from service.config import Settings
 from service.db.records import RequestRecord
 from service.db.requests_repo import ClaimedRequest
 from service.kinds.base import BuiltPrompt, Kind, KindInput, Problem, Prompts, too_long
+from service.kinds.history import ConversationId, conversation_field
 from service.llm.base import ChatRequest, ChatResponse
 from service.pipeline.answer import AnswerInvalid
 from service.pipeline.prompt import detect_language
@@ -39,8 +40,10 @@ class TextInput(KindInput):
         None, description="An excerpt of a document the question is about (treated as data)."
     )
     language: Language | None = Field(None, description="Answer language; omitted: the question's.")
+    conversation_id: ConversationId | None = conversation_field()
     idempotency_key: IdempotencyKey | None = None
     webhook: WebhookSpec | None = Field(None, description="Signed POSTs when the request ends.")
+    cache: bool = Field(True, description="false: never answered from the answer cache.")
 
 
 SYSTEM: dict[str, str] = {

@@ -31,6 +31,9 @@ class ChatRequest:
     # The answer a backend without a model (dryrun) gives: set by the request's kind, which owns
     # it (service/kinds/). Real backends ignore it; it is not part of the request's identity.
     dryrun_answer: Callable[[ChatRequest], str] | None = field(default=None, compare=False, repr=False)
+    # Sent as GigaChat's X-Session-ID: requests sharing it share the provider's cache of their common
+    # prompt prefix (the template's system part). Not part of what the model is asked.
+    session_id: str | None = field(default=None, compare=False)
 
     @classmethod
     def conversation_of(cls, messages: tuple[ChatMessage, ...], **options: Any) -> ChatRequest:

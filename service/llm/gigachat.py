@@ -16,7 +16,7 @@ import time
 from typing import Any, Literal
 
 import httpx
-from gigachat import GigaChatAsyncClient
+from gigachat import GigaChatAsyncClient, session_id_cvar
 from gigachat import exceptions as sdk
 from loguru import logger
 
@@ -172,11 +172,17 @@ class GigaChatBackend:
     async def chat(self, request: ChatRequest) -> ChatResponse:
         client = self._require_client()
         started = time.perf_counter()
+        # The SDK sends X-Session-ID from this context variable (its own mechanism for the header);
+        # set for this call's task only, and put back after it.
+        session = session_id_cvar.set(request.session_id) if request.session_id else None
         try:
             async with asyncio.timeout(request.timeout):
                 reply = await self._complete(client, request)
         except Exception as exc:
             raise await self._classify(exc) from None
+        finally:
+            if session is not None:
+                session_id_cvar.reset(session)
         if reply.text is None:
             raise Overloaded(f"{self.name} returned no answer")
         response = ChatResponse(

@@ -1,7 +1,8 @@
 """The API side of the status events: wakes this process's waiters when their request changes.
 
 Every API process reads the whole responses topic from its end (no consumer group, no commits:
-a process only cares about what happens while it runs) and hands each event to the watches
+a process only cares about what happens while it runs), on the one consumer loop
+(service/messaging/runner.py), and hands each event to the watches
 registered for its request id — or its batch id — in this process. Long-polls, `Prefer: wait`, SSE
 streams and chat completions all wait on a watch, so none of them reads the database in a loop,
 and a request finished by any worker wakes its waiters in any API process.
@@ -18,17 +19,23 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from loguru import logger
-from pydantic import ValidationError
 
 from service.config import Settings
 from service.db.request_stats_repo import lane_of
-from service.messaging.kafka import client_args, stop_client
 from service.messaging.lane_rate import LaneRate
+from service.messaging.runner import ConsumerRunner, Subscription
 from service.schemas.events import StatusEvent
+
+if TYPE_CHECKING:
+    from service.messaging.monitor import BrokerMonitor
+
+# Delivering an event only wakes waiters (no I/O): many at once cost nothing, and a burst of
+# events must never wait for a slot.
+_CONCURRENCY = 1000
 
 
 class Watch:
@@ -76,34 +83,58 @@ class Watch:
 
 
 class StatusHub:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, monitor: BrokerMonitor | None = None) -> None:
         self._settings = settings
+        self._monitor = monitor
         self._watches: dict[uuid.UUID, set[Watch]] = {}
         # Per lane, the spans of recent completions (the queue ETAs' rate).
         self._rates: dict[str, LaneRate] = {}
-        self._consumer: AIOKafkaConsumer | None = None
+        self._runner = ConsumerRunner(
+            settings,
+            Subscription(
+                [settings.kafka_topic_responses],
+                group=None,  # every process reads every partition
+                start="latest",
+                role="hub",
+                # Tansu answers a fetch only once this wait is over: it bounds the wake-up delay.
+                options={"fetch_max_wait_ms": settings.events_fetch_max_wait_ms},
+            ),
+            StatusEvent.from_bytes,
+            self._handle,
+            concurrency=_CONCURRENCY,
+            retries=1,
+            shutdown_grace=0,
+            broker_available=(lambda: monitor.is_up) if monitor is not None else (lambda: True),
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            self._settings.kafka_topic_responses,
-            **client_args(self._settings, "hub"),
-            group_id=None,  # every process reads every partition
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            # Tansu answers a fetch only once this wait is over: it bounds the wake-up delay.
-            fetch_max_wait_ms=self._settings.events_fetch_max_wait_ms,
-        )
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run(self._consumer), name="status-hub")
+        self._task = asyncio.create_task(self._runner.run(), name="status-hub")
+        if self._monitor is not None:
+            self._monitor.on_reset(self._broker_returned)
+        # Events published once start() returns are seen; a broker still away is waited for by the
+        # runner (waiters meet their deadlines meanwhile), not by the process's start.
+        timeout = self._settings.kafka_request_timeout_ms / 1000
+        try:
+            await asyncio.wait_for(self._runner.ready.wait(), timeout)
+        except TimeoutError:
+            logger.warning("status hub: not consuming after {:.0f} s; it keeps trying", timeout)
 
     async def close(self) -> None:
+        self._runner.stop()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await stop_client(self._consumer, "status hub consumer")
+            await self._task
+
+    @property
+    def ready(self) -> asyncio.Event:
+        return self._runner.ready
+
+    async def _broker_returned(self, _epoch_started_at: datetime) -> None:
+        # The re-created topic starts again at offset 0, below our positions: read on from its end.
+        self._runner.rewind()
+
+    async def _handle(self, event: StatusEvent) -> None:
+        self.deliver(event)
 
     def open_watch(self, key: uuid.UUID) -> Watch:
         """Events of request (or batch) `key` from now until the watch is closed."""
@@ -148,21 +179,3 @@ class StatusHub:
         for key in {event.request_id, event.batch_id}:  # a batch's own event names it twice
             for watch in self._watches.get(key, ()) if key is not None else ():
                 watch.push(event)
-
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            try:
-                batches = await consumer.getmany(timeout_ms=1000)
-            except KafkaError as exc:
-                # Waiters still meet their deadline (and re-read the row then); keep trying.
-                logger.warning("status hub: fetch failed ({}); retrying", exc)
-                await asyncio.sleep(1)
-                continue
-            for records in batches.values():
-                for record in records:
-                    try:
-                        event = StatusEvent.from_bytes(record.value)
-                    except ValidationError:
-                        logger.warning("status hub: skipped an undecodable event at offset {}", record.offset)
-                        continue
-                    self.deliver(event)

@@ -117,6 +117,7 @@ class OpenAIFile(BaseModel):
             created_at=_ts(stored.created_at) or 0,
             filename=stored.filename,
             purpose=stored.purpose,
+            expires_at=_ts(stored.expires_at),
         )
 
 

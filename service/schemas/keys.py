@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.db.key_models import ApiKey
-from service.schemas.fields import ColumnInt, ColumnText
+from service.schemas.fields import ColumnInt, ColumnText, Text
 
 
 class KeyLimits(BaseModel):
@@ -20,6 +20,13 @@ class KeyLimits(BaseModel):
     tokens_per_minute: Annotated[int, ColumnInt(ApiKey.tokens_per_minute, ge=0, strict=True)] | None = None
     daily_tokens: Annotated[int, ColumnInt(ApiKey.daily_tokens, ge=0, strict=True)] | None = None
     monthly_tokens: Annotated[int, ColumnInt(ApiKey.monthly_tokens, ge=0, strict=True)] | None = None
+    # Days a finished request is kept (shorter than RETENTION_DAYS only; null: the setting).
+    retention_days: Annotated[int, ColumnInt(ApiKey.retention_days, ge=1, strict=True)] | None = None
+    allowed_models: list[Annotated[str, Text(max_length=128)]] | None = Field(
+        None,
+        max_length=100,
+        description="Models this key may name (null: any that LLM_ALLOWED_MODELS allows).",
+    )
 
 
 class KeyCreate(KeyLimits):

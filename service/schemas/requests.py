@@ -45,6 +45,10 @@ class UsageInfo(BaseModel):
     llm_latency_ms: float | None
     backend: str | None
     model: str | None
+    cached: bool = Field(False, description="Answered from the answer cache: no tokens billed.")
+    cached_from: uuid.UUID | None = Field(None, description="The request whose LLM call paid for it.")
+    cached_prompt_tokens: int = Field(0, description="Prompt tokens the provider served from its cache.")
+    tokens_saved: int = Field(0, description="Tokens a cache hit did not spend again.")
 
 
 class QueueInfo(BaseModel):
@@ -84,3 +88,5 @@ class RequestResultOut(BaseModel):
     template_version: int | None
     usage: UsageInfo
     processing_time: float | None = Field(description="Seconds from start of processing to the answer.")
+    cached: bool = Field(False, description="Answered from the answer cache (no LLM call of its own).")
+    cached_from: uuid.UUID | None = Field(None, description="The request whose LLM call paid for it.")

@@ -15,11 +15,13 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from service.callers.model import Limits
 from service.config import Settings
 from service.errors import AppError
 from service.kinds import KINDS, REQUEST_INPUT
 from service.kinds.base import KindInput
 from service.kinds.chat import chat_input_from_openai
+from service.usecases.model_policy import ModelNotAllowed, check_model
 from service.usecases.requests import check_limits, row_values
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
@@ -60,8 +62,9 @@ def _first_problem(exc: ValidationError) -> tuple[str, str]:
 class LineChecker:
     """Turns decoded lines into ValidLines or per-line errors; remembers custom_ids for duplicates."""
 
-    def __init__(self, settings: Settings, endpoint: str) -> None:
+    def __init__(self, settings: Settings, endpoint: str, limits: Limits | None = None) -> None:
         self._settings = settings
+        self._limits = limits  # the submitting key's (its allowed models)
         self._endpoint = endpoint
         self._seen: set[str] = set()
         self.parsed = ParsedBatch()
@@ -134,10 +137,14 @@ class LineChecker:
                     "webhook and idempotency_key are per request; a batch line cannot carry them"
                 )
             check_limits(payload, self._settings)
+            check_model(payload, self._settings, self._limits)
             values = row_values(payload)
         except ValidationError as exc:
             loc, msg = _first_problem(exc)
             self.parsed.error(number, "invalid_body", f"body.{loc}: {msg}", f"body.{loc}")
+            return
+        except ModelNotAllowed as exc:
+            self.parsed.error(number, exc.code, f"body.model: {exc.message}", "body.model")
             return
         except AppError as exc:
             detail = exc.details[0] if isinstance(exc.details, list) and exc.details else None

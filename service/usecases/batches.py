@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import monitoring
+from service.callers.model import Limits
 from service.config import Settings
 from service.db import batches_repo as repo
 from service.db import requests_repo
@@ -44,13 +45,13 @@ def window_hours(completion_window: str) -> int:
     return int(match.group(1))
 
 
-def checker(settings: Settings, endpoint: str) -> LineChecker:
+def checker(settings: Settings, endpoint: str, limits: Limits | None = None) -> LineChecker:
     if endpoint not in ENDPOINTS:
         raise ValidationFailed(
             f"endpoint must be one of {list(ENDPOINTS)}, got {endpoint!r}.",
             details=[{"loc": "endpoint", "msg": "unsupported endpoint"}],
         )
-    return LineChecker(settings, endpoint)
+    return LineChecker(settings, endpoint, limits)
 
 
 async def store_batch(

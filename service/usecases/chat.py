@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from service.callers.model import Limits
 from service.db.models import RequestStatus
 from service.errors import AppError, ValidationFailed
 from service.kinds import kind_of
@@ -104,9 +105,12 @@ class ChatOutcome:
     completion: dict[str, Any] | None  # None: still running when the first wait ended
 
 
-async def complete(rt: Runtime, payload: ChatInput, owner_id: str | None, *, wait: float) -> ChatOutcome:
-    """Submit, and wait up to `wait` seconds for the answer; ChatFailed when the request failed."""
-    submitted = await requests_service.submit(rt, payload, owner_id)
+async def complete(
+    rt: Runtime, payload: ChatInput, owner_id: str | None, *, wait: float, limits: Limits | None = None
+) -> ChatOutcome:
+    """Submit, and wait up to `wait` seconds for the answer; ChatFailed when the request failed.
+    `limits`: the caller's (the models its key may name)."""
+    submitted = await requests_service.submit(rt, payload, owner_id, limits=limits)
     status = await requests_service.wait_for_final(rt.store, rt.hub, submitted.id, owner_id, wait)
     if status.status not in RequestStatus.FINAL:
         return ChatOutcome(submitted.id, None)
@@ -123,7 +127,10 @@ async def _completion(rt: Runtime, request_id: uuid.UUID, owner_id: str | None) 
             code=code,
             status_code=_FAILURE_STATUS.get(code, 502),
         )
-    return kind_of(row.kind).chat_completion(row.id, row.result, row.created_at)
+    completion = kind_of(row.kind).chat_completion(row.id, row.result, row.created_at)
+    if row.cached_from is not None:  # answered from the answer cache: say so, and who paid
+        completion = {**completion, "cached": True, "cached_from": str(row.cached_from)}
+    return completion
 
 
 async def pending_chunks(

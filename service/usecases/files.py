@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +36,7 @@ async def store_upload(
     filename: str,
     purpose: str,
     owner_id: str | None,
+    expires_after_seconds: int | None = None,
 ) -> StoredFile:
     """Copies the upload into parts inside the caller's transaction; too large → 413 (the caller's
     rollback leaves nothing behind)."""
@@ -44,6 +46,8 @@ async def store_upload(
             details=[{"loc": "purpose", "msg": "only batch input files are accepted"}],
         )
     file_id = new_file_id()
+    now = utcnow()
+    expires_at = None if expires_after_seconds is None else now + timedelta(seconds=expires_after_seconds)
     await repo.insert_file(
         session,
         {
@@ -52,7 +56,8 @@ async def store_upload(
             "purpose": purpose,
             "filename": filename[:256] or "upload.jsonl",
             "bytes": 0,
-            "created_at": utcnow(),
+            "created_at": now,
+            "expires_at": expires_at,
         },
     )
     await session.flush()

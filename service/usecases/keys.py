@@ -14,6 +14,7 @@ from service.db import api_keys_repo as repo
 from service.db.key_models import ApiKey, Role
 from service.db.models import utcnow
 from service.errors import NotFound, ValidationFailed
+from service.usecases import audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,13 @@ def _check(values: dict[str, Any]) -> None:
         raise ValidationFailed(
             f"role must be one of {list(Role.ALL)}", details=[{"loc": "role", "msg": "invalid"}]
         )
-    for name in ("requests_per_minute", "tokens_per_minute", "daily_tokens", "monthly_tokens"):
+    for name in (
+        "requests_per_minute",
+        "tokens_per_minute",
+        "daily_tokens",
+        "monthly_tokens",
+        "retention_days",
+    ):
         value = values.get(name)
         if value is not None and value < 0:
             raise ValidationFailed(f"{name} must be 0 or more", details=[{"loc": name, "msg": "negative"}])
@@ -36,7 +43,9 @@ def _check(values: dict[str, Any]) -> None:
         raise ValidationFailed("name must not be empty", details=[{"loc": "name", "msg": "empty"}])
 
 
-async def create_key(session: AsyncSession, name: str, role: str = Role.USER, **limits: int | None) -> NewKey:
+async def create_key(
+    session: AsyncSession, name: str, role: str = Role.USER, *, actor: str = audit.CLI, **limits: int | None
+) -> NewKey:
     values: dict[str, Any] = {"name": name, "role": role, **limits}
     _check(values)
     key_id, secret = new_key()
@@ -48,6 +57,7 @@ async def create_key(session: AsyncSession, name: str, role: str = Role.USER, **
         **values,
     )
     await repo.add_key(session, row)
+    audit.record(session, actor, "key.created", "api_key", key_id, after=audit.key_snapshot(row))
     logger.info("API key {} ({}) created with role {}", key_id, name, role)
     return NewKey(row, secret)
 
@@ -63,17 +73,28 @@ async def get_key(session: AsyncSession, key_id: str) -> ApiKey:
     return row
 
 
-async def update_key(session: AsyncSession, key_id: str, values: dict[str, Any]) -> ApiKey:
+async def update_key(
+    session: AsyncSession, key_id: str, values: dict[str, Any], *, actor: str = audit.CLI
+) -> ApiKey:
     _check(values)
-    row = await repo.update_key(session, await get_key(session, key_id), values)
+    row = await get_key(session, key_id)
+    before = audit.key_snapshot(row)
+    row = await repo.update_key(session, row, values)
+    audit.record(
+        session, actor, "key.updated", "api_key", key_id, before=before, after=audit.key_snapshot(row)
+    )
     logger.info("API key {} updated: {}", key_id, sorted(values))
     return row
 
 
-async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
+async def revoke_key(session: AsyncSession, key_id: str, *, actor: str = audit.CLI) -> ApiKey:
     row = await get_key(session, key_id)
     if row.revoked_at is None:
+        before = audit.key_snapshot(row)
         row.revoked_at = utcnow()
+        audit.record(
+            session, actor, "key.revoked", "api_key", key_id, before=before, after=audit.key_snapshot(row)
+        )
         await session.flush()
         logger.info("API key {} revoked", key_id)
     return row

@@ -7,9 +7,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.config import Settings
 from service.db import feedback_repo
 from service.db import request_stats_repo as stats_repo
 from service.db.models import utcnow
+from service.usecases.model_policy import cost, priced
 
 
 def _percentile(sorted_values: list[float], share: float) -> float | None:
@@ -19,7 +21,9 @@ def _percentile(sorted_values: list[float], share: float) -> float | None:
     return round(sorted_values[index], 3)
 
 
-async def usage_metrics(session: AsyncSession, owner_id: str | None, hours: int) -> dict[str, Any]:
+async def usage_metrics(
+    session: AsyncSession, owner_id: str | None, hours: int, settings: Settings | None = None
+) -> dict[str, Any]:
     since = utcnow() - timedelta(hours=hours)
     statuses = await stats_repo.status_counts(session, owner_id, since)
     durations = sorted(
@@ -30,6 +34,7 @@ async def usage_metrics(session: AsyncSession, owner_id: str | None, hours: int)
         "window_hours": hours,
         "requests": {"total": sum(statuses.values()), "by_status": statuses},
         "tokens": await stats_repo.token_totals(session, owner_id, since),
+        **await cost_metrics(session, settings, owner_id, since),
         "errors": await stats_repo.error_counts(session, owner_id, since),
         "processing_seconds": {
             "count": len(durations),
@@ -38,6 +43,21 @@ async def usage_metrics(session: AsyncSession, owner_id: str | None, hours: int)
             "p95": _percentile(durations, 0.95),
         },
         "feedback": await feedback_metrics(session, owner_id, since),
+    }
+
+
+async def cost_metrics(
+    session: AsyncSession, settings: Settings | None, owner_id: str | None, since: datetime
+) -> dict[str, Any]:
+    """The answer cache's hit rate and, with a price table, the cost of the window's tokens."""
+    rows = await stats_repo.cost_figures(session, owner_id, since)
+    requests, hits = sum(r[4] for r in rows), sum(r[5] for r in rows)
+    amount: float | None = None
+    if settings is not None and priced(settings):
+        amount = round(sum(cost(settings, m, p, c, k) or 0.0 for m, p, c, k, _, _ in rows), 6)
+    return {
+        "answer_cache": {"hits": hits, "hit_rate": round(hits / requests, 4) if requests else None},
+        "cost": amount,
     }
 
 

@@ -10,11 +10,13 @@ own, so no connection is held while the model thinks.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import tracing
@@ -22,9 +24,22 @@ from service.callers.budgets import BUDGET_EXCEEDED, Budgets
 from service.config import Settings
 from service.db.requests_repo import ClaimedRequest, LLMAccounting
 from service.kinds import kind_of
+from service.kinds.base import BuiltPrompt
+from service.kinds.history import with_history
 from service.llm.base import ChatRequest, ChatResponse, LLMBackend, LLMError
 from service.pipeline.answer import AnswerInvalid, build_repair_request
+from service.usecases import conversations
+from service.usecases.answer_cache import AnswerCache, bypassed, cache_key
 from service.usecases.prompt_builder import PromptSources, TemplatePrompts
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A completed request's question and answer, for its conversation."""
+
+    conversation_id: uuid.UUID
+    question: str
+    answer: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +52,7 @@ class Outcome:
     template_version: int | None = None
     error_code: str | None = None
     error_message: str | None = None
+    turn: Turn | None = None  # a completed request of a conversation
 
     @property
     def ok(self) -> bool:
@@ -55,6 +71,10 @@ class Processor:
         self._backend = backend
         self._prompts = TemplatePrompts(settings, backend, PromptSources(sessions))
         self._budgets = budgets
+        self._sessions = sessions
+        # The dryrun backend costs nothing and answers from the input alone: nothing to save.
+        cached = settings.answer_cache and backend.name != "dryrun"
+        self._cache = AnswerCache(settings, sessions) if cached else None
 
     async def process(self, row: ClaimedRequest) -> Outcome:
         # Before anything that may call the model (classification included): an owner who ran out
@@ -66,11 +86,57 @@ class Processor:
         kind = kind_of(row.kind)
         with tracing.span("worker.prompt"):
             prepared = await kind.prompt(row, self._prompts)
+        if self._settings.gigachat_session_cache:
+            chat = replace(prepared.chat, session_id=prompt_session_id(row, prepared))
+            prepared = replace(prepared, chat=chat)
+        if conversations.conversation_of(row) is not None:
+            # Its prompt carries the conversation's own history: no other request's answer fits it.
+            return await self._answer(row, prepared)
+        if self._cache is None or bypassed(row):
+            return await self._answer(row, prepared)
+        # Between the rendered messages and the LLM call: the same call made before (or being made
+        # now, by any worker) answers this request too.
+        key = cache_key(self._settings, self._backend.name, row, prepared.chat)
+        cached = await self._cache.lead_or_answer(key, row.id)
+        if cached is not None:
+            classification = _account(list(prepared.responses), [])
+            return Outcome(
+                accounting=replace(
+                    classification,
+                    backend=cached.backend,
+                    model=cached.model,
+                    cached_from=cached.leader_id,
+                    tokens_saved=cached.total_tokens,
+                ),
+                category=cached.category or prepared.category,
+                result=cached.result,
+                template_version=cached.template_version,
+            )
+        try:
+            outcome = await self._answer(row, prepared)
+        except BaseException:
+            await self._cache.give_up(key, row.id)
+            raise
+        if outcome.ok:
+            await self._cache.store(
+                key, row.id, outcome.result, outcome.accounting, outcome.category, outcome.template_version
+            )
+        else:
+            await self._cache.give_up(key, row.id)  # a follower tries for itself
+        return outcome
+
+    async def _answer(self, row: ClaimedRequest, prepared: BuiltPrompt) -> Outcome:
+        kind = kind_of(row.kind)
+        first = prepared.chat  # the first call carries the conversation's earlier turns; a repair not
+        conversation_id = conversations.conversation_of(row)
+        if conversation_id is not None:
+            turns = await conversations.earlier_turns(self._sessions, conversation_id)
+            first = with_history(first, turns, self._settings.conversation_token_budget)
         responses: list[ChatResponse] = list(prepared.responses)
         calls: list[dict[str, Any]] = []  # the transcript: each call's messages and raw answer
         try:
-            calls.append(sent(prepared.chat))
-            response = await self._chat(prepared.chat)
+            calls.append(sent(first))
+            response = await self._chat(first)
             responses.append(response)
             calls[-1]["answer"] = response.text
             try:
@@ -102,11 +168,17 @@ class Processor:
                 error_code=exc.code,
                 error_message=without_nul(exc.message),
             )
+        result = without_nul(result)
+        turn = None
+        if conversation_id is not None:
+            answer = kind.answer_text(result) or orjson.dumps(result).decode()
+            turn = Turn(conversation_id, without_nul(kind.turn_text(row)), answer)
         return Outcome(
             accounting=_account(responses, calls),
             category=prepared.category,
-            result=without_nul(result),
+            result=result,
             template_version=prepared.template_version,
+            turn=turn,
         )
 
     async def _chat(self, request: ChatRequest) -> ChatResponse:
@@ -152,6 +224,17 @@ def sent(request: ChatRequest) -> dict[str, Any]:
     return {"messages": messages, "answer": None}
 
 
+def prompt_session_id(row: ClaimedRequest, prepared: BuiltPrompt) -> str:
+    """One provider session per (owner, kind, category, template version): their requests share
+    the rendered system prompt and examples, which GigaChat then bills as cached prompt tokens. A
+    hash, so the header names no owner; a new template version starts a new session."""
+    identity = f"{row.owner_id or '-'}|{row.kind}|{prepared.category or '-'}|{prepared.template_version}"
+    return str(uuid.uuid5(_SESSION_NAMESPACE, identity))
+
+
+_SESSION_NAMESPACE = uuid.UUID("6f0c8d1e-3b7a-4c55-9a0e-2d4b1c7e9f10")
+
+
 def without_nul(value: Any) -> Any:
     """A model may emit U+0000, which PostgreSQL text and JSONB cannot store: drop it everywhere."""
     if isinstance(value, str):
@@ -178,5 +261,6 @@ def _account(responses: list[ChatResponse], calls: list[dict[str, Any]]) -> LLMA
         latency_ms=sum(r.latency_ms for r in responses),
         backend=last.backend,
         model=last.model,
+        cached_tokens=sum(r.usage.cached_tokens for r in responses),
         transcript=transcript,
     )

@@ -22,6 +22,7 @@ from service.pipeline.classify import Classification, Classifier, ClassifierInpu
 from service.pipeline.prompt import Example, PromptTemplate
 from service.pipeline.resources import LANGUAGES, shipped_resources
 from service.pipeline.templating import TemplateError, placeholders
+from service.usecases import audit
 
 
 @lru_cache(maxsize=4)
@@ -123,12 +124,33 @@ def _validate(write: TemplateWrite) -> None:
         raise ValidationFailed(f"template is not renderable: {exc}") from exc
 
 
+def _snapshot(row: TemplateRow | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "id": row.id,
+        "category": row.category,
+        "language": row.language,
+        "version": row.version,
+        "system_prompt": row.system_prompt,
+        "user_template": row.user_template,
+        "note": row.note,
+        "deleted": row.deleted,
+    }
+
+
 async def _append(
-    session: AsyncSession, category: str, language: str, write: TemplateWrite, actor: str | None
+    session: AsyncSession,
+    category: str,
+    language: str,
+    write: TemplateWrite,
+    actor: str | None,
+    before: TemplateRow | None = None,
 ) -> TemplateRow:
     _validate(write)
+    before_snap = _snapshot(before)
     try:
-        return await repo.add_template_version(
+        row = await repo.add_template_version(
             session,
             {
                 "category": category,
@@ -144,6 +166,11 @@ async def _append(
         )
     except IntegrityError as exc:
         raise Conflict("the template was changed concurrently; reload and retry") from exc
+    action = "prompt.created" if before is None else "prompt.edited"
+    audit.record(
+        session, actor, action, "prompt", f"{category}/{language}", before=before_snap, after=_snapshot(row)
+    )
+    return row
 
 
 async def create_template(
@@ -169,14 +196,19 @@ async def update_template(
 ) -> TemplateRow:
     """Editing never rewrites a version: it appends a new current version of the same template."""
     row = await get_template(session, template_id)
-    return await _append(session, row.category, row.language, write, actor)
+    return await _append(session, row.category, row.language, write, actor, before=row)
 
 
-async def delete_template(session: AsyncSession, template_id: int) -> None:
+async def delete_template(session: AsyncSession, template_id: int, actor: str | None = audit.CLI) -> None:
     row = await get_template(session, template_id)
     if row.deleted:
         raise NotFound(f"prompt template {template_id} is already deleted")
+    before = _snapshot(row)
     await repo.delete_template(session, row)
+    # Deleting the current version rolls the template back to the one before it.
+    audit.record(
+        session, actor, "prompt.rolled_back", "prompt", f"{row.category}/{row.language}", before=before
+    )
 
 
 # --- classification ----------------------------------------------------------------------------

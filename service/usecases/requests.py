@@ -13,6 +13,7 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import monitoring, tracing
+from service.callers.model import Limits
 from service.config import Settings
 from service.db import request_stats_repo as stats_repo
 from service.db import requests_repo as repo
@@ -27,6 +28,8 @@ from service.messaging.kafka import RequestPublisher
 from service.runtime import Runtime
 from service.schemas.envelope import RequestEnvelope
 from service.schemas.events import StatusEvent
+from service.usecases import conversations
+from service.usecases.model_policy import check_model
 from service.usecases.webhooks import request_webhook_row
 
 
@@ -52,7 +55,11 @@ def check_limits(payload: KindInput, settings: Settings) -> None:
 def row_values(payload: KindInput) -> dict[str, Any]:
     """The request row's input columns: the kind maps its body (and settles its category)."""
     kind = kind_of(payload.kind)
-    return {"kind": kind.name, **kind.to_row(payload, kind.category(payload))}
+    row = {"kind": kind.name, **kind.to_row(payload, kind.category(payload))}
+    if not payload.cache:
+        # The worker reads the bypass from the options (service/usecases/answer_cache.py).
+        row["options"] = {**(row.get("options") or {}), "cache": False}
+    return row
 
 
 async def submit(
@@ -60,10 +67,11 @@ async def submit(
     payload: KindInput,
     owner_id: str | None = None,
     header_idempotency_key: str | None = None,
+    limits: Limits | None = None,
 ) -> Submitted:
     """The API span of a request's trace: the root the worker's spans hang under (via the message)."""
     with tracing.span("api.submit", kind=tracing.SpanKind.SERVER) as current:
-        submitted = await _submit(rt, payload, owner_id, header_idempotency_key)
+        submitted = await _submit(rt, payload, owner_id, header_idempotency_key, limits)
         if current.is_recording():
             current.set_attribute("gigaoffice.request.id", str(submitted.id))
             current.set_attribute("gigaoffice.request.kind", submitted.kind)
@@ -75,6 +83,7 @@ async def _submit(
     payload: KindInput,
     owner_id: str | None,
     header_idempotency_key: str | None,
+    limits: Limits | None,
 ) -> Submitted:
     """Store, then publish and wait for the broker's ack.
 
@@ -85,8 +94,13 @@ async def _submit(
     """
     settings, store, publisher = rt.settings, rt.store, rt.publisher
     check_limits(payload, settings)
+    check_model(payload, settings, limits)  # 400 for a model the settings or the key do not allow
     publisher.require_available()  # a known-down broker: 503 now, and no row to fail afterwards
     columns = row_values(payload)  # an unknown category is refused here, before anything is stored
+    conversation_id = getattr(payload, "conversation_id", None)
+    if conversation_id is not None:
+        await conversations.require_owned(rt.sessions, conversation_id, owner_id)
+        columns["options"] = conversations.with_conversation(columns.get("options"), conversation_id)
     request_id = uuid.uuid4()
     now = utcnow()
     key = idempotency_key(payload.idempotency_key, header_idempotency_key)

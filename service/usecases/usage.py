@@ -12,6 +12,7 @@ from service.callers.model import ANONYMOUS_OWNER, Limits, anonymous_limits, lim
 from service.config import Settings
 from service.db import api_keys_repo, usage_repo
 from service.db.models import utcnow
+from service.usecases.model_policy import cost, priced
 
 
 async def owner_limits(session: AsyncSession, settings: Settings, owner_id: str) -> Limits | None:
@@ -21,35 +22,50 @@ async def owner_limits(session: AsyncSession, settings: Settings, owner_id: str)
     return limits_of(row) if row is not None else None
 
 
-def _cost(tokens_by_model: dict[str | None, int], prices: dict[str, float]) -> dict[str, Any] | None:
-    if not prices:
+def _cost(settings: Settings, by_model: dict[str | None, dict[str, int]]) -> dict[str, Any] | None:
+    """Cost per the price table (service/usecases/model_policy.py): cached prompt tokens at the
+    cached-prompt price, answers from the answer cache at nothing."""
+    if not priced(settings):
         return None
-    priced = {model: tokens for model, tokens in tokens_by_model.items() if model in prices}
-    return {
-        "amount": round(sum(tokens / 1000 * prices[str(model)] for model, tokens in priced.items()), 6),
-        "unpriced_tokens": sum(t for m, t in tokens_by_model.items() if m not in prices),
-    }
+    amount, unpriced = 0.0, 0
+    for model, tokens in by_model.items():
+        spent = cost(settings, model, tokens["prompt"], tokens["completion"], tokens["cached_prompt"])
+        if spent is None:
+            unpriced += tokens["total"]
+        else:
+            amount += spent
+    return {"amount": round(amount, 6), "unpriced_tokens": unpriced}
 
 
 def _period(
-    rows: list[usage_repo.UsageRow], start: datetime, resets_at: datetime, prices: dict[str, float]
+    rows: list[usage_repo.UsageRow], start: datetime, resets_at: datetime, settings: Settings
 ) -> dict[str, Any]:
     by_status: dict[str, int] = {}
-    tokens = {"prompt": 0, "completion": 0, "total": 0}
-    by_model: dict[str | None, int] = {}
+    tokens = {"prompt": 0, "completion": 0, "total": 0, "cached_prompt": 0}
+    cache = {"answers": 0, "tokens_saved": 0}
+    by_model: dict[str | None, dict[str, int]] = {}
     for row in rows:
         by_status[row.status] = by_status.get(row.status, 0) + row.requests
-        tokens["prompt"] += row.prompt_tokens
-        tokens["completion"] += row.completion_tokens
-        tokens["total"] += row.total_tokens
-        by_model[row.model] = by_model.get(row.model, 0) + row.total_tokens
+        figures = {
+            "prompt": row.prompt_tokens, "completion": row.completion_tokens, "total": row.total_tokens,
+            "cached_prompt": row.cached_prompt_tokens,
+        }  # fmt: skip
+        model = by_model.setdefault(row.model, dict.fromkeys(figures, 0))
+        for name, value in figures.items():
+            tokens[name] += value
+            model[name] += value
+        cache["answers"] += row.cached_answers
+        cache["tokens_saved"] += row.tokens_saved
+    requests = sum(by_status.values())
     return {
         "start": start,
         "resets_at": resets_at,
-        "requests": {"total": sum(by_status.values()), "by_status": by_status},
+        "requests": {"total": requests, "by_status": by_status},
         "tokens": tokens,
-        "tokens_by_model": {str(model): n for model, n in by_model.items() if model is not None},
-        "cost": _cost(by_model, prices),
+        "tokens_by_model": {str(model): t["total"] for model, t in by_model.items() if model is not None},
+        # Answers from the answer cache: no tokens billed (they count in no figure above).
+        "answer_cache": {**cache, "hit_rate": round(cache["answers"] / requests, 4) if requests else None},
+        "cost": _cost(settings, by_model),
         "budget": None,
     }
 
@@ -61,10 +77,9 @@ async def usage_report(
     now = utcnow()
     bounds = period_bounds(now)
     rows = await usage_repo.usage_since(session, owner_id, bounds["month"][0], bounds["day"][0])
-    prices = settings.llm_price_per_1k_tokens
     periods = {
-        "day": _period([r for r in rows if r.today], *bounds["day"], prices),
-        "month": _period(rows, *bounds["month"], prices),
+        "day": _period([r for r in rows if r.today], *bounds["day"], settings),
+        "month": _period(rows, *bounds["month"], settings),
     }
     limits = await owner_limits(session, settings, owner_id) if owner_id is not None else None
     if limits is not None:

@@ -13,6 +13,7 @@ from service.db import webhooks_repo as repo
 from service.db.webhook_models import WebhookDelivery, WebhookEndpoint
 from service.errors import Conflict, NotFound, ValidationFailed
 from service.schemas.webhooks import WebhookSpec
+from service.usecases import audit
 from service.webhooks.signing import new_secret
 from service.webhooks.ssrf import UnsafeTarget, resolve_safe
 
@@ -55,9 +56,24 @@ async def create_endpoint(
             details={"limit": limit},
         )
     await check_target(settings, spec.url, "url")
-    return await repo.add_endpoint(
+    endpoint = await repo.add_endpoint(
         session, url=spec.url, events=list(spec.events), owner_id=owner_id, secret=new_secret()
     )
+    audit.record(
+        session, owner_id, "webhook.created", "webhook_endpoint", str(endpoint.id), after=_snapshot(endpoint)
+    )
+    return endpoint
+
+
+def _snapshot(endpoint: WebhookEndpoint) -> dict[str, object]:
+    """An endpoint's settings as the audit log keeps them (never its signing secret)."""
+    return {
+        "url": endpoint.url,
+        "events": list(endpoint.events or []),
+        "owner_id": endpoint.owner_id,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+    }
 
 
 async def list_endpoints(session: AsyncSession, owner_id: str | None) -> Sequence[WebhookEndpoint]:
@@ -87,8 +103,18 @@ async def delete_endpoint(
 ) -> WebhookEndpoint:
     """Stops an owner's endpoint for good; it stays listed (disabled) with its delivery log."""
     endpoint = await _owner_endpoint(session, endpoint_id, owner_id)
+    before = _snapshot(endpoint)
     await repo.disable_endpoint(session, endpoint.id, "deleted by its owner")
     await session.refresh(endpoint)
+    audit.record(
+        session,
+        owner_id,
+        "webhook.deleted",
+        "webhook_endpoint",
+        str(endpoint.id),
+        before=before,
+        after=_snapshot(endpoint),
+    )
     return endpoint
 
 

@@ -1,9 +1,10 @@
 """The webhook dispatcher: turns completion events into signed, durable, retried deliveries.
 
 Two loops in one process (`python -m service webhooks`; `up` runs one beside the worker):
-- intake: a consumer of the responses topic in its own group (WEBHOOK_CONSUMER_GROUP). For each
-  completion event it writes one pending delivery per interested endpoint, commits the database,
-  and only then commits the offsets: a crash re-reads events, and the unique (endpoint, event) key
+- intake: a consumer of the responses topic in its own group (WEBHOOK_CONSUMER_GROUP), on the one
+  consumer loop (service/messaging/runner.py). For each completion event it writes one pending
+  delivery per interested endpoint and commits the database; the runner commits an offset only
+  past events whose handling finished: a crash re-reads events, and the unique (endpoint, event) key
   makes that a no-op, so no event is lost and none gets a second message id;
 - delivery: leases due deliveries from the database (any number of dispatchers share the work),
   re-checks the target against the SSRF guard, POSTs the signed payload without following
@@ -23,10 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from loguru import logger
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import monitoring, tracing
@@ -34,7 +32,8 @@ from service.config import Settings
 from service.db import webhooks_repo as repo
 from service.db.models import utcnow
 from service.db.webhook_models import DeliveryState, WebhookDelivery, WebhookEndpoint
-from service.messaging.kafka import client_args, ensure_topics, stop_client
+from service.messaging.kafka import ensure_topics
+from service.messaging.runner import ConsumerRunner, Subscription
 from service.retry_after import parse_retry_after
 from service.runtime import open_runtime
 from service.schemas.events import StatusEvent
@@ -51,6 +50,9 @@ def event_type(event: StatusEvent) -> str | None:
     return f"{'batch' if event.is_batch else 'request'}.{event.status}"
 
 
+# Events taken in at once: each is one short transaction; their order does not matter (the unique
+# (endpoint, event) key makes each delivery once).
+_INTAKE_CONCURRENCY = 8
 _LEASE_SECONDS_EXTRA = 30  # a leased delivery is retried by another dispatcher after its timeout + this
 
 
@@ -106,59 +108,45 @@ class WebhookDispatcher:
                 rt = await opened.enter_async_context(open_runtime(settings, role="cli"))
                 self._sessions = rt.sessions
             await ensure_topics(settings)
-            consumer = AIOKafkaConsumer(
-                settings.kafka_topic_responses,
-                **client_args(settings, "webhooks"),
-                group_id=settings.webhook_consumer_group,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
+            intake = ConsumerRunner(
+                settings,
+                Subscription(
+                    [settings.kafka_topic_responses],
+                    group=settings.webhook_consumer_group,
+                    start="earliest",
+                    role="webhooks",
+                ),
+                StatusEvent.from_bytes,
+                self.take_in,
+                concurrency=_INTAKE_CONCURRENCY,
+                # A database outage is waited out (with back-off): dropping the event would lose
+                # its webhooks, and the offset stays behind it meanwhile.
+                retries=None,
+                shutdown_grace=5.0,
             )
-            await consumer.start()
-            opened.push_async_callback(stop_client, consumer, "webhook intake consumer")
             client = httpx.AsyncClient(
                 follow_redirects=False, timeout=settings.webhook_timeout_seconds, trust_env=False
             )
             opened.push_async_callback(client.aclose)
             logger.info("webhook dispatcher consuming {} as group {}", settings.kafka_topic_responses,
                         settings.webhook_consumer_group)  # fmt: skip
-            intake = asyncio.create_task(self._intake(consumer))
+            intake_task = asyncio.create_task(intake.run(), name="webhook-intake")
             try:
                 await self._deliver_loop(client)
             finally:
                 self._stopping.set()
-                intake.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await intake
+                intake.stop()
+                await intake_task
         logger.info("webhook dispatcher stopped")
 
     # --- intake: events → pending deliveries ----------------------------------------------------
 
-    async def _intake(self, consumer: AIOKafkaConsumer) -> None:
-        while not self._stopping.is_set():
-            try:
-                batches = await consumer.getmany(timeout_ms=500)
-            except KafkaError as exc:
-                logger.warning("webhook intake: fetch failed ({}); retrying", exc)
-                await asyncio.sleep(1)
-                continue
-            events = []
-            for records in batches.values():
-                for record in records:
-                    try:
-                        event = StatusEvent.from_bytes(record.value)
-                    except ValidationError:
-                        logger.warning(
-                            "webhook intake: skipped an undecodable event at offset {}", record.offset
-                        )
-                        continue
-                    if event_type(event) is not None:
-                        events.append(event)
-            if not batches:
-                continue
-            await self.enqueue(events)
-            await consumer.commit()  # only after the deliveries are committed: a crash re-reads
-            if events:
-                self._due.set()
+    async def take_in(self, event: StatusEvent) -> None:
+        """The intake's handler: the deliveries of one event, committed before its offset is."""
+        if event_type(event) is None:
+            return
+        await self.enqueue([event])
+        self._due.set()
 
     async def enqueue(self, events: list[StatusEvent]) -> None:
         assert self._sessions is not None

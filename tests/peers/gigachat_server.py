@@ -10,6 +10,7 @@ the API needs no token, as with GigaChat's certificate access.
 
 from __future__ import annotations
 
+import os
 import secrets
 import ssl
 import time
@@ -40,6 +41,11 @@ class GigaChatPeer(PeerState):
     finish_reason: str = "stop"
     serves: Literal["both", "v1", "v2", "neither"] = "both"
     cached_prompt_tokens: int = 0  # reported as served from the prompt cache (v1 and v2 name it apart)
+    # Prompt caching as GigaChat does it: per X-Session-ID, the prefix a request shares with the
+    # session's previous prompt is served from the cache (when cached_prompt_tokens is 0).
+    session_prompts: dict[str, str] = field(default_factory=dict)
+    # What the peer billed: answered chat calls and their prompt (of which cached) / completion tokens.
+    billed: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=dict)  # issued token -> expiry (unix seconds)
     base_url: str = ""  # https://127.0.0.1:PORT/api/v1
     auth_url: str = ""  # https://127.0.0.1:PORT/api/v2/oauth
@@ -53,6 +59,8 @@ class GigaChatPeer(PeerState):
             self.finish_reason = "stop"
             self.serves = "both"
             self.cached_prompt_tokens = 0
+            self.session_prompts.clear()
+            self.billed.clear()
             self.scope = "GIGACHAT_API_PERS"
 
     def revoke_tokens(self) -> None:
@@ -98,9 +106,25 @@ class GigaChatPeer(PeerState):
         user = next((_text(m) for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
         return body, self.reply_text if self.reply_text is not None else f"echo: {user}"
 
-    def _usage(self, body: dict[str, Any], text: str) -> tuple[int, int]:
-        prompt_tokens = sum(len(_text(m)) for m in body.get("messages", [])) // 4 + 1
-        return prompt_tokens, len(text) // 4 + 1
+    def _usage(self, request: Request, body: dict[str, Any], text: str) -> tuple[int, int, int]:
+        """(prompt, completion, cached prompt) tokens of one answered call, counted as billed."""
+        prompt = "".join(_text(m) for m in body.get("messages", []))
+        prompt_tokens, completion_tokens = len(prompt) // 4 + 1, len(text) // 4 + 1
+        cached = self.cached_prompt_tokens
+        session = request.headers.get("x-session-id")
+        with self.lock:
+            if session and not cached:
+                previous = self.session_prompts.get(session, "")
+                shared = len(os.path.commonprefix([previous, prompt]))  # noqa: RUF071 (characters)
+                cached = min(shared // 4, prompt_tokens - 1)
+            if session:
+                self.session_prompts[session] = prompt
+            for name, value in (
+                ("calls", 1), ("prompt_tokens", prompt_tokens), ("cached_tokens", cached),
+                ("completion_tokens", completion_tokens),
+            ):  # fmt: skip
+                self.billed[name] = self.billed.get(name, 0) + value
+        return prompt_tokens, completion_tokens, cached
 
     async def chat(self, request: Request) -> Response:
         """The root contract (v1: choices[], prompt/completion tokens), the SDK's compatibility shim."""
@@ -108,7 +132,7 @@ class GigaChatPeer(PeerState):
         if isinstance(answered, Response):
             return answered
         body, text = answered
-        prompt_tokens, completion_tokens = self._usage(body, text)
+        prompt_tokens, completion_tokens, cached = self._usage(request, body, text)
         return JSONResponse(
             {
                 "choices": [
@@ -124,7 +148,7 @@ class GigaChatPeer(PeerState):
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
-                    "precached_prompt_tokens": self.cached_prompt_tokens,
+                    "precached_prompt_tokens": cached,
                 },
                 "object": "chat.completion",
             }
@@ -136,7 +160,7 @@ class GigaChatPeer(PeerState):
         if isinstance(answered, Response):
             return answered
         body, text = answered
-        input_tokens, output_tokens = self._usage(body, text)
+        input_tokens, output_tokens, cached = self._usage(request, body, text)
         return JSONResponse(
             {
                 "model": f"{body.get('model', 'GigaChat')}:2.0.28.2",
@@ -152,7 +176,7 @@ class GigaChatPeer(PeerState):
                 "finish_reason": self.finish_reason,
                 "usage": {
                     "input_tokens": input_tokens,
-                    "input_tokens_details": {"cached_tokens": self.cached_prompt_tokens},
+                    "input_tokens_details": {"cached_tokens": cached},
                     "output_tokens": output_tokens,
                     "total_tokens": input_tokens + output_tokens,
                 },

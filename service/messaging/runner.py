@@ -1,27 +1,37 @@
-"""The one consumer runner: polls, bounds concurrency, commits only finished work, dead-letters poison.
+"""The one consumer loop: the worker, the status hub and the webhook intake all run on it.
 
-A handler is a plain async function of one record. The runner owns everything around it:
+Its users differ only in what `Subscription` says (topics, group or none, start position), the
+decoder and handler, and the worker's lane policy. A handler is an async function of one decoded,
+validated message (`Handler[T]`); the runner owns everything around it:
+- each record is decoded before the handler sees it; one that does not decode (or that the handler
+  rejects with PoisonMessage) goes to the dead-letter sink if there is one, else it is logged and
+  skipped: a bad message never stops the loop;
+- a handler that raises is retried with back-off (`retries` times, or until stopped when None),
+  then dead-lettered or logged;
 - up to `concurrency` records are handled at once; when full, the runner waits for a slot (and
   polls with its partitions paused now and then, so it stays in the group however long the LLM
   takes);
-- each partition's committed offset only moves past records whose handling finished, so a crash
-  re-delivers everything that was not finished (at-least-once; handlers make effects exactly-once);
-- a record the handler rejects as poison, or that keeps failing, goes to the dead-letter topic with
-  the reason in its headers, and the runner goes on;
+- with a group, each partition's committed offset only moves past records whose handling finished,
+  so a crash re-delivers everything that was not finished (at-least-once; handlers make effects
+  exactly-once); without a group (the status hub) nothing is committed and every partition is read;
 - on revocation and on shutdown, in-flight work gets a grace period, then offsets are committed;
-- lanes: records of the batch topic (if one is given) take at most `batch_limit` slots, and only
-  `batch_limit_busy` while interactive records are being served (one arrived within the last
-  second); the batch partitions are paused while their lane is full, and records fetched beyond
+- lanes (`BatchLane`, the worker's policy): records of the batch topic take at most `limit`
+  slots, and only `limit_busy` while interactive records are being served (one arrived within the
+  last second); the batch partitions are paused while their lane is full, and records fetched beyond
   the lane's room are sought back to be fetched again later, so interactive records always find a
   slot and never wait behind a batch;
-- after the broker lost its state (`rewind()`), the consumer's positions and any offsets committed
-  since mean nothing: the runner forgets its bookkeeping and reads every partition it holds, or is
-  given later, from the beginning of the re-created topic, once; the claims make re-read records
-  no-ops. A partition whose offsets go backwards (the topic was re-created under a live consumer) is
-  the same signal: the runner rewinds and reports it through `on_offsets_regressed`;
+- after the broker lost its state (`rewind()`, called when the broker monitor reports it back), the
+  consumer's positions and any offsets committed since mean nothing: the runner forgets its
+  bookkeeping and moves every partition it holds, or is given later, once to the subscription's
+  start position of the re-created topic (the beginning; the end for a "latest" reader such as the
+  status hub, which only cares about what happens from now on); the claims make re-read records
+  no-ops. A reader without a group is placed there at every (re)start too. A partition whose
+  offsets go backwards (the topic was re-created under a live consumer) is the same signal: the
+  runner rewinds and reports it through `on_offsets_regressed`;
 - every call that waits on the broker is bounded, so stopping never hangs on an absent broker;
 - the runner makes its consumer itself, and tries again while the broker is away at start;
-- `ready` is set once the consumer has joined the group and holds partitions.
+- `ready` is set once the consumer holds partitions (has joined its group) and, without a group,
+  knows its positions.
 """
 
 from __future__ import annotations
@@ -30,22 +40,26 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
+from pydantic import ValidationError
 
-from service import monitoring
+from service.config import Settings
 from service.logging import throttled
-from service.messaging.kafka import stop_client
+from service.messaging.kafka import client_args, stop_client
 
-Handler = Callable[[ConsumerRecord], Awaitable[None]]
+T = TypeVar("T")
+Handler = Callable[[T], Awaitable[None]]
+# bytes → message; raises ValidationError or ValueError for a record that is not one.
+Decoder = Callable[[bytes | None], T]
 DeadLetterSink = Callable[[ConsumerRecord, str, str], Awaitable[None]]
-ConsumerFactory = Callable[[], AIOKafkaConsumer]
 
-_HANDLER_RETRIES = 3
+# A failing handler is tried again after 0.5 s, 1 s, 2 s, ... up to this pause.
+_RETRY_PAUSE_MAX_SECONDS = 10.0
 # While every slot is busy, a poll at least this often keeps the member in its group (a consumer
 # that has not polled for max_poll_interval_ms, 300 s by default, leaves it).
 _KEEPALIVE_POLL_SECONDS = 10.0
@@ -60,7 +74,29 @@ _CLOSE_TIMEOUT_SECONDS = 3.0
 
 
 class PoisonMessage(Exception):
-    """Raised by a handler for a record that can never be handled (undecodable, invalid)."""
+    """Raised by a handler for a message that can never be handled (decoded, but unusable)."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What is read, and how. `group=None`: no group and no commits, every partition is read."""
+
+    topics: list[str]
+    group: str | None
+    start: Literal["earliest", "latest"]
+    role: str  # names the Kafka client (client_id suffix)
+    # Further AIOKafkaConsumer options (fetch waits, session timeouts, max_poll_records).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchLane:
+    """The worker's lane policy: records of `topic` take at most `limit` slots, and `limit_busy`
+    while interactive records are being served."""
+
+    topic: str
+    limit: int
+    limit_busy: int
 
 
 @dataclass
@@ -74,36 +110,40 @@ class _PartitionProgress:
         return min(self.in_flight) if self.in_flight else self.highest_dispatched + 1
 
 
-class ConsumerRunner:
+class ConsumerRunner(Generic[T]):
     def __init__(
         self,
-        consumer_factory: ConsumerFactory,
-        topics: list[str],
-        handler: Handler,
-        dead_letter: DeadLetterSink,
+        settings: Settings,
+        subscription: Subscription,
+        decode: Decoder[T],
+        handler: Handler[T],
         *,
+        dead_letter: DeadLetterSink | None = None,
         concurrency: int,
+        retries: int | None = 3,
         commit_interval: float = 0.5,
         shutdown_grace: float = 20.0,
-        batch_topic: str | None = None,
-        batch_limit: int | None = None,
-        batch_limit_busy: int | None = None,
-        broker_timeout: float = 10.0,
+        lane: BatchLane | None = None,
         on_offsets_regressed: Callable[[], None] | None = None,
+        on_consuming: Callable[[bool], None] | None = None,
         broker_available: Callable[[], bool] = lambda: True,
     ) -> None:
-        self._consumer_factory = consumer_factory
+        self._settings = settings
+        self._subscription = subscription
+        self._decode = decode
+        self._retries = retries
+        self._on_consuming = on_consuming
         self._consumer: AIOKafkaConsumer | None = None
         self._generation = 0  # which consumer the rebalance callbacks belong to
         # Partitions read again from the beginning since the last broker reset (None: no reset yet).
         self._rewound: set[TopicPartition] | None = None
         self._rewound_at = float("-inf")
-        self._broker_timeout = broker_timeout
+        self._broker_timeout = settings.kafka_request_timeout_ms / 1000
         self._on_offsets_regressed = on_offsets_regressed
         self._broker_available = broker_available
         self._broker_call_task: asyncio.Future[None] | None = None
         self.ready = asyncio.Event()
-        self._topics = topics
+        self._topics = subscription.topics
         self._handler = handler
         self._dead_letter = dead_letter
         self._concurrency = concurrency
@@ -115,9 +155,9 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._paused: set[TopicPartition] = set()
-        self._batch_topic = batch_topic
-        self._batch_limit = batch_limit or concurrency
-        self._batch_limit_busy = min(batch_limit_busy or self._batch_limit, self._batch_limit)
+        self._batch_topic = lane.topic if lane is not None else None
+        self._batch_limit = lane.limit if lane is not None else concurrency
+        self._batch_limit_busy = min(lane.limit_busy, lane.limit) if lane is not None else concurrency
         self._batch_in_flight = 0
         self._last_interactive = float("-inf")
 
@@ -133,6 +173,7 @@ class ConsumerRunner:
         """The broker lost its state: read every partition again from the beginning (once each)."""
         self._progress.clear()  # tasks in flight keep their own bookkeeping; it is never committed
         self._rewound = set()
+        self.ready.clear()  # set again once every partition is placed
         self._rewound_at = self._loop_time()
 
     @staticmethod
@@ -166,10 +207,12 @@ class ConsumerRunner:
         self._set_paused(False)
         if self._rewound is not None:
             pending = consumer.assignment() - self._rewound
-            # Seeking asks the broker for the first offsets: bounded, and tried again next poll.
-            if pending and await self._broker_call(consumer.seek_to_beginning(*pending)) is None:
+            # Seeking asks the broker for the offsets: bounded, and tried again next poll.
+            if pending and await self._broker_call(self._seek_to_start(consumer, pending)) is None:
                 self._rewound |= pending
-                logger.info("reading {} partition(s) again from the beginning", len(pending))
+                if self._subscription.group is not None:
+                    logger.info("reading {} partition(s) again from the {}", len(pending), self._start_name)
+        self._set_ready(consumer)
         # A full batch lane is refilled as soon as a slot frees: short polls meanwhile. Every free
         # slot is offered (interactive records may fill them all; capping the fetch at the lane's
         # room would starve them); batch records beyond the room are sought back in _dispatch_all.
@@ -178,14 +221,33 @@ class ConsumerRunner:
         # Interactive records first: they take their slots before the batch lane's.
         for tp in sorted(batches, key=lambda tp: tp.topic == self._batch_topic):
             self._dispatch_all(tp, batches[tp])
-        if not self.ready.is_set() and consumer.assignment():
-            self.ready.set()
-            monitoring.WORKER_CONSUMING.set(1)
-            logger.info(
-                "worker ready: joined the group, {} partition(s) of {} assigned",
-                len(consumer.assignment()),
-                ", ".join(self._topics),
-            )
+        self._set_ready(consumer)
+
+    def _set_ready(self, consumer: AIOKafkaConsumer) -> None:
+        if self.ready.is_set() or not consumer.assignment():
+            return
+        if self._rewound is not None and consumer.assignment() - self._rewound:
+            return  # positions not yet placed (a reader without a group, or after a reset)
+        self.ready.set()
+        if self._on_consuming is not None:
+            self._on_consuming(True)
+        # "worker ready: joined the group" is what operators (README) and the process tests look for.
+        logger.info(
+            "{} ready: {}{} partition(s) of {} assigned",
+            self._subscription.role,
+            f"joined the group {self._subscription.group}, " if self._subscription.group else "",
+            len(consumer.assignment()),
+            ", ".join(self._topics),
+        )
+
+    @property
+    def _start_name(self) -> str:
+        return "beginning" if self._subscription.start == "earliest" else "end"
+
+    def _seek_to_start(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> Awaitable[Any]:
+        if self._subscription.start == "earliest":
+            return consumer.seek_to_beginning(*partitions)
+        return consumer.seek_to_end(*partitions)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -195,7 +257,14 @@ class ConsumerRunner:
 
     async def _open_consumer(self) -> bool:
         self._generation += 1
-        consumer = self._consumer_factory()
+        sub = self._subscription
+        consumer = AIOKafkaConsumer(
+            **client_args(self._settings, sub.role),
+            group_id=sub.group,
+            enable_auto_commit=False,
+            auto_offset_reset=sub.start,
+            **sub.options,
+        )
         try:
             await asyncio.wait_for(consumer.start(), self._broker_timeout)
         except Exception as exc:
@@ -204,6 +273,10 @@ class ConsumerRunner:
             return False
         consumer.subscribe(self._topics, listener=_Rebalance(self, self._generation))
         self._consumer = consumer
+        if sub.group is None and self._rewound is None:
+            # No committed positions to go on: place every partition at the start position
+            # explicitly, so that `ready` means "every message published from now on is seen".
+            self._rewound = set()
         return True
 
     async def _close_consumer(self) -> None:
@@ -211,7 +284,10 @@ class ConsumerRunner:
         if consumer is None:
             return
         self.ready.clear()
-        monitoring.WORKER_CONSUMING.set(0)
+        if self._on_consuming is not None:
+            self._on_consuming(False)
+        if self._subscription.group is None:
+            self._rewound = None  # the next consumer places its positions again
         self._generation += 1  # callbacks the closing consumer still makes are stale
         await stop_client(consumer, "consumer")
 
@@ -306,24 +382,46 @@ class ConsumerRunner:
         self._slot_freed.set()
 
     async def _handle(self, record: ConsumerRecord) -> None:
-        for attempt in range(1, _HANDLER_RETRIES + 1):
+        try:
+            message = self._decode(record.value)
+        except (ValidationError, ValueError) as exc:
+            detail = exc.errors(include_url=False)[:3] if isinstance(exc, ValidationError) else exc
+            await self._to_dead_letter(record, "poison", f"not a valid message: {detail}")
+            return
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                await self._handler(record)
+                await self._handler(message)
                 return
             except PoisonMessage as exc:
                 await self._to_dead_letter(record, "poison", str(exc))
                 return
             except Exception as exc:
-                if attempt == _HANDLER_RETRIES:
+                if (self._retries is not None and attempt >= self._retries) or self._stopping.is_set():
                     logger.exception(
                         "record {}:{}@{} kept failing", record.topic, record.partition, record.offset
                     )
                     await self._to_dead_letter(record, "handler_failed", f"{type(exc).__name__}: {exc}")
                     return
-                logger.warning("handler failed (attempt {}): {}; retrying", attempt, exc)
-                await asyncio.sleep(0.5 * 2**attempt)
+                throttled(f"handler-{self._subscription.role}").warning(
+                    "{} handler failed (attempt {}): {}; retrying", self._subscription.role, attempt, exc
+                )
+                await self._pause(min(0.5 * 2**attempt, _RETRY_PAUSE_MAX_SECONDS))
 
     async def _to_dead_letter(self, record: ConsumerRecord, reason: str, detail: str) -> None:
+        if self._dead_letter is None:
+            # Nowhere to keep it (the hub, the webhook intake): say so and go on.
+            throttled(f"skipped-{self._subscription.role}").warning(
+                "{}: skipped record {}:{}@{} ({}): {}",
+                self._subscription.role,
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+                detail[:300],
+            )
+            return
         try:
             await self._dead_letter(record, reason, detail)
             logger.warning(
@@ -353,6 +451,8 @@ class ConsumerRunner:
             position = progress.commit_position()
             if position > progress.committed and position > 0:
                 offsets[tp] = OffsetAndMetadata(position, "")
+        if self._subscription.group is None:
+            return  # a reader without a group keeps no offsets
         if not offsets or self._consumer is None or not self._broker_available():
             return  # with the broker known to be away, a commit could only wait and fail
         # aiokafka waits for a coordinator as long as none is known.
@@ -380,6 +480,8 @@ class ConsumerRunner:
             self._broker_call_task = None
             call_task.cancel()  # a no-op once done; otherwise we are being cancelled ourselves
         if call_task.cancelled():
+            if asyncio.iscoroutine(call):
+                call.close()  # cut short before it began: no "never awaited" warning
             return "stopping"
         failure = call_task.exception()
         if failure is None:
