@@ -59,31 +59,6 @@ RUN_MODE_TO_BACKEND: dict[str, BackendName] = {
 }
 
 
-# The documentation's order: how a reader meets them, from starting the service to tuning it.
-SETTING_GROUPS: tuple[type[BaseModel], ...] = (
-    ServerSettings,
-    DatabaseSettings,
-    RedisSettings,
-    KafkaSettings,
-    WorkerSettings,
-    RequestLimitSettings,
-    LlmSettings,
-    DryrunSettings,
-    GigaChatSettings,
-    OpenAISettings,
-    CostSettings,
-    PromptSettings,
-    CallerSettings,
-    BatchSettings,
-    LiveStatusSettings,
-    OpenAISurfaceSettings,
-    WebhookSettings,
-    ConsoleSettings,
-    MetricsSettings,
-    LoggingSettings,
-)
-
-
 class Settings(
     ServerSettings,
     DatabaseSettings,
@@ -162,6 +137,13 @@ class Settings(
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+# The documentation's order (the bases' order: how a reader meets them, from starting the service to
+# tuning it); its configuration page is generated from these groups.
+SETTING_GROUPS: tuple[type[BaseModel], ...] = tuple(
+    base for base in Settings.__bases__ if issubclass(base, BaseModel) and base is not BaseSettings
+)
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ Results are cached by normalised text and input shape.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,10 @@ class Classification:
     source: str  # "local" | "llm" | "cache" | "rule"
     message: str | None = None
     scores: dict[str, float] = field(default_factory=dict)
+
+
+# Requests longer than this are scored in a thread (short ones cost less than the thread hop).
+LONG_REQUEST_CHARS = 300
 
 
 def classify_local(inp: ClassifierInput, model: Model | None = None) -> Classification:
@@ -166,7 +171,12 @@ class Classifier:
         if hit is not None:
             return hit
         key = self._key(inp)
-        local = classify_local(inp)
+        if len(inp.query_text) + len(inp.description or "") > LONG_REQUEST_CHARS:
+            # Scoring is pure Python: a request of thousands of characters takes a few hundred ms,
+            # which must not stall the event loop that serves everyone else meanwhile.
+            local = await asyncio.to_thread(classify_local, inp)
+        else:
+            local = classify_local(inp)
         if local.confidence >= self.threshold or ask is None or descriptions is None:
             self._remember(key, local)
             return local

@@ -69,11 +69,12 @@ class Purge:
         self.report.transactions += 1
         return done
 
-    async def _requests(self, cutoff: datetime, owner_id: str | None) -> None:
+    async def _purge_requests(self, lock: Callable[[AsyncSession, int], Awaitable[list[uuid.UUID]]]) -> bool:
+        """Lock, roll up and delete requests in steps of `room`; True once `lock` finds no more."""
         while (room := self._room()) > 0:
 
             async def step(session: AsyncSession, room: int = room) -> int:
-                ids = await repo.lock_finished(session, cutoff, room, owner_id)
+                ids = await lock(session, room)
                 await repo.roll_up(session, ids)
                 return await repo.delete_requests(session, ids)
 
@@ -81,23 +82,17 @@ class Purge:
             self.report.requests += done
             monitoring.PURGED_ROWS.labels("request").inc(done)
             if done < room:
-                return
+                return True
+        return False
+
+    async def _requests(self, cutoff: datetime, owner_id: str | None) -> None:
+        await self._purge_requests(lambda session, room: repo.lock_finished(session, cutoff, room, owner_id))
 
     async def _batch(self, batch_id: uuid.UUID) -> bool:
         """Its requests in small steps, then the batch with its lines and files in one."""
-        while (room := self._room()) > 0:
-
-            async def step(session: AsyncSession, room: int = room) -> int:
-                ids = await repo.lock_batch_rows(session, batch_id, room)
-                await repo.roll_up(session, ids)
-                return await repo.delete_requests(session, ids)
-
-            done = await self._step(step)
-            self.report.requests += done
-            monitoring.PURGED_ROWS.labels("request").inc(done)
-            if done < room:
-                break
-        else:
+        if not await self._purge_requests(
+            lambda session, room: repo.lock_batch_rows(session, batch_id, room)
+        ):
             return False
 
         async def remove(session: AsyncSession) -> int:
