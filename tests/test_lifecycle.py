@@ -178,11 +178,12 @@ async def test_export_round_trips(database_url: str) -> None:
 async def test_owner_routes(postgres_url: str, kafka_bootstrap: str) -> None:
     settings = make_settings(postgres_url, kafka_bootstrap)
     admin = bearer(await issue_key(settings, "admin", "admin"))
-    user_secret = await issue_key(settings, "user")
+    name = f"user-{uuid.uuid4().hex[:8]}"  # its own name: other tests' keys share this database
+    user_secret = await issue_key(settings, name)
     user = bearer(user_secret)
     async with running_service(settings, with_worker=False) as svc:
         keys = (await svc.client.get("/api/v1/keys", headers=admin)).json()
-        user_id = next(k["id"] for k in keys if k["name"] == "user")
+        user_id = next(k["id"] for k in keys if k["name"] == name)
         async with svc.sessions() as session:
             await seed_owner(session, user_id)
             await session.commit()
